@@ -1,0 +1,79 @@
+"""Shared fixtures: real data from ../shared, a small trained model, toolchain lookup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TFLMP_SHARED", REPO.parent / "shared"))
+
+
+def shared(*parts) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests need the shared data folder beside the repo "
+                    "(or TFLMP_SHARED pointing at it)")
+    return path
+
+
+def require_tool(name: str) -> str:
+    """Path of a command-line tool; skip without it, unless CI demands every toolchain."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("TFLMP_REQUIRE_TOOLCHAINS") == "1":
+            pytest.fail(f"{name} is required (TFLMP_REQUIRE_TOOLCHAINS=1) but not installed")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """Run the real ``tflmp`` entry point in a child process."""
+    return subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from tflm_pipeline.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(digits):
+    """LeNet trained briefly on digits, its QAT twin, and both int8 conversions."""
+    from tflm_pipeline import convert, qat
+    from tflm_pipeline.models import build_model
+    from tflm_pipeline.tf_env import load
+
+    _, keras, _ = load()
+    keras.utils.set_random_seed(0)
+    x, y = digits.inputs("train")
+    model = build_model("lenet", digits.preprocessing.input_shape, 10)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0)
+    qat_model = qat.quantize(model)
+    qat_model.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy",
+                      ["accuracy"])
+    qat_model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    calib = convert.representative_samples(x, 200)
+    return {"float": model, "qat": qat_model,
+            "ptq_tflite": convert.to_int8_tflite(model, calib),
+            "qat_tflite": convert.to_int8_tflite(qat_model, calib)}
+
+
+@pytest.fixture(scope="session")
+def hello_world_int8() -> bytes:
+    return shared("models", "hello_world_int8.tflite").read_bytes()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,143 @@
+"""The commands as a user runs them, in child processes, on real data slices."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, require_tool, run_cli, shared
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "lenet-digits"
+    p = run_cli("train", "--epochs", "4", "--qat-epochs", "1", "--out", run)
+    assert p.returncode == 0, p.stderr
+    return run, p
+
+
+def test_train_writes_the_whole_run(digits_run):
+    run, p = digits_run
+    report = json.loads((run / "report.json").read_text())
+    assert report["schema_version"] == 1
+    assert report["dataset"] == {**report["dataset"], "name": "digits", "train": 1258,
+                                 "val": 359, "test": 180}
+    m = report["metrics"]
+    for key in ("float", "qat_keras", "ptq_int8_tflm", "qat_int8_tflm"):
+        assert 0.5 < m[key]["accuracy"] <= 1.0, key
+        assert sum(map(sum, m[key]["confusion"])) == 180
+    assert m["selected"] in ("ptq_int8_tflm", "qat_int8_tflm")
+    selected = run / "model_int8.tflite"
+    candidate = run / ("model_qat_int8.tflite" if m["selected"] == "qat_int8_tflm"
+                       else "model_ptq_int8.tflite")
+    assert selected.read_bytes() == candidate.read_bytes()
+    model = report["model"]
+    assert model["tflite_bytes"] == selected.stat().st_size
+    assert model["params"] > 50_000 and model["arena_bytes"] > 1000
+    assert "64-bit host" in model["arena_basis"]
+    assert set(model["ops"]) >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert set(report["timings_s"]) >= {"train", "qat", "convert", "evaluate"}
+    for name in ("history.csv", "history_qat.csv", "plots/training_curves.png",
+                 "preprocessing.json", "float_best.h5", "qat_best_weights.h5"):
+        assert (run / name).stat().st_size > 0, name
+    assert list((run / "tensorboard" / "float").rglob("events.out.tfevents.*"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and "tensorflow" in manifest["packages"]
+    assert manifest["artifacts"]["model_int8.tflite"]["sha256"] == model["sha256"]
+    assert set(manifest["data_sha256"]) == {"train", "val", "test"}
+    assert not (run / "checkpoints").exists()
+    assert "selected" in p.stdout and "QAT int8 (TFLM)" in p.stdout
+
+
+def test_convert_and_verify_a_run(digits_run, tmp_path):
+    run, _ = digits_run
+    p = run_cli("convert", run / "model_int8.tflite", "--c-array", "--name", "lenet",
+                "--out", tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "c" / "lenet_model_data.cc").exists()
+    p = run_cli("verify", run, "--out", tmp_path / "v.json")
+    assert p.returncode == 0, p.stderr
+    result = json.loads((tmp_path / "v.json").read_text())
+    report = json.loads((run / "report.json").read_text())
+    selected = report["metrics"]["selected"]
+    # the harness reproduces the run's own TFLM figure on the same test split
+    assert result["metrics"]["accuracy"] == report["metrics"][selected]["accuracy"]
+    assert result["arena_bytes"] == report["model"]["arena_bytes"]
+    assert "TFLM accuracy on digits test" in p.stdout
+
+
+def test_verify_mnist_model_from_outside_a_run(digits_run, tmp_path):
+    # a digits model cannot take MNIST images: the harness says so in one line
+    run, _ = digits_run
+    p = run_cli("verify", run / "model_int8.tflite", "--dataset", "mnist", "--data-dir",
+                shared("datasets", "mnist"), "--preprocessing", tmp_path / "none.json")
+    assert p.returncode == 2
+    assert "does not exist" in p.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 10, None])
+def test_corrupt_models_give_one_line(tmp_path, hello_world_int8, content):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(hello_world_int8[:len(hello_world_int8) // 2] if content is None else content)
+    for args in (["convert", bad, "--c-array", "--out", tmp_path / "o"],
+                 ["verify", bad, "--dataset", "digits"]):
+        p = run_cli(*args)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("tflmp: error:"), p.stderr
+        assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "--resume", "/nonexistent/run"], "not a tflmp run folder"),
+    (["convert", "missing.tflite", "--c-array"], "does not exist"),
+])
+def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
+    p = run_cli(*args, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()]
+    assert message in p.stderr
+
+
+def test_resume_after_sigkill_continues_from_last_epoch(tmp_path):
+    run = tmp_path / "run"
+    epochs = 14
+    cmd = [sys.executable, "-m", "tflm_pipeline.cli", "train", "--epochs", str(epochs),
+           "--qat-epochs", "1", "--patience", "100", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "checkpoints" / "float" / "state.json"
+    deadline = time.monotonic() + 300
+    killed_after = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists():
+            epoch = json.loads(state.read_text())["epoch"]
+            if epoch >= 2:
+                proc.send_signal(signal.SIGKILL)
+                killed_after = epoch
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_after is not None and killed_after < epochs - 1, "kill came too late"
+    assert not (run / "report.json").exists()
+
+    p = run_cli("train", "--resume", run)
+    assert p.returncode == 0, p.stderr
+    assert "resuming at epoch" in p.stdout
+    with open(run / "history.csv") as f:
+        epochs_logged = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs_logged == list(range(epochs))
+    report = json.loads((run / "report.json").read_text())
+    assert report["training"]["float"]["epochs_run"] == epochs
+    assert report["metrics"]["qat_int8_tflm"]["accuracy"] > 0.8
+
+
+def test_resume_refuses_changed_options(tmp_path):
+    p = run_cli("train", "--resume", tmp_path, "--epochs", "3")
+    assert p.returncode == 2 and "drop --epochs" in p.stderr

@@ -1,0 +1,151 @@
+"""``tflmp`` command line: parses options, calls the Python API, prints results.
+
+User mistakes (:class:`TflmpError`) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import TflmpError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tflmp")
+def cli():
+    """Train, quantize and verify Keras models for TensorFlow Lite Micro."""
+
+
+@cli.command()
+@click.option("--model", default="lenet", show_default=True, help="Model from the zoo.")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits, mnist, fashion-mnist, or a path to an .npz file.")
+@click.option("--data-dir", type=click.Path(), help="Folder with the dataset's idx .gz files.")
+@click.option("--epochs", type=int, default=30, show_default=True,
+              help="Float training epochs (early stopping may end sooner).")
+@click.option("--qat-epochs", type=int, default=3, show_default=True,
+              help="Quantization-aware fine-tuning epochs; 0 = post-training quantization only.")
+@click.option("--batch-size", type=int, help="Default: chosen from the training-set size.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Learning rate.")
+@click.option("--qat-lr", type=float, help="QAT learning rate (default: lr / 10).")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam",
+              show_default=True)
+@click.option("--patience", type=int, default=8, show_default=True,
+              help="Early-stopping patience in epochs (validation accuracy).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-split", type=float, default=0.1, show_default=True,
+              help="Share of train carved out for validation when the data has no val split.")
+@click.option("--split", default="7:2:1", show_default=True,
+              help="train:val:test ratio for data given as one array pair.")
+@click.option("--workers", type=int, help="Processes for TFLM evaluation (default: all CPUs).")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/<model>-<data>-<time>).")
+@click.option("--resume", type=click.Path(), metavar="RUN_DIR",
+              help="Continue an interrupted run from its last checkpoint.")
+@click.pass_context
+def train(ctx, resume, out, **options):
+    """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""
+    from .data import parse_split
+    from .pipeline import run_training
+    from .train import TrainConfig
+
+    if resume:
+        changed = [k for k in options if ctx.get_parameter_source(k).name != "DEFAULT"]
+        if changed or out:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed + (["out"] if out else []))
+            raise TflmpError(f"--resume continues a run with its saved settings; drop {flags}")
+        report = run_training(resume=resume, command=sys.argv)
+    else:
+        options["split"] = parse_split(options["split"])
+        report = run_training(TrainConfig(**options), out, command=sys.argv)
+    _print_train_summary(report)
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--c-array", is_flag=True, help="Write <name>_model_data.h/.cc.")
+@click.option("--name", help="Model name for C identifiers and file names.")
+@click.option("--out", type=click.Path(), help="Output folder (default build/<name>).")
+@click.option("--dataset", help="Calibration data when MODEL is a Keras .h5 file.")
+@click.option("--data-dir", type=click.Path())
+def convert(model, c_array, name, out, dataset, data_dir):
+    """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
+    from .convert import convert_model
+
+    result = convert_model(model, out, name=name, c_array=c_array, dataset=dataset,
+                           data_dir=data_dir)
+    m = result["model"]
+    click.echo(f"{result['name']}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
+    for f in result["files"]:
+        click.echo(f"  wrote {f}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--dataset", help="digits, mnist, fashion-mnist or an .npz (default: the run's).")
+@click.option("--data-dir", type=click.Path())
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test"]))
+@click.option("--preprocessing", type=click.Path(),
+              help="preprocessing.json (default: the one in the model's run folder).")
+@click.option("--workers", type=int, help="Processes for TFLM (default: all CPUs).")
+@click.option("--out", type=click.Path(), help="Write the results as JSON here.")
+def verify(model, dataset, data_dir, split, preprocessing, workers, out):
+    """Run MODEL over a dataset split in the real TFLM interpreter."""
+    from .artifacts import write_json
+    from .verify import verify_model
+
+    result = verify_model(model, dataset=dataset, data_dir=data_dir, split=split,
+                          preprocessing=preprocessing, workers=workers)
+    m = result["metrics"]
+    click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
+               f"({m['n']} samples)")
+    click.echo(f"arena: {result['arena_bytes']:,} bytes ({result['arena_basis']})")
+    click.echo("confusion (rows true, columns predicted):")
+    width = max(len(str(v)) for row in m["confusion"] for v in row)
+    for label, row in zip(result["labels"], m["confusion"]):
+        click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+    if out:
+        click.echo(f"wrote {write_json(out, result)}")
+
+
+def _print_train_summary(report: dict) -> None:
+    m = report["metrics"]
+    click.echo("")
+    click.echo("accuracy on the test set:")
+    rows = [("float (Keras)", "float"), ("QAT (Keras)", "qat_keras"),
+            ("PTQ int8 (TFLM)", "ptq_int8_tflm"), ("QAT int8 (TFLM)", "qat_int8_tflm")]
+    base = m["float"]["accuracy"]
+    for title, key in rows:
+        if key in m:
+            acc = m[key]["accuracy"]
+            mark = "  <- selected" if key == m["selected"] else ""
+            click.echo(f"  {title:<17} {acc:.4f}  ({(acc - base) * 100:+.2f} pp){mark}")
+    model = report["model"]
+    click.echo(f"model_int8.tflite: {model['tflite_bytes']:,} bytes, arena "
+               f"{model['arena_bytes']:,} bytes (64-bit host), ops {', '.join(model['ops'])}")
+    t = report["timings_s"]
+    click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t['qat']:.0f}, "
+               f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
+    click.echo(f"run folder: {report['run_dir']}")
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="tflmp", standalone_mode=False)
+    except TflmpError as e:
+        click.echo(f"tflmp: error: {e}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("tflmp: interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Codegen stage: C/C++ sources generated from a model and its preprocessing."""

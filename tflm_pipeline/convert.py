@@ -1,0 +1,121 @@
+"""Convert stage: a Keras model (float or QAT) -> full-int8 TFLite bytes for TFLM.
+
+Full int8 means int8 input and output tensors and only int8 builtin kernels, with a
+fixed batch of 1 so the arena planner sees static shapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TflmpError
+from .model_info import read_model, read_model_bytes
+from .tf_env import load, quiet_native_stderr
+
+DEFAULT_CALIBRATION_SAMPLES = 500
+
+
+def representative_samples(x: np.ndarray, count: int = DEFAULT_CALIBRATION_SAMPLES,
+                           seed: int = 0) -> np.ndarray:
+    """A seeded random subset of preprocessed training inputs for calibration."""
+    if len(x) == 0:
+        raise TflmpError("no training samples for int8 calibration")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), size=min(count, len(x)), replace=False)
+    return np.asarray(x[np.sort(idx)], np.float32)
+
+
+def to_int8_tflite(model, calibration: np.ndarray) -> bytes:
+    """Convert ``model`` to a full-int8 flatbuffer calibrated on ``calibration``.
+
+    Works for float models (post-training quantization) and for TFMOT QAT models
+    (the fake-quant ranges learned in training are kept; calibration fills any gaps).
+    """
+    tf, _, _ = load()
+    if len(model.inputs) != 1:
+        raise TflmpError(f"model '{model.name}' has {len(model.inputs)} inputs; tflmp converts "
+                         "single-input models")
+    spec = tf.TensorSpec([1, *model.inputs[0].shape[1:]], tf.float32, name="input")
+    if None in spec.shape.as_list():
+        raise TflmpError(f"model input shape {model.inputs[0].shape} has unknown dimensions "
+                         "besides the batch; MCU models need a fixed input shape")
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+    def dataset():
+        for sample in calibration:
+            yield [sample[None].astype(np.float32)]
+
+    converter.representative_dataset = dataset
+    try:
+        with quiet_native_stderr():
+            flatbuffer = converter.convert()
+    except Exception as e:  # the converter raises ConverterError and friends
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TflmpError(f"TFLite conversion of '{model.name}' to int8 failed: {first}") from None
+    info = read_model(flatbuffer)
+    if not info.is_full_int8:
+        raise TflmpError(f"conversion of '{model.name}' did not give int8 inputs and outputs")
+    return bytes(flatbuffer)
+
+
+def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
+                  name: str | None = None, c_array: bool = True, dataset: str | None = None,
+                  data_dir: str | None = None) -> dict:
+    """``tflmp convert``: a ``.tflite``, a run folder, or a float Keras ``.h5`` -> files.
+
+    A Keras model is first converted to full int8, calibrated on ``dataset`` (or the
+    dataset of the run folder it sits in); the ``.tflite`` is written to ``out_dir``.
+    With ``c_array`` the model is also written as ``<name>_model_data.h/.cc``.
+    Returns the C identifier used, the model summary and the files written.
+    """
+    from .artifacts import write_bytes
+    from .codegen.c_array import c_identifier, write_c_array
+    from .train import read_run_config
+
+    source = Path(source)
+    run_config = read_run_config(source if source.is_dir() else source.parent)
+    if source.is_dir():
+        source = source / "model_int8.tflite"
+    if name is None:
+        name = run_config.model if run_config else source.stem
+    ident = c_identifier(name)
+    out_dir = Path(out_dir) if out_dir is not None else Path("build") / ident
+    files = []
+    if source.suffix in (".h5", ".hdf5", ".keras"):
+        flatbuffer = _convert_keras_file(source, dataset, data_dir, run_config)
+        files.append(write_bytes(out_dir / f"{ident}_int8.tflite", flatbuffer))
+    else:
+        flatbuffer = read_model_bytes(source)
+        if not c_array:
+            raise TflmpError(f"{source.name} is already a .tflite model; add --c-array to "
+                             "emit it as C source")
+    info = read_model(flatbuffer)
+    if c_array:
+        files += write_c_array(flatbuffer, name, out_dir, source=source.name)
+    return {"name": ident, "model": info.to_dict(), "files": [str(f) for f in files]}
+
+
+def _convert_keras_file(path: Path, dataset, data_dir, run_config) -> bytes:
+    from .data import Preprocessing, load_dataset
+    from .qat import load_float
+
+    if dataset is None:
+        if run_config is None:
+            raise TflmpError(f"converting Keras model {path.name} needs calibration data: "
+                             "pass --dataset (and --data-dir)")
+        dataset, data_dir = run_config.dataset, data_dir or run_config.data_dir
+    seed = run_config.seed if run_config else 0
+    ds = load_dataset(dataset, data_dir, seed=seed)
+    pre_path = path.parent / "preprocessing.json"
+    if pre_path.is_file():
+        ds.preprocessing = Preprocessing.load(pre_path)
+    x, _ = ds.inputs("train")
+    return to_int8_tflite(load_float(path), representative_samples(x, seed=seed))

@@ -1,0 +1,338 @@
+"""Emulate stage: run models in the real TensorFlow Lite Micro interpreter.
+
+The TFLM interpreter (``tflite-micro`` package) is what a microcontroller runs, so
+every device claim comes from here, never from the desktop ``tf.lite`` interpreter.
+TFLM can take its process down on a malformed model or a too-small arena, so it only
+ever runs in child processes (``python -m tflm_pipeline.emulate``): the caller
+survives, gets a one-line error, and both CPU cores are used.
+
+This module imports neither TensorFlow nor the TFLM runtime at import time; child
+processes start in about a quarter of a second.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TflmpError
+from .model_info import ModelInfo, TensorInfo, read_model
+from .progress import Progress
+
+# A child that reports no finished sample for this long is considered hung.
+STALL_SECONDS = 60.0
+# Fewer samples than this per extra process are not worth a process start-up.
+MIN_SAMPLES_PER_WORKER = 500
+ARENA_ALIGNMENT = 16
+MAX_ARENA = 1 << 30
+
+
+@dataclass(frozen=True)
+class ArenaSize:
+    """Smallest tensor arena with which TFLM prepares and runs the model."""
+
+    bytes: int
+    basis: str
+
+    def to_dict(self) -> dict:
+        return {"arena_bytes": self.bytes, "arena_basis": self.basis}
+
+
+def tflm_version() -> str:
+    from importlib.metadata import version
+
+    return version("tflite-micro")
+
+
+def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
+    """Float values -> the tensor's storage type (round-half-away-from-zero, saturating),
+    exactly as the generated C helper does."""
+    if not t.is_quantized:
+        return np.asarray(x, dtype=t.dtype)
+    info = np.iinfo(t.dtype)
+    q = np.round(np.asarray(x, np.float32) / np.float32(t.scales[0])) + t.zero_points[0]
+    return np.clip(q, info.min, info.max).astype(t.dtype)
+
+
+def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
+    if not t.is_quantized:
+        return np.asarray(q, np.float32)
+    return (np.asarray(q, np.float32) - t.zero_points[0]) * np.float32(t.scales[0])
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run(model: bytes, inputs: np.ndarray | list[np.ndarray], *, info: ModelInfo | None = None,
+        arena_size: int | None = None, workers: int | None = None,
+        label: str = "TFLM") -> list[np.ndarray]:
+    """Invoke TFLM once per sample; return each output tensor stacked over samples.
+
+    ``inputs`` holds one array per model input, batch axis first, already in the input
+    tensor's type (see :func:`quantize`).  Samples are split over ``workers`` child
+    processes (default: all CPUs).
+    """
+    info = info or read_model(model)
+    inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    _check_inputs(info, inputs)
+    n = len(inputs[0])
+    if arena_size is None:
+        arena_size = find_arena_size(model, info=info).bytes
+    if workers is None:
+        workers = available_cpus()
+    workers = max(1, min(workers, n // MIN_SAMPLES_PER_WORKER or 1))
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "model.tflite").write_bytes(model)
+        for i, x in enumerate(inputs):
+            np.save(tmp / f"in{i}.npy", np.ascontiguousarray(x))
+        procs = []
+        for w in range(workers):
+            cmd = [sys.executable, "-m", "tflm_pipeline.emulate", "run", str(tmp),
+                   str(len(inputs)), str(bounds[w]), str(bounds[w + 1]), str(arena_size)]
+            procs.append(_spawn(cmd))
+        _watch(procs, n, label)
+        outputs = []
+        for o in range(len(info.outputs)):
+            outputs.append(np.concatenate([np.load(tmp / f"out{o}_{bounds[w]}.npy")
+                                           for w in range(workers)]))
+    return outputs
+
+
+def find_arena_size(model: bytes, *, info: ModelInfo | None = None) -> ArenaSize:
+    """Bisect the smallest arena (16-byte steps) with which TFLM prepares and invokes.
+
+    Probes run in a child process that is restarted when a probe crashes it (a crash
+    counts as "too small").  The figure is for this 64-bit host; a 32-bit MCU needs
+    less bookkeeping (pointers are half as wide) for the same activation buffers.
+    """
+    info = info or read_model(model)
+    with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        prober = _Prober(path)
+        try:
+            hi = max(16 * 1024, _round_up(2 * max(t.nbytes for t in info.tensors)))
+            while not prober.fits(hi):
+                if hi >= MAX_ARENA:
+                    raise TflmpError(
+                        f"TFLM cannot run this model even with a {MAX_ARENA >> 20} MiB arena: "
+                        f"{prober.last_error or 'allocation failed'}")
+                hi *= 2
+            lo = 0  # known to fail (or untested at 0)
+            while hi - lo > ARENA_ALIGNMENT:
+                mid = _round_up((lo + hi) // 2)
+                if mid >= hi:
+                    break
+                if prober.fits(mid):
+                    hi = mid
+                else:
+                    lo = mid
+        finally:
+            prober.close()
+    return ArenaSize(hi, f"64-bit host, tflite-micro {tflm_version()} Python interpreter "
+                         "(a 32-bit MCU build needs less)")
+
+
+def _round_up(n: int) -> int:
+    return -(-n // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+
+
+def _check_inputs(info: ModelInfo, inputs: list[np.ndarray]) -> None:
+    if len(inputs) != len(info.inputs):
+        raise TflmpError(f"model has {len(info.inputs)} inputs, got {len(inputs)} arrays")
+    n = len(inputs[0])
+    for t, x in zip(info.inputs, inputs):
+        if len(x) != n:
+            raise TflmpError("all input arrays need the same number of samples")
+        if t.dtype is None or x.dtype != t.dtype:
+            raise TflmpError(f"input '{t.name}' is {t.type}; got {x.dtype} data "
+                             "(quantize float inputs with emulate.quantize)")
+        if tuple(x.shape[1:]) != tuple(t.shape[1:]):
+            raise TflmpError(f"input '{t.name}' has shape {list(t.shape)}, got samples of "
+                             f"shape {list(x.shape[1:])}")
+    if n == 0:
+        raise TflmpError("no samples to run")
+
+
+def _spawn(cmd) -> subprocess.Popen:
+    # stderr goes to a file: a chatty child must never block on a full pipe.
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                            text=True, bufsize=1)
+    proc.stderr_file = err
+    return proc
+
+
+def _watch(procs: list[subprocess.Popen], total: int, label: str) -> None:
+    """Follow the children's progress lines; fail clearly on a crash or a stall."""
+    progress = Progress(total, label, enabled=total >= 1000)
+    done = [0] * len(procs)
+    sel = selectors.DefaultSelector()
+    for k, p in enumerate(procs):
+        sel.register(p.stdout, selectors.EVENT_READ, k)
+    open_streams = len(procs)
+    last = time.monotonic()
+    try:
+        while open_streams:
+            events = sel.select(timeout=1.0)
+            for key, _ in events:
+                line = key.fileobj.readline()
+                if not line:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                done[key.data] = int(line)
+                last = time.monotonic()
+            progress.update(sum(done))
+            if time.monotonic() - last > STALL_SECONDS:
+                raise TflmpError(f"TFLM made no progress for {STALL_SECONDS:.0f} s and was "
+                                 "stopped; the model may be corrupt")
+        for p in procs:
+            p.wait()
+            if p.returncode != 0:
+                raise TflmpError(_failure_message(p))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            for stream in (p.stdin, p.stdout, p.stderr_file):
+                stream.close()
+        sel.close()
+    progress.close()
+
+
+def _failure_message(p: subprocess.Popen) -> str:
+    p.stderr_file.seek(0)
+    err = p.stderr_file.read().decode("utf-8", "replace")
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    detail = lines[-1] if lines else ""
+    if p.returncode < 0:
+        return (f"the TFLM interpreter crashed (signal {-p.returncode}) on this model"
+                + (f": {detail}" if detail else "") + "; the model is malformed or unsupported")
+    return f"TFLM could not run the model: {detail or f'exit code {p.returncode}'}"
+
+
+class _Prober:
+    """A child process answering 'does an arena of N bytes work?' questions."""
+
+    def __init__(self, model_path: Path):
+        self.model_path = model_path
+        self.proc = None
+        self.last_error = ""
+
+    def fits(self, size: int) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = _spawn([sys.executable, "-m", "tflm_pipeline.emulate", "probe",
+                                str(self.model_path)])
+        try:
+            self.proc.stdin.write(f"{size}\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.proc = None
+            return False
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout=STALL_SECONDS)
+        sel.close()
+        answer = self.proc.stdout.readline().strip() if ready else ""
+        if answer == "ok":
+            return True
+        if answer.startswith("fail"):
+            self.last_error = answer[5:]
+            return False
+        # Crashed (too small an arena can do that) or hung: start afresh next time.
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr_file):
+                stream.close()
+            self.proc = None
+
+
+# --- child-process side --------------------------------------------------------------
+
+def _load_interpreter(model: bytes, arena_size: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+
+
+def _child_run(tmp: str, n_inputs: int, start: int, stop: int, arena_size: int) -> None:
+    tmp = Path(tmp)
+    model = (tmp / "model.tflite").read_bytes()
+    it = _load_interpreter(model, arena_size)
+    info = read_model(model)
+    stateful = any(t.is_variable for t in info.tensors)
+    xs = [np.load(tmp / f"in{i}.npy", mmap_mode="r") for i in range(n_inputs)]
+    outs = None
+    last = time.monotonic()
+    for s in range(start, stop):
+        for i, x in enumerate(xs):
+            it.set_input(np.ascontiguousarray(x[s:s + 1]), i)
+        it.invoke()
+        if outs is None:
+            first = [np.asarray(it.get_output(o)) for o in range(len(info.outputs))]
+            outs = [np.empty((stop - start, *a.shape[1:]), a.dtype) for a in first]
+        for o, out in enumerate(outs):
+            out[s - start] = np.asarray(it.get_output(o))[0]
+        if stateful:
+            it.reset()
+        now = time.monotonic()
+        if now - last > 0.2 or s == stop - 1:
+            print(s - start + 1, flush=True)
+            last = now
+    for o, out in enumerate(outs):
+        np.save(tmp / f"out{o}_{start}.npy", out)
+
+
+def _child_probe(model_path: str) -> None:
+    model = Path(model_path).read_bytes()
+    zeros = [np.zeros((1, *t.shape[1:]), t.dtype) for t in read_model(model).inputs]
+    for line in sys.stdin:
+        size = int(line)
+        try:
+            it = _load_interpreter(model, size)
+            for i, z in enumerate(zeros):
+                it.set_input(z, i)
+            it.invoke()
+            print("ok", flush=True)
+        except RuntimeError as e:
+            print(f"fail {str(e).splitlines()[0] if str(e) else ''}", flush=True)
+
+
+def _child_main(argv: list[str]) -> int:
+    try:
+        if argv[0] == "run":
+            _child_run(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]))
+        elif argv[0] == "probe":
+            _child_probe(argv[1])
+        else:
+            return 2
+    except (RuntimeError, ValueError) as e:
+        print(str(e).splitlines()[0] if str(e) else type(e).__name__, file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,251 @@
+"""Train stage: fit a Keras model with the callbacks a long run needs, resumably.
+
+One :func:`fit` serves float training and QAT fine-tuning.  Each epoch it keeps the
+best model (by validation accuracy) and a "last" checkpoint with the optimizer and the
+callbacks' state, both written atomically, so a killed run continues from its last
+completed epoch with ``tflmp train --resume RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .artifacts import atomic_path, write_json
+from .errors import TflmpError
+from .tf_env import load
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+MONITOR = "val_accuracy"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved as ``config.json`` for --resume."""
+
+    model: str = "lenet"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int = 30
+    batch_size: int | None = None  # None: chosen from the training-set size
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    patience: int = 8
+    qat_epochs: int = 3
+    qat_lr: float | None = None  # None: lr / 10
+    seed: int = 0
+    val_split: float = 0.1
+    split: tuple[float, float, float] = (7.0, 2.0, 1.0)
+    calibration_samples: int = 500
+    workers: int | None = None
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise TflmpError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.qat_epochs < 0:
+            raise TflmpError(f"--qat-epochs must be 0 (no QAT) or more, got {self.qat_epochs}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise TflmpError(f"--batch-size must be positive, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TflmpError(f"--lr must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "split" in known:
+            known["split"] = tuple(known["split"])
+        return cls(**known)
+
+
+def read_run_config(folder: str | Path) -> TrainConfig | None:
+    """The ``config.json`` of a run folder, or None when ``folder`` is not a run."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise TflmpError(f"{path} is corrupt ({e}); start a new run") from None
+
+
+def auto_batch_size(n_train: int) -> int:
+    """Large batches keep both cores busy on big sets; small sets need more steps."""
+    if n_train >= 20_000:
+        return 128
+    if n_train >= 5_000:
+        return 64
+    return 16
+
+
+def make_optimizer(name: str, lr: float):
+    _, keras, _ = load()
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+
+
+@dataclass
+class FitResult:
+    epochs_run: int
+    best_epoch: int  # 1-based
+    best_value: float
+    stopped_early: bool
+
+
+def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
+        phase_dir: Path, history_csv: Path, best_path: Path,
+        save_best: Callable[[object, Path], None], epochs: int, batch_size: int,
+        patience: int, seed: int, tensorboard_dir: Path | None = None) -> FitResult:
+    """Train a compiled ``model``; resume from ``phase_dir`` when it holds a checkpoint.
+
+    ``save_best(model, path)`` writes the best model (float: full .h5; QAT: weights).
+    """
+    tf, keras, _ = load()
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(phase_dir)
+    initial_epoch = 0
+    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    if state is not None:
+        model.optimizer.build(model.trainable_variables)
+        ckpt.read(str(phase_dir / state["checkpoint"])).assert_existing_objects_matched()
+        initial_epoch = state["epoch"] + 1
+        _truncate_history(history_csv, initial_epoch)
+        print(f"resuming at epoch {initial_epoch + 1}/{epochs} from {phase_dir}")
+    if initial_epoch >= epochs:
+        return FitResult(initial_epoch, state["best_epoch"] + 1, state["best"], False)
+
+    x, y = train
+    ds = (tf.data.Dataset.from_tensor_slices((x, y))
+          .shuffle(len(x), seed=seed + initial_epoch, reshuffle_each_iteration=True)
+          .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    early = keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                patience=max(2, patience // 2),
+                                                min_lr=1e-6, verbose=1)
+    callbacks = [keras.callbacks.TerminateOnNaN(),
+                 keras.callbacks.CSVLogger(str(history_csv), append=state is not None),
+                 early, plateau]
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
+                                                     profile_batch=0))
+    keeper = _run_checkpoint(ckpt, phase_dir, best_path, save_best, [early, plateau], state)
+    callbacks.append(keeper)  # last: sees the other callbacks' updated state
+    history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
+                        validation_data=val, validation_batch_size=512,
+                        callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    if keeper.nan_epoch is not None:
+        where = (f"the best model (epoch {keeper.best_epoch + 1}) is kept in {best_path}"
+                 if keeper.best_epoch >= 0 else "no epoch finished cleanly")
+        raise TflmpError(f"training loss became NaN in epoch {keeper.nan_epoch + 1}; {where}; "
+                         "rerun with a lower --lr")
+    if keeper.best_epoch < 0:
+        raise TflmpError(f"no validation accuracy was recorded; check the data ({MONITOR})")
+    epochs_run = initial_epoch + len(history.epoch)
+    return FitResult(epochs_run, keeper.best_epoch + 1, keeper.best, early.stopped_epoch > 0)
+
+
+def _load_state(phase_dir: Path) -> dict | None:
+    path = phase_dir / "state.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise TflmpError(f"{path} is unreadable ({e}); delete {phase_dir} to restart "
+                         "this phase from scratch") from None
+
+
+def _truncate_history(history_csv: Path, keep_epochs: int) -> None:
+    """Drop rows of epochs the restored checkpoint has not seen (killed mid-save)."""
+    if not history_csv.exists():
+        return
+    with open(history_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < keep_epochs]
+    with atomic_path(history_csv) as tmp:
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
+def read_history(history_csv: Path) -> list[dict]:
+    if not history_csv.exists():
+        return []
+    with open(history_csv, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _run_checkpoint(ckpt, phase_dir: Path, best_path: Path, save_best, tracked, state):
+    """A Keras callback keeping the best model and the resumable last state."""
+    _, keras, _ = load()
+    names = ("wait", "best", "cooldown_counter", "stopped_epoch")
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = state["best"] if state else -math.inf
+            self.best_epoch = state["best_epoch"] if state else -1
+            self.nan_epoch = None
+
+        def on_train_begin(self, logs=None):
+            if state:  # the other callbacks reset themselves in their on_train_begin
+                for cb, saved in zip(tracked, state["callbacks"]):
+                    for k, v in saved.items():
+                        setattr(cb, k, v)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            if not math.isfinite(float(logs.get("loss", math.nan))):
+                self.nan_epoch = epoch  # weights are garbage: keep the last good state
+                return
+            value = float(logs.get(MONITOR, -math.inf))
+            if value > self.best:
+                self.best, self.best_epoch = value, epoch
+                save_best(self.model, best_path)
+            prefix = ckpt.write(str(phase_dir / f"epoch-{epoch:04d}"))
+            new_state = {"epoch": epoch, "checkpoint": os.path.basename(prefix),
+                         "best": self.best, "best_epoch": self.best_epoch,
+                         "callbacks": [{k: _plain(getattr(cb, k)) for k in names
+                                        if hasattr(cb, k)} for cb in tracked]}
+            write_json(phase_dir / "state.json", new_state)
+            for old in phase_dir.glob("epoch-*"):
+                if not old.name.startswith(new_state["checkpoint"] + "."):
+                    old.unlink()
+
+    return RunCheckpoint()
+
+
+def _plain(v):
+    v = np.asarray(v).item() if isinstance(v, (np.generic, np.ndarray)) else v
+    return float(v) if isinstance(v, float) else v
+
+
+def save_keras_model(model, path: Path) -> None:
+    """Write a full float model (architecture + weights) atomically as HDF5."""
+    with atomic_path(path) as tmp:
+        model.save(tmp, include_optimizer=False)
+
+
+def save_weights(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)

@@ -1,0 +1,97 @@
+"""``tflmp verify``: the device-emulating harness.  Runs an int8 model over a dataset
+split in the real TFLM interpreter and reports accuracy, confusion and arena."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import emulate, metrics
+from .data import Preprocessing, default_preprocessing, load_dataset
+from .errors import TflmpError
+from .model_info import ModelInfo, read_model, read_model_bytes
+from .train import read_run_config
+
+
+def evaluate_classifier(model: bytes, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+                        num_classes: int, *, info: ModelInfo | None = None,
+                        workers: int | None = None, label: str = "TFLM") -> dict:
+    """Accuracy and confusion of ``model`` in TFLM on each split of float inputs.
+
+    All splits run in one pass over the CPU cores; the smallest working arena is
+    measured first and reported under ``"arena"``.
+    """
+    info = info or read_model(model)
+    _check_classifier(info, num_classes)
+    arena = emulate.find_arena_size(model, info=info)
+    x_all = np.concatenate([x for x, _ in splits.values()])
+    _check_input_shape(info, x_all.shape[1:])
+    x_all = x_all.reshape((-1, *info.inputs[0].shape[1:]))
+    out = emulate.run(model, emulate.quantize(x_all, info.inputs[0]), info=info,
+                      arena_size=arena.bytes, workers=workers, label=label)[0]
+    scores = emulate.dequantize(out, info.outputs[0])
+    result, start = {"arena": arena}, 0
+    for name, (x, y) in splits.items():
+        result[name] = metrics.classification(y, scores[start:start + len(x)], num_classes)
+        start += len(x)
+    return result
+
+
+def verify_model(model_path: str | Path, *, dataset: str | None = None,
+                 data_dir: str | None = None, preprocessing: str | Path | None = None,
+                 split: str = "test", workers: int | None = None) -> dict:
+    """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
+
+    Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
+    run folder holding the model, else the dataset's default.
+    """
+    model_path = Path(model_path)
+    run_dir = model_path if model_path.is_dir() else model_path.parent
+    if model_path.is_dir():
+        model_path = model_path / "model_int8.tflite"
+    config = read_run_config(run_dir)
+    if dataset is None:
+        if config is None:
+            raise TflmpError("--dataset is required for a model outside a tflmp run folder")
+        dataset, data_dir = config.dataset, data_dir or config.data_dir
+    model = read_model_bytes(model_path)
+    info = read_model(model)
+    pre_path = Path(preprocessing) if preprocessing else run_dir / "preprocessing.json"
+    pre = Preprocessing.load(pre_path) if pre_path.is_file() else default_preprocessing(dataset)
+    if preprocessing and not pre_path.is_file():
+        raise TflmpError(f"--preprocessing {pre_path} does not exist")
+    # Inside a run folder, rebuild exactly the run's splits.
+    split_args = ({"seed": config.seed, "split": config.split, "val_fraction": config.val_split}
+                  if config else {})
+    ds = load_dataset(dataset, data_dir, **split_args)
+    if pre is not None:
+        ds.preprocessing = pre
+    if split not in ("train", "val", "test"):
+        raise TflmpError(f"--split must be train, val or test, got '{split}'")
+    x, y = ds.inputs(split)
+    result = evaluate_classifier(model, {split: (x, y)}, ds.preprocessing.num_classes,
+                                 info=info, workers=workers, label=f"TFLM {split}")
+    return {
+        "model": str(model_path), "sha256": info.sha256, "tflite_bytes": info.size,
+        "dataset": ds.summary()["name"], "split": split, "samples": int(len(y)),
+        "labels": ds.preprocessing.labels, "ops": info.op_names,
+        "metrics": result[split], **result["arena"].to_dict(),
+    }
+
+
+def _check_classifier(info: ModelInfo, num_classes: int) -> None:
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise TflmpError(f"the model has {len(info.inputs)} inputs and {len(info.outputs)} "
+                         "outputs; classification needs one of each")
+    out = info.outputs[0]
+    if int(np.prod(out.shape)) != num_classes:
+        raise TflmpError(f"the model outputs {list(out.shape)} values but the dataset has "
+                         f"{num_classes} classes; is it the right model for this dataset?")
+
+
+def _check_input_shape(info: ModelInfo, sample_shape) -> None:
+    want = tuple(info.inputs[0].shape[1:])
+    if int(np.prod(want)) != int(np.prod(sample_shape)):
+        raise TflmpError(f"the model expects inputs of shape {list(want)} but the data gives "
+                         f"{list(sample_shape)}; pass the dataset the model was trained on")
