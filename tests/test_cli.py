@@ -71,13 +71,25 @@ def test_convert_and_verify_a_run(digits_run, tmp_path):
     assert "TFLM accuracy on digits test" in p.stdout
 
 
-def test_verify_mnist_model_from_outside_a_run(digits_run, tmp_path):
-    # a digits model cannot take MNIST images: the harness says so in one line
+def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path):
+    run, _ = digits_run
+    p = run_cli("convert", run / "float_best.h5", "--c-array", "--out", tmp_path)
+    assert p.returncode == 0, p.stderr
+    from tflm_pipeline.model_info import read_model
+
+    info = read_model(tmp_path / "lenet_int8.tflite")
+    assert info.is_full_int8 and info.inputs[0].shape == (1, 8, 8, 1)
+    assert (tmp_path / "lenet_model_data.h").exists()
+
+
+def test_verify_refuses_data_the_model_cannot_take(digits_run, tmp_path):
     run, _ = digits_run
     p = run_cli("verify", run / "model_int8.tflite", "--dataset", "mnist", "--data-dir",
-                shared("datasets", "mnist"), "--preprocessing", tmp_path / "none.json")
-    assert p.returncode == 2
-    assert "does not exist" in p.stderr
+                shared("datasets", "mnist"))
+    assert p.returncode == 2, p.stderr
+    assert "expects inputs of shape [8, 8, 1] but the data gives [28, 28, 1]" in p.stderr
+    p = run_cli("verify", run, "--preprocessing", tmp_path / "none.json")
+    assert p.returncode == 2 and "does not exist" in p.stderr
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 10, None])

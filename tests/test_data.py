@@ -31,6 +31,22 @@ def test_mnist_idx_files_with_carved_validation():
         "mnist", shared("datasets", "mnist")).fingerprint()["test"]
 
 
+def test_mnist_from_the_keras_cache(tmp_path, monkeypatch, rng):
+    cache = tmp_path / ".keras" / "datasets"
+    cache.mkdir(parents=True)
+    x = rng.integers(0, 255, size=(120, 28, 28), dtype=np.uint8)
+    y = np.arange(120) % 10
+    np.savez(cache / "mnist.npz", x_train=x[:100], y_train=y[:100], x_test=x[100:],
+             y_test=y[100:])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ds = load_dataset("mnist")
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (90, 10, 20)
+    assert ds.preprocessing.input_shape == (28, 28, 1) and ds.name == "mnist"
+    monkeypatch.setenv("HOME", str(tmp_path / "empty"))
+    with pytest.raises(TflmpError, match="pass --data-dir"):
+        load_dataset("mnist")
+
+
 def test_fashion_mnist_labels():
     ds = load_dataset("fashion-mnist", shared("datasets", "fashion-mnist"))
     assert ds.preprocessing.labels[9] == "Ankle boot"

@@ -45,7 +45,13 @@ class Preprocessing:
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Raw samples (N, ...) -> float32 model inputs (N, *input_shape)."""
-        x = np.asarray(raw).reshape((-1, *self.input_shape)).astype(np.float32)
+        raw = np.asarray(raw)
+        size = int(np.prod(self.input_shape))
+        if raw.ndim == 0 or int(np.prod(raw.shape[1:])) != size:
+            raise TflmpError(f"samples of shape {list(raw.shape[1:])} do not fit the input "
+                             f"shape {list(self.input_shape)} of this preprocessing "
+                             f"({self.dataset}); use the data the model was trained on")
+        x = raw.reshape((-1, *self.input_shape)).astype(np.float32)
         return x * np.float32(self.scale) + np.float32(self.offset)
 
     @property

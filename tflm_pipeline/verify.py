@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import emulate, metrics
-from .data import Preprocessing, default_preprocessing, load_dataset
+from .data import Preprocessing, load_dataset
 from .errors import TflmpError
 from .model_info import ModelInfo, read_model, read_model_bytes
 from .train import read_run_config
@@ -51,22 +51,23 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     if model_path.is_dir():
         model_path = model_path / "model_int8.tflite"
     config = read_run_config(run_dir)
+    same_data = config is not None and dataset in (None, config.dataset)
     if dataset is None:
         if config is None:
             raise TflmpError("--dataset is required for a model outside a tflmp run folder")
         dataset, data_dir = config.dataset, data_dir or config.data_dir
     model = read_model_bytes(model_path)
     info = read_model(model)
-    pre_path = Path(preprocessing) if preprocessing else run_dir / "preprocessing.json"
-    pre = Preprocessing.load(pre_path) if pre_path.is_file() else default_preprocessing(dataset)
-    if preprocessing and not pre_path.is_file():
-        raise TflmpError(f"--preprocessing {pre_path} does not exist")
-    # Inside a run folder, rebuild exactly the run's splits.
+    # Inside a run folder and on its data, rebuild exactly the run's splits.
     split_args = ({"seed": config.seed, "split": config.split, "val_fraction": config.val_split}
-                  if config else {})
+                  if same_data else {})
     ds = load_dataset(dataset, data_dir, **split_args)
-    if pre is not None:
-        ds.preprocessing = pre
+    if preprocessing is not None:
+        if not Path(preprocessing).is_file():
+            raise TflmpError(f"--preprocessing {preprocessing} does not exist")
+        ds.preprocessing = Preprocessing.load(preprocessing)
+    elif same_data and (run_dir / "preprocessing.json").is_file():
+        ds.preprocessing = Preprocessing.load(run_dir / "preprocessing.json")
     if split not in ("train", "val", "test"):
         raise TflmpError(f"--split must be train, val or test, got '{split}'")
     x, y = ds.inputs(split)
