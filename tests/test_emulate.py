@@ -54,14 +54,16 @@ def test_parallel_run_equals_per_sample_loop(trained_lenet, digits):
         np.testing.assert_array_equal(it.get_output(0)[0], both[i])
 
 
-def test_quantize_matches_tflite_rounding(hello_world_int8):
-    t = read_model(hello_world_int8).inputs[0]
-    s, z = t.scales[0], t.zero_points[0]
-    x = np.array([0.0, s * 0.5, -s * 0.5, s * 1.5, 1e9, -1e9], np.float32)
+def test_quantize_rounds_half_away_from_zero_and_saturates():
+    from tflm_pipeline.model_info import TensorInfo
+
+    t = TensorInfo(0, "x", "INT8", (1, 6), None, scales=(0.5,), zero_points=(3,))
+    x = np.array([0.0, 0.25, -0.25, 0.75, 1e9, -1e9], np.float32)
     q = emulate.quantize(x, t)
     assert q.dtype == np.int8
-    assert q[0] == z and q[4] == 127 and q[5] == -128
-    np.testing.assert_allclose(emulate.dequantize(q[:1], t), [0.0])
+    # std::round semantics (NumPy's own np.round would give 0, -0, 2 for the middle three)
+    assert q.tolist() == [3, 4, 2, 5, 127, -128]
+    np.testing.assert_allclose(emulate.dequantize(q[:4], t), [0.0, 0.5, -0.5, 1.0])
 
 
 def test_crash_in_tflm_is_contained(hello_world_int8):

@@ -53,19 +53,21 @@ def tflm_version() -> str:
 
 
 def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
-    """Float values -> the tensor's storage type (round-half-away-from-zero, saturating),
-    exactly as the generated C helper does."""
+    """Float values -> the tensor's storage type, as TFLite does: float32 division by the
+    scale, rounding half away from zero (``std::round``), zero point, saturation.  The
+    generated C helper computes the same."""
     if not t.is_quantized:
         return np.asarray(x, dtype=t.dtype)
     info = np.iinfo(t.dtype)
-    q = np.round(np.asarray(x, np.float32) / np.float32(t.scales[0])) + t.zero_points[0]
+    v = np.asarray(x, np.float32) / np.float32(t.scales[0])
+    q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)) + t.zero_points[0]
     return np.clip(q, info.min, info.max).astype(t.dtype)
 
 
 def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
     if not t.is_quantized:
         return np.asarray(q, np.float32)
-    return (np.asarray(q, np.float32) - t.zero_points[0]) * np.float32(t.scales[0])
+    return (np.asarray(q, np.int32) - t.zero_points[0]).astype(np.float32) * np.float32(t.scales[0])
 
 
 def available_cpus() -> int:
@@ -145,6 +147,43 @@ def find_arena_size(model: bytes, *, info: ModelInfo | None = None) -> ArenaSize
             prober.close()
     return ArenaSize(hi, f"64-bit host, tflite-micro {tflm_version()} Python interpreter "
                          "(a 32-bit MCU build needs less)")
+
+
+@dataclass(frozen=True)
+class HostAllocations:
+    """What TFLM's RecordingMicroAllocator reports on this host after one invoke."""
+
+    head: int  # non-persistent: the memory planner's activation buffers
+    tail: int  # persistent: tensors' bookkeeping, node structs, kernel data
+    categories: dict  # name -> {"used": bytes, "requested": bytes, "count": n}
+
+
+def recorded_allocations(model: bytes, arena_size: int) -> HostAllocations:
+    """Run TFLM once in a child process and parse its allocation report."""
+    import re
+
+    with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        proc = _spawn([sys.executable, "-m", "tflm_pipeline.emulate", "allocations", str(path),
+                       str(arena_size)])
+        try:
+            proc.communicate(timeout=STALL_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode != 0:
+            raise TflmpError(_failure_message(proc))
+        proc.stderr_file.seek(0)
+        text = proc.stderr_file.read().decode("utf-8", "replace")
+        proc.stderr_file.close()
+    sizes = dict(re.findall(r"Arena allocation (head|tail) (\d+) bytes", text))
+    categories = {m[0]: {"used": int(m[1]), "requested": int(m[2]), "count": int(m[3])}
+                  for m in re.findall(r"'([^']+)' used (\d+) bytes with alignment overhead "
+                                      r"\(requested (\d+) bytes for (\d+)", text)}
+    if "head" not in sizes:
+        raise TflmpError("the TFLM runtime printed no allocation report")
+    return HostAllocations(int(sizes["head"]), int(sizes["tail"]), categories)
 
 
 def _round_up(n: int) -> int:
@@ -320,9 +359,21 @@ def _child_probe(model_path: str) -> None:
             print(f"fail {str(e).splitlines()[0] if str(e) else ''}", flush=True)
 
 
+def _child_allocations(model_path: str, arena_size: int) -> None:
+    model = Path(model_path).read_bytes()
+    it = _load_interpreter(model, arena_size)
+    for i, t in enumerate(read_model(model).inputs):
+        it.set_input(np.zeros((1, *t.shape[1:]), t.dtype), i)
+    it.invoke()
+    sys.stderr.flush()
+    it.print_allocations()  # C++ writes the report to file descriptor 2
+
+
 def _child_main(argv: list[str]) -> int:
     try:
-        if argv[0] == "run":
+        if argv[0] == "allocations":
+            _child_allocations(argv[1], int(argv[2]))
+        elif argv[0] == "run":
             _child_run(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]))
         elif argv[0] == "probe":
             _child_probe(argv[1])
