@@ -25,6 +25,7 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/models/lenet.py", "tflm_pipeline/firmware/__init__.py",
                      "tflm_pipeline/firmware/model/model_data.cc.j2",
                      "tflm_pipeline/firmware/model/model_data.h.j2",
+                     "tflm_pipeline/firmware/tflm_ops.json",
                      "tflm_pipeline/codegen/c_array.py"):
         assert expected in names, expected
     assert not any(n.startswith(("models/", "firmware/", "tests/")) for n in names)

@@ -73,11 +73,14 @@ def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
 
     A Keras model is first converted to full int8, calibrated on ``dataset`` (or the
     dataset of the run folder it sits in); the ``.tflite`` is written to ``out_dir``.
-    With ``c_array`` the model is also written as ``<name>_model_data.h/.cc``.
+    With ``c_array`` the model is written as C sources: ``<name>_model_data.h/.cc``,
+    ``<name>_model_settings.h`` and ``<name>_op_resolver.h``.
     Returns the C identifier used, the model summary and the files written.
     """
     from .artifacts import write_bytes
-    from .codegen.c_array import c_identifier, write_c_array
+    from .codegen import write_model_sources
+    from .codegen.c_array import c_identifier
+    from .data import Preprocessing
     from .train import read_run_config
 
     source = Path(source)
@@ -99,7 +102,10 @@ def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
                              "emit it as C source")
     info = read_model(flatbuffer)
     if c_array:
-        files += write_c_array(flatbuffer, name, out_dir, source=source.name)
+        pre_path = source.parent / "preprocessing.json"
+        pre = Preprocessing.load(pre_path) if pre_path.is_file() else None
+        files += write_model_sources(flatbuffer, info, name, out_dir, preprocessing=pre,
+                                     source=source.name)
     return {"name": ident, "model": info.to_dict(), "files": [str(f) for f in files]}
 
 

@@ -1,0 +1,132 @@
+"""Settings header and op resolver: real compilers, numbers checked against NumPy/TFLite.
+
+CI has no TFLM source tree (it is never committed here), so the resolver header is
+compiled against a declaration shim generated from firmware/tflm_ops.json: the class
+and methods each TFLM tree declares.  That proves the generated code is valid C++ that
+calls only methods the target's tree has; `tflmp firmware --check --tflm-dir` compiles
+the same files against a real tree.
+"""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool, shared
+from tflm_pipeline import emulate
+from tflm_pipeline.codegen import write_model_sources
+from tflm_pipeline.codegen.op_resolver import op_tables, registrations, write_op_resolver
+from tflm_pipeline.data import Preprocessing
+from tflm_pipeline.errors import TflmpError
+from tflm_pipeline.model_info import read_model
+
+# Ops the TFLM examples register for these models (examples/*/main_functions.cc).
+EXAMPLE_RESOLVERS = {
+    "hello_world_int8.tflite": ["AddFullyConnected"],
+    "micro_speech_quantized.tflite": ["AddReshape", "AddDepthwiseConv2D", "AddFullyConnected",
+                                      "AddSoftmax"],
+    "person_detect.tflite": ["AddDepthwiseConv2D", "AddConv2D", "AddAveragePool2D",
+                             "AddReshape", "AddSoftmax"],
+}
+
+
+def write_shim(root, tree):
+    """Declarations of the TFLM API the generated headers use, for one tree."""
+    tables = op_tables()
+    t = tables["trees"][tree]
+    methods = [m for op, m in tables["builtin_methods"].items() if op not in t["missing_builtins"]]
+    methods += [tables["custom_methods"][c] for c in t["custom_ops"]]
+    micro = root / "tensorflow" / "lite" / "micro"
+    micro.mkdir(parents=True, exist_ok=True)
+    (micro / "micro_log.h").write_text(
+        "#pragma once\nvoid MicroPrintf(const char* format, ...);\n")
+    decls = "\n".join(f"  TfLiteStatus {m}();" for m in methods)
+    (micro / "micro_mutable_op_resolver.h").write_text(
+        "#pragma once\ntypedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\n"
+        "namespace tflite {\ntemplate <unsigned int tOpCount>\n"
+        f"class MicroMutableOpResolver {{\n public:\n{decls}\n}};\n}}\n")
+
+
+@pytest.mark.parametrize("name, methods", EXAMPLE_RESOLVERS.items())
+def test_resolver_registers_what_the_examples_register(name, methods):
+    info = read_model(shared("models", name))
+    assert [r.method for r in registrations(info)] == methods
+
+
+@pytest.mark.parametrize("cc", ["g++", "arm-none-eabi-g++"])
+@pytest.mark.parametrize("tree", ["upstream-2026", "chirale-2.0.0"])
+def test_generated_sources_compile(tmp_path, cc, tree):
+    require_tool(cc)
+    model = shared("models", "person_detect.tflite").read_bytes()
+    out = tmp_path / "gen"
+    pre = Preprocessing("vww", (96, 96, 1), "uint8", 1 / 255, 0.0, ["no person", 'per"son'])
+    write_model_sources(model, read_model(model), "person detect", out, preprocessing=pre,
+                        tree=tree)
+    shim = tmp_path / "shim"
+    write_shim(shim, tree)
+    main = tmp_path / "main.cc"
+    main.write_text(
+        '#include "person_detect_model_data.h"\n#include "person_detect_model_settings.h"\n'
+        '#include "person_detect_op_resolver.h"\n'
+        "int use(PersonDetectOpResolver& r) {\n"
+        "  return PersonDetectRegisterOps(r) + person_detect_input_quantize(0.5f)\n"
+        "         + (int)person_detect_output_dequantize(3) + PERSON_DETECT_INPUT_ELEMENTS\n"
+        "         + (int)person_detect_model_data_len + (int)sizeof(person_detect_labels);\n}\n")
+    flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
+    for src in (main, out / "person_detect_model_data.cc"):
+        subprocess.run([cc, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-c", str(src),
+                        "-I", str(out), "-I", str(shim), "-o", str(src.with_suffix(".o")),
+                        *flags], check=True)
+    header = (out / "person_detect_op_resolver.h").read_text()
+    assert "MicroMutableOpResolver<kPersonDetectOpCount>" in header
+    assert "kPersonDetectOpCount = 5;" in header and header.count("!= kTfLiteOk") == 5
+
+
+def test_settings_helpers_match_numpy(tmp_path, hello_world_int8, rng):
+    require_tool("gcc")
+    info = read_model(hello_world_int8)
+    pre = Preprocessing("sine", (1,), "float32", 0.5, 0.25, ["y"])
+    write_model_sources(hello_world_int8, info, "hello", tmp_path, preprocessing=pre)
+    prog = tmp_path / "q.c"
+    prog.write_text(
+        '#include <stdio.h>\n#include "hello_model_settings.h"\n'
+        "int main(void) { float x; int q;\n"
+        '  while (scanf("%f %d", &x, &q) == 2)\n'
+        '    printf("%d %d %.9g\\n", hello_input_quantize(x), hello_input_from_raw(x),\n'
+        "           hello_output_dequantize((int8_t)q));\n  return 0; }\n")
+    exe = tmp_path / "q"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Werror", str(prog), "-I", str(tmp_path),
+                    "-o", str(exe), "-lm"], check=True)
+    t_in, t_out = info.inputs[0], info.outputs[0]
+    s = np.float32(t_in.scales[0])
+    # random values plus exact ties (k + 0.5) * scale, which NumPy's round gets wrong
+    x = np.concatenate([rng.normal(0, 3, 3000), (np.arange(-300, 300) + 0.5) * s,
+                        [1e6, -1e6]]).astype(np.float32)
+    q = rng.integers(-128, 128, len(x))
+    text = "\n".join(f"{v!r} {int(k)}" for v, k in zip(x.tolist(), q)) + "\n"
+    out = subprocess.run([str(exe)], input=text, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    got = np.array([ln.split() for ln in out if ln], dtype=np.float64)
+    np.testing.assert_array_equal(got[:, 0], emulate.quantize(x, t_in))
+    np.testing.assert_array_equal(got[:, 1], emulate.quantize(x * np.float32(0.5)
+                                                              + np.float32(0.25), t_in))
+    np.testing.assert_allclose(got[:, 2], emulate.dequantize(q.astype(np.int8), t_out),
+                               rtol=1e-7)
+
+
+def test_unsupported_op_is_an_error_before_anything_is_written(tmp_path):
+    # chirale's TFLM (2023) lacks the Signal ops the audio preprocessor uses
+    audio = read_model(shared("models", "audio_preprocessor_int8.tflite"))
+    with pytest.raises(TflmpError, match="op SignalWindow is not implemented by TFLM in "
+                                         "chirale-2.0.0"):
+        write_op_resolver(audio, "audio", tmp_path, tree="chirale-2.0.0")
+    assert not list(tmp_path.iterdir())
+
+
+def test_op_table_is_consistent():
+    tables = op_tables()
+    for tree in tables["trees"].values():
+        assert set(tree["missing_builtins"]) <= set(tables["builtin_methods"])
+        assert set(tree["custom_ops"]) <= set(tables["custom_methods"])
+    assert json.dumps(tables)  # plain JSON, shipped as package data
