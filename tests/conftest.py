@@ -40,6 +40,24 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A real `tflmp train` run on digits (float + 1 QAT epoch)."""
+    run = tmp_path_factory.mktemp("runs") / "lenet-digits"
+    p = run_cli("train", "--epochs", "4", "--qat-epochs", "1", "--out", run)
+    assert p.returncode == 0, p.stderr
+    return run, p
+
+
+@pytest.fixture(scope="session")
+def digits_ptq_run(tmp_path_factory):
+    """A post-training-quantization run: its Dense layers are per-channel int8."""
+    run = tmp_path_factory.mktemp("runs") / "ptq"
+    p = run_cli("train", "--epochs", "3", "--qat-epochs", "0", "--out", run)
+    assert p.returncode == 0, p.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
 def digits():
     from tflm_pipeline.data import load_dataset
 

@@ -13,14 +13,6 @@ import pytest
 from conftest import REPO, require_tool, run_cli, shared
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "lenet-digits"
-    p = run_cli("train", "--epochs", "4", "--qat-epochs", "1", "--out", run)
-    assert p.returncode == 0, p.stderr
-    return run, p
-
-
 def test_train_writes_the_whole_run(digits_run):
     run, p = digits_run
     report = json.loads((run / "report.json").read_text())

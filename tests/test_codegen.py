@@ -1,19 +1,18 @@
 """Settings header and op resolver: real compilers, numbers checked against NumPy/TFLite.
 
-CI has no TFLM source tree (it is never committed here), so the resolver header is
-compiled against a declaration shim generated from firmware/tflm_ops.json: the class
-and methods each TFLM tree declares.  That proves the generated code is valid C++ that
-calls only methods the target's tree has; `tflmp firmware --check --tflm-dir` compiles
-the same files against a real tree.
+The resolver header is compiled against tflm_shim (declarations of each tree's API);
+see there why.
 """
 
 import json
+import re
 import subprocess
 
 import numpy as np
 import pytest
 
 from conftest import require_tool, shared
+from tflm_shim import write_shim
 from tflm_pipeline import emulate
 from tflm_pipeline.codegen import write_model_sources
 from tflm_pipeline.codegen.op_resolver import op_tables, registrations, write_op_resolver
@@ -31,27 +30,29 @@ EXAMPLE_RESOLVERS = {
 }
 
 
-def write_shim(root, tree):
-    """Declarations of the TFLM API the generated headers use, for one tree."""
-    tables = op_tables()
-    t = tables["trees"][tree]
-    methods = [m for op, m in tables["builtin_methods"].items() if op not in t["missing_builtins"]]
-    methods += [tables["custom_methods"][c] for c in t["custom_ops"]]
-    micro = root / "tensorflow" / "lite" / "micro"
-    micro.mkdir(parents=True, exist_ok=True)
-    (micro / "micro_log.h").write_text(
-        "#pragma once\nvoid MicroPrintf(const char* format, ...);\n")
-    decls = "\n".join(f"  TfLiteStatus {m}();" for m in methods)
-    (micro / "micro_mutable_op_resolver.h").write_text(
-        "#pragma once\ntypedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\n"
-        "namespace tflite {\ntemplate <unsigned int tOpCount>\n"
-        f"class MicroMutableOpResolver {{\n public:\n{decls}\n}};\n}}\n")
-
-
 @pytest.mark.parametrize("name, methods", EXAMPLE_RESOLVERS.items())
 def test_resolver_registers_what_the_examples_register(name, methods):
     info = read_model(shared("models", name))
     assert [r.method for r in registrations(info)] == methods
+
+
+# The arenas the TFLM examples hard-code (smallest across their trees).
+EXAMPLE_ARENAS = {"hello_world_int8.tflite": 2000, "micro_speech_quantized.tflite": 10 * 1024,
+                  "person_detect.tflite": 136 * 1024}
+
+
+@pytest.mark.parametrize("name, hand_picked", EXAMPLE_ARENAS.items())
+def test_example_models_get_arenas_at_or_below_the_hand_picked_ones(tmp_path, name, hand_picked):
+    from tflm_pipeline import arena
+
+    model = shared("models", name).read_bytes()
+    info = read_model(model)
+    write_model_sources(model, info, "m", tmp_path)
+    text = (tmp_path / "m_model_settings.h").read_text()
+    derived = int(re.search(r"#define M_ARENA_BYTES (\d+)", text).group(1))
+    assert derived == arena.estimate(info, "tflm-2026").bytes
+    assert arena.estimate(info, "tflm-2026").exact
+    assert 0 < derived <= hand_picked
 
 
 @pytest.mark.parametrize("cc", ["g++", "arm-none-eabi-g++"])

@@ -29,6 +29,8 @@ def test_greedy_planner_reuses_dead_buffers():
     offsets = memory_plan._greedy_offsets([(112, 0, 1), (48, 1, 2), (112, 2, 3)])
     assert offsets == [0, 112, 0]
     assert memory_plan._greedy_offsets([(16, 0, 0), (32, 0, 0)]) == [32, 0]
+    # equal sizes: the later buffer is placed first, as TFLM's reverse-filled sort does
+    assert memory_plan._greedy_offsets([(16, 0, 0), (16, 0, 0)]) == [16, 0]
 
 
 def test_peak_and_live_tensors(hello_world_int8):

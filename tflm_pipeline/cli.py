@@ -70,16 +70,81 @@ def train(ctx, resume, out, **options):
 @click.option("--out", type=click.Path(), help="Output folder (default build/<name>).")
 @click.option("--dataset", help="Calibration data when MODEL is a Keras .h5 file.")
 @click.option("--data-dir", type=click.Path())
-def convert(model, c_array, name, out, dataset, data_dir):
+@click.option("--target", "target_name", metavar="TARGET",
+              help="Write a firmware project for TARGET instead (as 'tflmp firmware').")
+def convert(model, c_array, name, out, dataset, data_dir, target_name):
     """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
     from .convert import convert_model
 
+    if target_name:
+        _write_firmware(model, target_name, out, name)
+        return
     result = convert_model(model, out, name=name, c_array=c_array, dataset=dataset,
                            data_dir=data_dir)
     m = result["model"]
     click.echo(f"{result['name']}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
     for f in result["files"]:
         click.echo(f"  wrote {f}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path())
+@click.option("--target", "target_name", required=True, metavar="TARGET",
+              help="arduino-nano33ble, esp32, esp-idf or platformio.")
+@click.option("--out", type=click.Path(), help="Project folder (default RUN/firmware/TARGET).")
+@click.option("--name", help="Model name for C identifiers and file names.")
+@click.option("--check", is_flag=True,
+              help="Compile against --tflm-dir and run the golden self-test (host, QEMU M4).")
+@click.option("--tflm-dir", type=click.Path(), help="TFLM source tree for --check.")
+@click.option("--no-qemu", is_flag=True, help="With --check: host only.")
+def firmware(source, target_name, out, name, check, tflm_dir, no_qemu):
+    """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
+    if check and not tflm_dir:
+        raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
+                         "your Arduino TFLM library, or esp-tflite-micro)")
+    project = _write_firmware(source, target_name, out, name)
+    if check:
+        from .firmware_check import check_project
+
+        failed = False
+        for r in check_project(project.out_dir, tflm_dir, qemu=False if no_qemu else None):
+            used = (f"arena_used_bytes {r.arena_used_bytes:,} of {r.arena_bytes:,}"
+                    if r.arena_used_bytes is not None else "no arena report")
+            click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}, {used}")
+            if not r.passed:
+                failed = True
+                click.echo("  " + "\n  ".join(r.output.splitlines()[-8:]))
+        if failed:
+            raise TflmpError("the generated firmware failed its self-test against that TFLM tree")
+
+
+@cli.command()
+@click.argument("project", type=click.Path())
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@click.option("--env", help="PlatformIO environment (board) to build and upload.")
+@click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
+def flash(project, port, env, dry_run):
+    """Build and upload a project written by 'tflmp firmware'."""
+    import shlex
+
+    from .flash import flash as run_flash
+
+    for cmd in run_flash(project, port, env=env, dry_run=dry_run):
+        click.echo(shlex.join(cmd))
+
+
+def _write_firmware(source, target_name, out, name):
+    from .codegen.project import generate
+
+    project = generate(source, target_name, out, name=name)
+    a = project.arena
+    click.echo(f"{project.target} project for {project.name} in {project.out_dir}")
+    click.echo(f"  arena {a.bytes:,} bytes for a 32-bit MCU ({a.planned:,} activations + "
+               f"{a.bookkeeping:,} bookkeeping){'' if a.exact else ' (estimated)'}")
+    for note in project.notes:
+        click.echo(f"  note: {note}")
+    click.echo(f"  {len(project.files)} files; build and flash: see {project.out_dir}/README.md")
+    return project
 
 
 @cli.command()

@@ -27,11 +27,14 @@ def representative_samples(x: np.ndarray, count: int = DEFAULT_CALIBRATION_SAMPL
     return np.asarray(x[np.sort(idx)], np.float32)
 
 
-def to_int8_tflite(model, calibration: np.ndarray) -> bytes:
+def to_int8_tflite(model, calibration: np.ndarray, *, per_channel_dense: bool = True) -> bytes:
     """Convert ``model`` to a full-int8 flatbuffer calibrated on ``calibration``.
 
     Works for float models (post-training quantization) and for TFMOT QAT models
     (the fake-quant ranges learned in training are kept; calibration fills any gaps).
+    ``per_channel_dense=False`` gives FULLY_CONNECTED weights one scale, for TFLM
+    releases older than September 2024 that silently compute per-channel Dense layers
+    with the first channel's scale.
     """
     tf, _, _ = load()
     if len(model.inputs) != 1:
@@ -48,6 +51,8 @@ def to_int8_tflite(model, calibration: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = (
+        not per_channel_dense)
 
     def dataset():
         for sample in calibration:
@@ -63,65 +68,69 @@ def to_int8_tflite(model, calibration: np.ndarray) -> bytes:
     info = read_model(flatbuffer)
     if not info.is_full_int8:
         raise TflmpError(f"conversion of '{model.name}' did not give int8 inputs and outputs")
+    if not per_channel_dense and per_channel_dense_layers(info):
+        raise TflmpError(f"conversion of '{model.name}' kept per-channel Dense weights")
     return bytes(flatbuffer)
+
+
+def per_channel_dense_layers(info) -> list[int]:
+    """Indices of FULLY_CONNECTED ops whose weights carry more than one scale."""
+    return [op.index for op in info.operators if op.name == "FULLY_CONNECTED"
+            and len(op.inputs) > 1 and len(info.tensors[op.inputs[1]].scales) > 1]
 
 
 def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
                   name: str | None = None, c_array: bool = True, dataset: str | None = None,
-                  data_dir: str | None = None) -> dict:
+                  data_dir: str | None = None, tree: str | None = None) -> dict:
     """``tflmp convert``: a ``.tflite``, a run folder, or a float Keras ``.h5`` -> files.
 
     A Keras model is first converted to full int8, calibrated on ``dataset`` (or the
     dataset of the run folder it sits in); the ``.tflite`` is written to ``out_dir``.
     With ``c_array`` the model is written as C sources: ``<name>_model_data.h/.cc``,
-    ``<name>_model_settings.h`` and ``<name>_op_resolver.h``.
+    ``<name>_model_settings.h`` and ``<name>_op_resolver.h`` (for the TFLM ``tree``).
     Returns the C identifier used, the model summary and the files written.
     """
+    from . import runs
     from .artifacts import write_bytes
     from .codegen import write_model_sources
     from .codegen.c_array import c_identifier
-    from .data import Preprocessing
-    from .train import read_run_config
+    from .codegen.op_resolver import DEFAULT_TREE
 
-    source = Path(source)
-    run_config = read_run_config(source if source.is_dir() else source.parent)
-    if source.is_dir():
-        source = source / "model_int8.tflite"
+    src = runs.resolve(source)
     if name is None:
-        name = run_config.model if run_config else source.stem
+        name = src.config.model if src.config else src.model_path.stem
     ident = c_identifier(name)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / ident
     files = []
-    if source.suffix in (".h5", ".hdf5", ".keras"):
-        flatbuffer = _convert_keras_file(source, dataset, data_dir, run_config)
+    if src.model_path.suffix in (".h5", ".hdf5", ".keras"):
+        flatbuffer = _convert_keras_file(src, dataset, data_dir)
         files.append(write_bytes(out_dir / f"{ident}_int8.tflite", flatbuffer))
     else:
-        flatbuffer = read_model_bytes(source)
+        flatbuffer = read_model_bytes(src.model_path)
         if not c_array:
-            raise TflmpError(f"{source.name} is already a .tflite model; add --c-array to "
-                             "emit it as C source")
+            raise TflmpError(f"{src.model_path.name} is already a .tflite model; add --c-array "
+                             "to emit it as C source")
     info = read_model(flatbuffer)
     if c_array:
-        pre_path = source.parent / "preprocessing.json"
-        pre = Preprocessing.load(pre_path) if pre_path.is_file() else None
-        files += write_model_sources(flatbuffer, info, name, out_dir, preprocessing=pre,
-                                     source=source.name)
+        files += write_model_sources(flatbuffer, info, name, out_dir,
+                                     preprocessing=src.preprocessing,
+                                     tree=tree or DEFAULT_TREE, source=src.model_path.name)
     return {"name": ident, "model": info.to_dict(), "files": [str(f) for f in files]}
 
 
-def _convert_keras_file(path: Path, dataset, data_dir, run_config) -> bytes:
-    from .data import Preprocessing, load_dataset
+def _convert_keras_file(src, dataset, data_dir) -> bytes:
+    from .data import load_dataset
     from .qat import load_float
 
-    if dataset is None:
-        if run_config is None:
-            raise TflmpError(f"converting Keras model {path.name} needs calibration data: "
-                             "pass --dataset (and --data-dir)")
-        dataset, data_dir = run_config.dataset, data_dir or run_config.data_dir
-    seed = run_config.seed if run_config else 0
-    ds = load_dataset(dataset, data_dir, seed=seed)
-    pre_path = path.parent / "preprocessing.json"
-    if pre_path.is_file():
-        ds.preprocessing = Preprocessing.load(pre_path)
+    if dataset is not None:
+        ds = load_dataset(dataset, data_dir)
+        if src.preprocessing is not None:
+            ds.preprocessing = src.preprocessing
+    elif src.config is not None:
+        ds = src.dataset()
+    else:
+        raise TflmpError(f"converting Keras model {src.model_path.name} needs calibration "
+                         "data: pass --dataset (and --data-dir)")
     x, _ = ds.inputs("train")
-    return to_int8_tflite(load_float(path), representative_samples(x, seed=seed))
+    seed = src.config.seed if src.config else 0
+    return to_int8_tflite(load_float(src.model_path), representative_samples(x, seed=seed))

@@ -99,13 +99,14 @@ def plan(info: ModelInfo, scratch: dict[int, list[int]] | None = None) -> Memory
 def _greedy_offsets(reqs: list[tuple[int, int, int]]) -> list[int]:
     """GreedyMemoryPlanner::CalculateOffsetsIfNeeded for online-planned buffers.
 
-    Order: a stable bubble sort by size, descending (ties keep insertion order).  Each
-    buffer goes into the first gap, in offset order, between buffers whose lifetimes
-    overlap its own.
+    Order: TFLM lists the buffers from the last to the first, then bubble-sorts them by
+    size, descending and stable, so equal sizes go highest index first.  Each buffer
+    goes into the first gap, in offset order, between buffers whose lifetimes overlap
+    its own.
     """
     if not reqs:
         return []
-    order = sorted(range(len(reqs)), key=lambda i: -reqs[i][0])  # stable, like TFLM's sort
+    order = sorted(reversed(range(len(reqs))), key=lambda i: -reqs[i][0])
     offsets = [0] * len(reqs)
     placed: list[int] = [order[0]]  # request ids sorted by offset (insertion-stable)
     for i in order[1:]:

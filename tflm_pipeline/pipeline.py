@@ -15,11 +15,9 @@ from .artifacts import write_bytes, write_json
 from .data import Dataset, load_dataset
 from .errors import TflmpError
 from .model_info import read_model
+from .runs import SELECTED_MODEL, read_run_config
 from .tf_env import load
 from .train import TrainConfig
-
-SELECTED_MODEL = "model_int8.tflite"
-
 
 def default_run_dir(config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -151,7 +149,7 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
 def _prepare_run_dir(config, out, resume) -> tuple[Path, TrainConfig]:
     if resume is not None:
         run_dir = Path(resume)
-        saved = train.read_run_config(run_dir)
+        saved = read_run_config(run_dir)
         if saved is None:
             raise TflmpError(f"{run_dir} is not a tflmp run folder (no config.json); "
                              "pass the --out folder of an earlier 'tflmp train'")

@@ -72,17 +72,6 @@ class TrainConfig:
         return cls(**known)
 
 
-def read_run_config(folder: str | Path) -> TrainConfig | None:
-    """The ``config.json`` of a run folder, or None when ``folder`` is not a run."""
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as e:
-        raise TflmpError(f"{path} is corrupt ({e}); start a new run") from None
-
-
 def auto_batch_size(n_train: int) -> int:
     """Large batches keep both cores busy on big sets; small sets need more steps."""
     if n_train >= 20_000:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import emulate, metrics
+from . import emulate, metrics, runs
 from .data import Preprocessing, load_dataset
 from .errors import TflmpError
 from .model_info import ModelInfo, read_model, read_model_bytes
-from .train import read_run_config
 
 
 def evaluate_classifier(model: bytes, splits: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -44,37 +43,28 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
-    run folder holding the model, else the dataset's default.
+    run folder holding the model (on the run's own data), else the dataset's default.
     """
-    model_path = Path(model_path)
-    run_dir = model_path if model_path.is_dir() else model_path.parent
-    if model_path.is_dir():
-        model_path = model_path / "model_int8.tflite"
-    config = read_run_config(run_dir)
-    same_data = config is not None and dataset in (None, config.dataset)
-    if dataset is None:
-        if config is None:
-            raise TflmpError("--dataset is required for a model outside a tflmp run folder")
-        dataset, data_dir = config.dataset, data_dir or config.data_dir
-    model = read_model_bytes(model_path)
+    src = runs.resolve(model_path)
+    if split not in ("train", "val", "test"):
+        raise TflmpError(f"--split must be train, val or test, got '{split}'")
+    model = read_model_bytes(src.model_path)
     info = read_model(model)
-    # Inside a run folder and on its data, rebuild exactly the run's splits.
-    split_args = ({"seed": config.seed, "split": config.split, "val_fraction": config.val_split}
-                  if same_data else {})
-    ds = load_dataset(dataset, data_dir, **split_args)
+    if dataset is None or (src.config is not None and dataset == src.config.dataset):
+        ds = src.dataset()  # the run's data, splits and preprocessing
+        if ds is None:
+            raise TflmpError("--dataset is required for a model outside a tflmp run folder")
+    else:
+        ds = load_dataset(dataset, data_dir)
     if preprocessing is not None:
         if not Path(preprocessing).is_file():
             raise TflmpError(f"--preprocessing {preprocessing} does not exist")
         ds.preprocessing = Preprocessing.load(preprocessing)
-    elif same_data and (run_dir / "preprocessing.json").is_file():
-        ds.preprocessing = Preprocessing.load(run_dir / "preprocessing.json")
-    if split not in ("train", "val", "test"):
-        raise TflmpError(f"--split must be train, val or test, got '{split}'")
     x, y = ds.inputs(split)
     result = evaluate_classifier(model, {split: (x, y)}, ds.preprocessing.num_classes,
                                  info=info, workers=workers, label=f"TFLM {split}")
     return {
-        "model": str(model_path), "sha256": info.sha256, "tflite_bytes": info.size,
+        "model": str(src.model_path), "sha256": info.sha256, "tflite_bytes": info.size,
         "dataset": ds.summary()["name"], "split": split, "samples": int(len(y)),
         "labels": ds.preprocessing.labels, "ops": info.op_names,
         "metrics": result[split], **result["arena"].to_dict(),

@@ -7,20 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, arena
 from ..artifacts import write_text
 from ..data import Preprocessing
 from ..model_info import ModelInfo, TensorInfo
 from .c_array import c_identifier
 from .templates import c_float, c_string, render
 
+DEFAULT_ARENA_PROFILE = "tflm-2026"
 _CTYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t",
            "FLOAT32": "float"}
 
 
 def write_settings_header(info: ModelInfo, name: str, out_dir: str | Path, *,
                           preprocessing: Preprocessing | None = None,
-                          source: str = "model.tflite") -> Path:
+                          source: str = "model.tflite",
+                          arena_profile: str | None = DEFAULT_ARENA_PROFILE) -> Path:
     ident = c_identifier(name)
     file_name = f"{ident}_model_settings.h"
     tensors = ([_tensor(t, ident, "input", i, len(info.inputs)) for i, t in enumerate(info.inputs)]
@@ -31,7 +33,13 @@ def write_settings_header(info: ModelInfo, name: str, out_dir: str | Path, *,
     if preprocessing is not None:
         pre = {"dataset": preprocessing.dataset, "raw_dtype": preprocessing.raw_dtype,
                "scale": c_float(preprocessing.scale), "offset": c_float(preprocessing.offset)}
-    text = render("model/model_settings.h.j2", file_name=file_name, name=ident,
+    estimate = None
+    if arena_profile is not None and info.subgraphs == 1:
+        e = arena.estimate(info, arena_profile)
+        estimate = {**e.to_dict(), "bytes": e.bytes, "used": e.used, "planned": e.planned,
+                    "bookkeeping": e.bookkeeping, "binding": e.binding,
+                    "title": arena.profile_title(arena_profile)}
+    text = render("model/model_settings.h.j2", arena=estimate, file_name=file_name, name=ident,
                   macro=ident.upper(), guard=f"{ident.upper()}_MODEL_SETTINGS_H_",
                   tool_version=__version__, source=Path(source).name, sha256=info.sha256,
                   tensors=tensors, labels=[c_string(label) for label in labels],

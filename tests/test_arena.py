@@ -1,0 +1,48 @@
+"""The 32-bit arena derivation against arena_used_bytes() and the smallest working arena
+measured on Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc 12) with real TFLM trees:
+tflite-micro / esp-tflite-micro of 2026 and tflite-micro-arduino-examples of 2023."""
+
+import pytest
+
+from conftest import shared
+from tflm_pipeline import arena, memory_plan
+from tflm_pipeline.model_info import read_model
+
+# model: {profile: (arena_used_bytes, smallest arena that works)}, measured.
+MEASURED = {
+    "hello_world_int8.tflite": {"tflm-2026": (676, 1072), "tflm-2023": (660, 1056)},
+    "micro_speech_quantized.tflite": {"tflm-2026": (6788, 6800), "tflm-2023": (6788, 6800)},
+    "person_detect.tflite": {"tflm-2026": (82292, 82304), "tflm-2023": (82228, 82240)},
+}
+
+
+@pytest.mark.parametrize("name", MEASURED)
+@pytest.mark.parametrize("profile", ["tflm-2026", "tflm-2023", "chirale-2.0.0"])
+def test_estimate_matches_cortex_m4_measurements(name, profile):
+    used, smallest = MEASURED[name][profile.replace("chirale-2.0.0", "tflm-2023")]
+    e = arena.estimate(read_model(shared("models", name)), profile)
+    assert (e.used, e.bytes) == (used, smallest)
+    assert e.exact and e.bytes % 16 == 0
+
+
+def test_small_models_are_bound_by_planning_not_the_final_state():
+    e = arena.estimate(read_model(shared("models", "hello_world_int8.tflite")), "tflm-2026")
+    assert e.binding == "planning" and e.bytes > e.used
+
+
+def test_head_is_the_memory_plan_and_same_on_all_releases(hello_world_int8):
+    info = read_model(shared("models", "person_detect.tflite"))
+    plans = {arena.estimate(info, p).planned for p in ("tflm-2026", "tflm-2023")}
+    assert plans == {memory_plan.plan(info).planned_bytes}
+
+
+def test_unmeasured_ops_are_sized_generously_and_reported():
+    info = read_model(shared("models", "trained_lstm_int8.tflite"))  # LSTM: not in the table
+    e = arena.estimate(info, "tflm-2026")
+    assert not e.exact and "UNIDIRECTIONAL_SEQUENCE_LSTM" in e.unmeasured_ops
+
+
+def test_target_takes_the_largest_release():
+    info = read_model(shared("models", "person_detect.tflite"))
+    e = arena.for_target(info, ["tflm-2023", "tflm-2026"])
+    assert e.bytes == 82304 and e.profile == "tflm-2026"

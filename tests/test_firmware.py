@@ -1,0 +1,201 @@
+"""Firmware projects: every target generated from a real run, exact resolver and arena,
+golden vectors from TFLM, per-tensor Dense for old TFLM, flash command lines."""
+
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool, run_cli
+from tflm_pipeline import arena, emulate
+from tflm_pipeline.codegen.project import generate
+from tflm_pipeline.convert import per_channel_dense_layers
+from tflm_pipeline.errors import TflmpError
+from tflm_pipeline.flash import flash
+from tflm_pipeline.model_info import read_model
+from tflm_pipeline.targets import get_target, targets
+from tflm_shim import write_shim
+
+TARGET_FILES = {
+    "arduino-nano33ble": ["arduino-nano33ble.ino", "lenet_runner.cc", "lenet_model_data.cc"],
+    "esp32": ["esp32.ino", "lenet_runner.cc", "lenet_golden.h"],
+    "esp-idf": ["CMakeLists.txt", "sdkconfig.defaults", "main/CMakeLists.txt",
+                "main/idf_component.yml", "main/main.cc", "main/lenet_runner.cc"],
+    "platformio": ["platformio.ini", "src/main.cpp", "src/lenet_op_resolver.h"],
+}
+
+
+def c_bytes(text: str) -> bytes:
+    return bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", text))
+
+
+def project_model(project, code_dir) -> bytes:
+    return c_bytes((project / code_dir / "lenet_model_data.cc").read_text().split("= {", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def projects(digits_run, tmp_path_factory):
+    run, _ = digits_run
+    out = tmp_path_factory.mktemp("fw")
+    return {t: generate(run, t, out / t) for t in targets()}
+
+
+@pytest.mark.parametrize("target", list(TARGET_FILES))
+def test_project_files_resolver_arena_and_golden(projects, target):
+    project = projects[target]
+    d = project.out_dir
+    for rel in TARGET_FILES[target] + ["README.md", "tflmp_project.json"]:
+        assert (d / rel).is_file(), rel
+    code = d / ("main" if target == "esp-idf" else "src" if target == "platformio" else "")
+    model = project_model(d, code)
+    info = read_model(model)
+    # exact op resolver
+    resolver = (code / "lenet_op_resolver.h").read_text()
+    assert f"kLenetOpCount = {len(info.op_names)};" in resolver
+    assert resolver.count("!= kTfLiteOk") == len(info.op_names)
+    # arena constant = the derivation for this target's TFLM
+    t = get_target(target)
+    expected = arena.for_target(info, t.arena_profiles)
+    assert f"constexpr size_t kArenaBytes = {expected.bytes};" in (code / "lenet_runner.h").read_text()
+    meta = json.loads((d / "tflmp_project.json").read_text())
+    assert meta["arena"]["arena_bytes"] == expected.bytes and meta["target"] == target
+    # golden outputs are what TFLM computes for the golden inputs
+    golden = (code / "lenet_golden.h").read_text()
+    ins_text, outs_text = golden.split("lenet_golden_outputs")
+    ins = np.frombuffer(c_bytes(ins_text.split("= {", 1)[1]), np.int8)
+    outs = np.frombuffer(c_bytes(outs_text), np.int8)
+    n = meta["golden"]["count"]
+    assert n == 4 and "digits test samples" in meta["golden"]["source"]
+    got = emulate.run(model, ins.reshape(n, *info.inputs[0].shape[1:]), workers=1)[0]
+    np.testing.assert_array_equal(got.reshape(-1), outs)
+    readme = (d / "README.md").read_text()
+    assert t.tflm_library.split()[0] in readme and "USER HOOK" in readme
+
+
+@pytest.mark.parametrize("cc", ["g++", "arm-none-eabi-g++"])
+@pytest.mark.parametrize("target", ["arduino-nano33ble", "esp-idf"])
+def test_generated_runner_compiles(projects, tmp_path, cc, target):
+    require_tool(cc)
+    from tflm_pipeline.codegen.templates import render
+
+    project = projects[target]
+    code = project.out_dir / ("main" if target == "esp-idf" else "")
+    shim = write_shim(tmp_path / "shim", get_target(target).tree)
+    main = tmp_path / "check_main.cc"
+    main.write_text(render("check/check_main.cc.j2", name="lenet"))
+    flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
+    for src in (main, code / "lenet_runner.cc", code / "lenet_model_data.cc"):
+        subprocess.run([cc, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-DTFLMP_CHECK",
+                        "-I", str(code), "-I", str(shim), "-c", str(src), "-o",
+                        str(tmp_path / (src.stem + ".o")), *flags], check=True)
+
+
+def test_old_tflm_targets_get_per_tensor_dense(digits_ptq_run, tmp_path):
+    run = digits_ptq_run
+    assert per_channel_dense_layers(read_model(run / "model_int8.tflite"))
+    old = generate(run, "arduino-nano33ble", tmp_path / "nano")
+    assert any("re-converted" in n for n in old.notes)
+    model = project_model(old.out_dir, old.out_dir)
+    assert not per_channel_dense_layers(read_model(model))
+    assert "re-converted with one scale per Dense" in (old.out_dir / "README.md").read_text()
+    new = generate(run, "esp-idf", tmp_path / "idf")  # esp-tflite-micro >= 1.3.4 is correct
+    assert not new.notes
+    assert per_channel_dense_layers(read_model(project_model(new.out_dir, new.out_dir / "main")))
+
+
+def test_bare_model_with_per_channel_dense_is_refused(digits_ptq_run, tmp_path):
+    bare = tmp_path / "m.tflite"
+    bare.write_bytes((digits_ptq_run / "model_int8.tflite").read_bytes())
+    with pytest.raises(TflmpError, match="per-channel Dense.*computes wrong without an error"):
+        generate(bare, "esp32", tmp_path / "esp32")
+    assert not (tmp_path / "esp32").exists()
+
+
+def test_float_model_is_refused(tmp_path):
+    from conftest import shared
+
+    with pytest.raises(TflmpError, match="firmware needs a full-int8 model"):
+        generate(shared("models", "hello_world_float.tflite"), "esp-idf", tmp_path / "x")
+
+
+def test_arduino_sketch_folder_name_is_checked(digits_run, tmp_path):
+    run, _ = digits_run
+    with pytest.raises(TflmpError, match="not a valid sketch name"):
+        generate(run, "esp32", tmp_path / "my sketch")
+
+
+def test_flash_command_lines(projects):
+    ran = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(cmd):
+        ran.append(cmd)
+        return Done()
+
+    nano = projects["arduino-nano33ble"].out_dir
+    cmds = flash(nano, "/dev/ttyACM0", dry_run=True)
+    assert cmds == [
+        ["arduino-cli", "compile", "--fqbn", "arduino:mbed_nano:nano33ble", "--output-dir",
+         str(nano / "build"), str(nano)],
+        ["arduino-cli", "upload", "-p", "/dev/ttyACM0", "--fqbn", "arduino:mbed_nano:nano33ble",
+         str(nano)]]
+    idf = projects["esp-idf"].out_dir
+    assert flash(idf, "/dev/ttyUSB0", dry_run=True) == [
+        ["idf.py", "-C", str(idf), "build"], ["idf.py", "-C", str(idf), "-p", "/dev/ttyUSB0", "flash"]]
+    pio = projects["platformio"].out_dir
+    assert flash(pio, "COM3", env="esp32", dry_run=True) == [
+        ["pio", "run", "-d", str(pio), "-e", "esp32", "-t", "upload", "--upload-port", "COM3"]]
+    with pytest.raises(TflmpError, match="pass --env"):
+        flash(pio, "COM3", dry_run=True)
+    # with the tool "installed", the commands are run in order
+    import shutil as _shutil
+
+    real_which = _shutil.which
+    try:
+        _shutil.which = lambda name: "/usr/bin/" + name
+        flash(nano, "/dev/ttyACM0", run=fake_run)
+    finally:
+        _shutil.which = real_which
+    assert [c[1] for c in ran] == ["compile", "upload"]
+
+
+def test_flash_without_the_tool_says_how_to_install_and_what_would_run(projects):
+    nano = projects["arduino-nano33ble"].out_dir
+    env = {**os.environ, "PATH": "/nonexistent"}
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", "flash", str(nano), "--port",
+                        "/dev/ttyACM0"], capture_output=True, text=True, env=env)
+    assert p.returncode == 2
+    line = p.stderr.strip()
+    assert "\n" not in line and "arduino-cli not found" in line and "installation" in line
+    assert "arduino-cli upload -p /dev/ttyACM0" in line
+
+
+def test_cli_firmware_and_convert_target(digits_run, tmp_path):
+    run, _ = digits_run
+    p = run_cli("convert", run, "--target", "esp32", "--out", tmp_path / "esp32")
+    assert p.returncode == 0, p.stderr
+    assert "esp32 project for lenet" in p.stdout and (tmp_path / "esp32" / "esp32.ino").exists()
+    p = run_cli("firmware", run, "--target", "nope")
+    assert p.returncode == 2 and "unknown target 'nope'" in p.stderr
+    p = run_cli("firmware", run, "--target", "esp32", "--check")
+    assert p.returncode == 2 and "--check needs --tflm-dir" in p.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("TFLMP_TFLM_DIR"),
+                    reason="needs a TFLM source tree in TFLMP_TFLM_DIR (never in CI)")
+def test_check_against_a_real_tflm_tree(projects):
+    from tflm_pipeline.firmware_check import check_project
+
+    project = projects["esp-idf"]
+    results = check_project(project.out_dir, os.environ["TFLMP_TFLM_DIR"])
+    assert results and all(r.passed for r in results), [r.output for r in results]
+    for r in results:
+        if r.platform.startswith("qemu"):
+            assert r.arena_used_bytes <= r.arena_bytes <= 1.1 * r.arena_used_bytes + 1024

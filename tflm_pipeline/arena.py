@@ -1,0 +1,265 @@
+"""The tensor arena a 32-bit MCU needs, derived from the model for a given TFLM release.
+
+``arena_used_bytes()`` after ``AllocateTensors()`` is head + tail.  The head is TFLM's
+memory plan of the activation tensors plus kernel scratch buffers, the same on every
+build (:mod:`memory_plan`).  The tail is the interpreter's persistent bookkeeping,
+allocated downward from the arena end with per-allocation alignment: allocator objects,
+one TfLiteEvalTensor per tensor, one NodeAndRegistration per op, builtin parameters,
+kernel data, per-channel quantization arrays, the input/output TfLiteTensors.  Its sizes
+depend on pointer width, enum size (arm-none-eabi packs enums) and TFLM release, so they
+come from measurements on Cortex-M4 (``firmware/tflm_arena.json``), not from this host.
+
+The smallest arena that works is not always ``arena_used_bytes()``: memory planning and
+each kernel's Prepare hold temporary data on top of the tail, and for small models or
+layers with many channels that peak is higher than the final state.  :func:`estimate`
+returns both, and firmware is sized by the minimum that works.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from . import memory_plan
+from .errors import TflmpError
+from .model_info import ModelInfo, OpInfo, TensorInfo
+
+# For ops without a measured entry: larger than any measured op, and reported, so the
+# figure errs on the safe side and is never passed off as exact.
+_UNMEASURED_OP = {"builtin": [64, 4], "op_data": 128, "prepare": ["per_channel_output"],
+                  "scratch": [], "prepare_temp": ["i*", "o0", "P"]}
+
+
+@dataclass(frozen=True)
+class ArenaEstimate:
+    bytes: int  # smallest 16-byte multiple with which AllocateTensors() succeeds
+    used: int  # arena_used_bytes() once allocated
+    planned: int  # head: activation buffers and scratch
+    bookkeeping: int  # tail
+    binding: str  # which phase sets `bytes`: final, planning or prepare
+    profile: str
+    unmeasured_ops: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def exact(self) -> bool:
+        return not self.unmeasured_ops
+
+    def to_dict(self) -> dict:
+        return {"arena_bytes": self.bytes, "arena_used_bytes": self.used,
+                "planned_bytes": self.planned, "bookkeeping_bytes": self.bookkeeping,
+                "binding_phase": self.binding, "profile": self.profile, "exact": self.exact,
+                "unmeasured_ops": list(self.unmeasured_ops)}
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    from .firmware import TEMPLATE_DIR
+
+    return json.loads((TEMPLATE_DIR / "tflm_arena.json").read_text())["profiles"]
+
+
+def profile_title(name: str) -> str:
+    return _table()[name].get("title", name)
+
+
+def _profile(name: str) -> dict:
+    table = _table()
+    if name not in table:
+        raise TflmpError(f"unknown TFLM arena profile '{name}': known are {', '.join(table)}")
+    p = table[name]
+    while "same_as" in p:
+        p = table[p["same_as"]]
+    return p
+
+
+def estimate(info: ModelInfo, profile: str) -> ArenaEstimate:
+    """Arena figures of ``info`` on a 32-bit build of the TFLM release ``profile``."""
+    p = _profile(profile)
+    if info.subgraphs != 1:
+        raise TflmpError("the arena of models with several subgraphs (control flow) is not "
+                         "derived; measure it with 'tflmp firmware --check'")
+    a, plan_cost = p["allocator"], p["planning"]
+    tail = _Tail()
+    for key in ("single_arena_buffer_allocator", "memory_planner", "micro_allocator",
+                "builtin_data_allocator", "subgraph_allocations"):
+        tail.alloc(*a[key])
+    tail.alloc(a["eval_tensor"][0] * len(info.tensors), a["eval_tensor"][1])
+    tail.alloc(a["node_and_registration"][0] * len(info.operators), a["node_and_registration"][1])
+    entries, unmeasured = [], []
+    for op in info.operators:
+        entry = p["ops"].get(op.name)
+        if entry is None:
+            entry = _UNMEASURED_OP
+            if op.name not in unmeasured:
+                unmeasured.append(op.name)
+        entries.append(entry)
+    for entry in entries:
+        if entry["builtin"]:
+            tail.alloc(*entry["builtin"])
+    for entry in entries:
+        if entry["op_data"]:
+            tail.alloc(entry["op_data"], 16)
+
+    # Prepare: persistent buffers go to the tail while the kernel's temporary
+    # TfLiteTensors sit in the head; both must fit at every step.
+    request = plan_cost["scratch_buffer_request"] * 1
+    per_op_requests = plan_cost["max_scratch_buffers_per_op"]
+    scratch: dict[int, list[int]] = {}
+    n_requests = 0
+    prepare_peak = 0
+    for op, entry in zip(info.operators, entries):
+        persistent = [size for rule in entry["prepare"] for size in _RULES[rule](info, op)]
+        temp = request * (n_requests + per_op_requests)
+        placed = False
+        for ref in entry.get("prepare_temp", []):
+            if ref == "P":
+                for size in persistent:
+                    tail.alloc(size, 16)
+                    prepare_peak = max(prepare_peak, temp + tail.used)
+                placed = True
+                continue
+            for t in _temp_tensors(info, op, ref):
+                temp += _temp_size(a, t)
+                prepare_peak = max(prepare_peak, temp + tail.used)
+        if not placed:
+            for size in persistent:
+                tail.alloc(size, 16)
+        sizes = [s for rule in entry["scratch"] for s in _RULES[rule](info, op)]
+        if sizes:
+            scratch[op.index] = sizes
+            n_requests += len(sizes)
+    if n_requests:
+        tail.alloc(a["scratch_buffer_handle"][0] * n_requests, a["scratch_buffer_handle"][1])
+    for t in info.tensors:
+        if t.is_variable:
+            tail.alloc(t.nbytes, 16)
+
+    plan = memory_plan.plan(info, scratch)
+    planning_peak = (memory_plan.align(request * (n_requests + per_op_requests)
+                                       + plan_cost["subgraph_offset"]
+                                       + plan_cost["allocation_info"] * (len(info.tensors) + n_requests))
+                     + plan_cost["planner_per_buffer"] * len(plan.buffers) + tail.used)
+    for group in (info.inputs, info.outputs):
+        tail.alloc(a["tensor_pointer"][0] * len(group), a["tensor_pointer"][1])
+        for t in group:
+            tail.alloc(*a["tflite_tensor"])
+            if t.scales and t.zero_points:
+                tail.alloc(*a["affine_quantization"])
+                tail.alloc(a["zero_point_int_array"][0] + 4 * len(t.scales),
+                           a["zero_point_int_array"][1])
+    used = plan.planned_bytes + tail.used
+    phases = {"final": used, "planning": planning_peak, "prepare": prepare_peak}
+    binding = max(phases, key=phases.get)
+    return ArenaEstimate(memory_plan.align(phases[binding]), used, plan.planned_bytes,
+                         tail.used, binding, profile, tuple(unmeasured))
+
+
+def for_target(info: ModelInfo, profile_names) -> ArenaEstimate:
+    """The largest estimate over the TFLM releases a target may link."""
+    return max((estimate(info, name) for name in profile_names), key=lambda e: e.bytes)
+
+
+class _Tail:
+    """TFLM's persistent allocator: each allocation moves the tail down and aligns it."""
+
+    _END = 1 << 30  # any 16-aligned end gives the same padding
+
+    def __init__(self):
+        self.pos = self._END
+
+    def alloc(self, size: int, align: int) -> None:
+        self.pos = (self.pos - size) // align * align
+
+    @property
+    def used(self) -> int:
+        return self._END - self.pos
+
+
+def _temp_tensors(info: ModelInfo, op: OpInfo, ref: str) -> list[TensorInfo]:
+    """The tensors a Prepare step makes temporary TfLiteTensors of ('i0', 'o0', 'i*',
+    '..._if_int8')."""
+    if ref.endswith("_if_int8"):
+        ref = ref[: -len("_if_int8")]
+        first = info.tensors[op.inputs[0]] if op.inputs and op.inputs[0] >= 0 else None
+        if first is None or first.type != "INT8":
+            return []
+    if ref == "i*":
+        return [info.tensors[i] for i in op.inputs if i >= 0]
+    indices = op.inputs if ref[0] == "i" else op.outputs
+    k = int(ref[1:])
+    return [info.tensors[indices[k]]] if k < len(indices) and indices[k] >= 0 else []
+
+
+def _temp_size(a: dict, t: TensorInfo) -> int:
+    size = a["tflite_tensor"][0]
+    if t.scales and t.zero_points:
+        size += a["affine_quantization"][0] + a["zero_point_int_array"][0] + 4 * len(t.scales)
+    return size
+
+
+def _input(info, op, k=0):
+    return info.tensors[op.inputs[k]] if len(op.inputs) > k and op.inputs[k] >= 0 else None
+
+
+def _per_channel(info, op):
+    f = _input(info, op, 1)
+    n = f.shape[3] if op.name == "DEPTHWISE_CONV_2D" else f.shape[0]
+    return [4 * n, 4 * n]
+
+
+def _per_channel_if_multiscale(info, op):
+    f, x = _input(info, op, 1), _input(info, op)
+    if x is None or x.type == "FLOAT32" or f is None or len(f.scales) <= 1 or not f.zero_points:
+        return []
+    return [4 * len(f.scales)] * 2
+
+
+def _per_channel_output(info, op):
+    out = info.tensors[op.outputs[0]]
+    n = out.shape[-1] if out.shape else 1
+    return [4 * n, 4 * n]
+
+
+def _concat_int8_scales(info, op):
+    x = _input(info, op)
+    return [4 * len(op.inputs)] * 2 if x is not None and x.type == "INT8" else []
+
+
+def _softmax_int16_lut(info, op):
+    x = _input(info, op)
+    return [1026, 1026] if x is not None and x.type == "INT16" else []
+
+
+def _elements(t: TensorInfo) -> int:
+    return int(np.prod(t.shape, dtype=np.int64)) if t.shape else 1
+
+
+def _mean_2023(info, op):
+    x = _input(info, op)
+    out = info.tensors[op.outputs[0]]
+    return [4 * _elements(out)] if x is not None and x.type in ("INT8", "INT16") else []
+
+
+def _mean_2026(info, op):
+    x, axes = _input(info, op), _input(info, op, 1)
+    return _mean_2023(info, op) + [4 * len(x.shape), 4 * _elements(axes)]
+
+
+def _int4_filter_unpack(info, op):
+    f = _input(info, op, 1)
+    return [_elements(f)] if f is not None and f.type == "INT4" else []
+
+
+_RULES = {
+    "per_channel": _per_channel,
+    "per_channel_if_multiscale": _per_channel_if_multiscale,
+    "per_channel_output": _per_channel_output,
+    "concat_int8_scales": _concat_int8_scales,
+    "softmax_int16_lut": _softmax_int16_lut,
+    "mean_2026": _mean_2026,
+    "mean_2023": _mean_2023,
+    "int4_filter_unpack": _int4_filter_unpack,
+}
