@@ -32,6 +32,7 @@ def test_train_writes_the_whole_run(digits_run):
     assert model["tflite_bytes"] == selected.stat().st_size
     assert model["params"] > 50_000 and model["arena_bytes"] > 1000
     assert "64-bit host" in model["arena_basis"]
+    assert 0 < model["arena_32bit"]["arena_bytes"] < model["arena_bytes"]
     assert set(model["ops"]) >= {"CONV_2D", "FULLY_CONNECTED"}
     assert set(report["timings_s"]) >= {"train", "qat", "convert", "evaluate"}
     for name in ("history.csv", "history_qat.csv", "plots/training_curves.png",

@@ -167,7 +167,11 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, out):
     m = result["metrics"]
     click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
                f"({m['n']} samples)")
-    click.echo(f"arena: {result['arena_bytes']:,} bytes ({result['arena_basis']})")
+    click.echo(f"arena: {result['arena_bytes']:,} bytes measured on this 64-bit host")
+    if result["arena_32bit"]:
+        a = result["arena_32bit"]
+        click.echo(f"       {a['arena_bytes']:,} bytes derived for a 32-bit MCU ({a['profile']}"
+                   f"{'' if a['exact'] else ', estimated'}; 'tflmp firmware' sizes it per target)")
     click.echo("confusion (rows true, columns predicted):")
     width = max(len(str(v)) for row in m["confusion"] for v in row)
     for label, row in zip(result["labels"], m["confusion"]):
@@ -189,8 +193,9 @@ def _print_train_summary(report: dict) -> None:
             mark = "  <- selected" if key == m["selected"] else ""
             click.echo(f"  {title:<17} {acc:.4f}  ({(acc - base) * 100:+.2f} pp){mark}")
     model = report["model"]
-    click.echo(f"model_int8.tflite: {model['tflite_bytes']:,} bytes, arena "
-               f"{model['arena_bytes']:,} bytes (64-bit host), ops {', '.join(model['ops'])}")
+    click.echo(f"model_int8.tflite: {model['tflite_bytes']:,} bytes, ops {', '.join(model['ops'])}")
+    click.echo(f"arena: {model['arena_bytes']:,} bytes on this 64-bit host, "
+               f"{model['arena_32bit']['arena_bytes']:,} derived for a 32-bit MCU")
     t = report["timings_s"]
     click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t['qat']:.0f}, "
                f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")

@@ -10,7 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from . import convert, metrics, qat, report, train, verify
+from . import arena, convert, metrics, qat, report, train, verify
+from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .artifacts import write_bytes, write_json
 from .data import Dataset, load_dataset
 from .errors import TflmpError
@@ -131,6 +132,7 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
         "metrics": results,
         "model": {"name": config.model, "params": int(float_model.count_params()),
                   "tflite_bytes": info.size, "sha256": info.sha256, **arenas[selected].to_dict(),
+                  "arena_32bit": arena.estimate(info, DEFAULT_ARENA_PROFILE).to_dict(),
                   "ops": info.op_names, "input": info.to_dict()["inputs"][0],
                   "output": info.to_dict()["outputs"][0],
                   "candidates": {k: {"tflite_bytes": len(v), **arenas[k].to_dict()}

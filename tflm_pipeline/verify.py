@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import emulate, metrics, runs
+from . import arena, emulate, metrics, runs
+from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .data import Preprocessing, load_dataset
 from .errors import TflmpError
 from .model_info import ModelInfo, read_model, read_model_bytes
@@ -63,11 +64,13 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     x, y = ds.inputs(split)
     result = evaluate_classifier(model, {split: (x, y)}, ds.preprocessing.num_classes,
                                  info=info, workers=workers, label=f"TFLM {split}")
+    mcu = arena.estimate(info, DEFAULT_ARENA_PROFILE) if info.subgraphs == 1 else None
     return {
         "model": str(src.model_path), "sha256": info.sha256, "tflite_bytes": info.size,
         "dataset": ds.summary()["name"], "split": split, "samples": int(len(y)),
         "labels": ds.preprocessing.labels, "ops": info.op_names,
         "metrics": result[split], **result["arena"].to_dict(),
+        "arena_32bit": mcu.to_dict() if mcu else None,
     }
 
 
