@@ -94,7 +94,7 @@ def test_settings_helpers_match_numpy(tmp_path, hello_world_int8, rng):
         '#include <stdio.h>\n#include "hello_model_settings.h"\n'
         "int main(void) { float x; int q;\n"
         '  while (scanf("%f %d", &x, &q) == 2)\n'
-        '    printf("%d %d %.9g\\n", hello_input_quantize(x), hello_input_from_raw(x),\n'
+        '    printf("%d %d %.9g\\n", hello_input_quantize(x), hello_input_from_raw(x, 0),\n'
         "           hello_output_dequantize((int8_t)q));\n  return 0; }\n")
     exe = tmp_path / "q"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Werror", str(prog), "-I", str(tmp_path),

@@ -32,16 +32,24 @@ _FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 class Preprocessing:
     """How a raw sample becomes a model input: ``x = raw * scale + offset``, reshaped.
 
-    ``raw_dtype`` is the dtype samples arrive in (on the device too); ``labels`` names
-    the classes in output order.
+    ``scale`` and ``offset`` are one number, or one per channel (the last axis, e.g.
+    per-sensor-axis standardization).  ``raw_dtype`` is the dtype samples arrive in (on
+    the device too); ``labels`` names the classes in output order.  ``features``
+    records how raw signals became the stored samples (audio: the log-mel or MFCC
+    parameters), so firmware can compute the same.
     """
 
     dataset: str
     input_shape: tuple[int, ...]
     raw_dtype: str
-    scale: float
-    offset: float
+    scale: float | list[float]
+    offset: float | list[float]
     labels: list[str]
+    features: dict | None = None
+
+    @property
+    def per_channel(self) -> bool:
+        return isinstance(self.scale, list) or isinstance(self.offset, list)
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Raw samples (N, ...) -> float32 model inputs (N, *input_shape)."""
@@ -52,7 +60,7 @@ class Preprocessing:
                              f"shape {list(self.input_shape)} of this preprocessing "
                              f"({self.dataset}); use the data the model was trained on")
         x = raw.reshape((-1, *self.input_shape)).astype(np.float32)
-        return x * np.float32(self.scale) + np.float32(self.offset)
+        return x * np.asarray(self.scale, np.float32) + np.asarray(self.offset, np.float32)
 
     @property
     def num_classes(self) -> int:
@@ -65,9 +73,13 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
+        def number_or_list(v):
+            return [float(x) for x in v] if isinstance(v, list) else float(v)
+
         return cls(dataset=d["dataset"], input_shape=tuple(d["input_shape"]),
-                   raw_dtype=d["raw_dtype"], scale=float(d["scale"]),
-                   offset=float(d["offset"]), labels=list(d["labels"]))
+                   raw_dtype=d["raw_dtype"], scale=number_or_list(d["scale"]),
+                   offset=number_or_list(d["offset"]), labels=list(d["labels"]),
+                   features=d.get("features"))
 
     def save(self, path: str | os.PathLike) -> None:
         write_json(path, self.to_dict())

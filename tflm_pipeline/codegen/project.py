@@ -28,8 +28,6 @@ from .op_resolver import camel_case, registrations
 from .templates import render
 
 PROJECT_FILE = "tflmp_project.json"
-_CTYPE = {"INT8": ("int8_t", "int8"), "UINT8": ("uint8_t", "uint8"),
-          "INT16": ("int16_t", "i16"), "FLOAT32": ("float", "f")}
 
 
 @dataclass
@@ -156,13 +154,17 @@ def _layout(target: Target, out_dir: Path, ident: str) -> dict:
 
 def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -> dict:
     pre = src.preprocessing
-    t_in, t_out = info.inputs[0], info.outputs[0]
+    t_in = info.inputs[0]
     titles = [arena.profile_title(p) for p in target.arena_profiles]
     tree = (f"the larger of {' and '.join(titles)}, as the release the board links varies"
             if len(titles) > 1 else titles[0])
-    raw = (f"{pre.dataset}: {pre.raw_dtype} values; the model input is "
-           f"raw * {pre.scale:.6g} + {pre.offset:g}" if pre else
-           "raw values as the model's training data had them")
+    if pre is None:
+        raw = "raw values as the model's training data had them"
+    elif pre.per_channel:
+        raw = f"{pre.dataset}: {pre.raw_dtype} values, channels innermost"
+    else:
+        raw = (f"{pre.dataset}: {pre.raw_dtype} values; the model input is "
+               f"raw * {pre.scale:.6g} + {pre.offset:g}")
     sources = sorted(p for p in (f"{ident}_model_data.cc", f"{ident}_runner.cc", "main.cc"))
     return {
         "name": ident, "camel": camel_case(ident), "macro": ident.upper(),
@@ -179,7 +181,6 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
                             if target.arena == "heap" else
                             "A static 16-byte-aligned array."),
         "golden_count": len(vectors.inputs), "golden_source": vectors.source,
-        "input": _io(t_in), "output": _io(t_out),
         "input_elements": int(np.prod(t_in.shape)), "raw_description": raw,
         "ops": [r.name for r in registrations(info, target.tree)],
         "reconverted": reconverted,
@@ -187,12 +188,6 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
         "sources": sources, "project_dir": ".",
         "setup_commands": setup_commands(target), "build_commands": build_commands(target),
     }
-
-
-def _io(t) -> dict:
-    ctype, member = _CTYPE.get(t.type, ("int8_t", "int8"))
-    return {"ctype": ctype, "union_member": member,
-            "quantized": t.is_quantized and t.type != "FLOAT32"}
 
 
 def setup_commands(target: Target) -> list[str]:

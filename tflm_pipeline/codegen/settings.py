@@ -31,8 +31,14 @@ def write_settings_header(info: ModelInfo, name: str, out_dir: str | Path, *,
     labels = preprocessing.labels if preprocessing is not None else []
     pre = None
     if preprocessing is not None:
-        pre = {"dataset": preprocessing.dataset, "raw_dtype": preprocessing.raw_dtype,
-               "scale": c_float(preprocessing.scale), "offset": c_float(preprocessing.offset)}
+        p = preprocessing
+        channels = len(p.scale) if isinstance(p.scale, list) else (
+            len(p.offset) if isinstance(p.offset, list) else 1)
+        pre = {"dataset": p.dataset, "raw_dtype": p.raw_dtype, "per_channel": p.per_channel,
+               "channels": channels,
+               "scale": [c_float(v) for v in _per_channel(p.scale, channels)],
+               "offset": [c_float(v) for v in _per_channel(p.offset, channels)],
+               "features": [(_macro_key(k), _c_value(v)) for k, v in (p.features or {}).items()]}
     estimate = None
     if arena_profile is not None and info.subgraphs == 1:
         e = arena.estimate(info, arena_profile)
@@ -45,6 +51,26 @@ def write_settings_header(info: ModelInfo, name: str, out_dir: str | Path, *,
                   tensors=tensors, labels=[c_string(label) for label in labels],
                   preprocessing=pre)
     return write_text(Path(out_dir) / file_name, text)
+
+
+def _per_channel(value, channels: int) -> list[float]:
+    return list(value) if isinstance(value, list) else [value] * channels
+
+
+def _macro_key(key: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_").upper()
+
+
+def _c_value(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return c_float(value)
+    return c_string(str(value))
 
 
 def _tensor(t: TensorInfo, ident: str, role: str, index: int, count: int) -> dict:
