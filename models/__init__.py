@@ -2,7 +2,8 @@
 
 ``build_model(name, input_shape, num_classes, **hyper)`` returns an uncompiled
 tf_keras model.  Each module's docstring states the task, input shape, parameters and
-MACs at its reference shape.
+MACs at its reference shape; a module whose model is not a classifier names its task
+in ``TASK``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ import importlib
 
 from ..errors import TflmpError
 
-MODELS = ("lenet",)
+MODELS = ("lenet", "dscnn", "mobilenet_v1", "resnet8", "autoencoder", "cnn1d", "mlp")
+
+
+def _module(name: str):
+    if name not in MODELS:
+        raise TflmpError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def build_model(name: str, input_shape, num_classes: int, **hyper):
-    if name not in MODELS:
-        raise TflmpError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
-    module = importlib.import_module(f"{__name__}.{name}")
-    return module.build(tuple(input_shape), num_classes, **hyper)
+    return _module(name).build(tuple(input_shape), num_classes, **hyper)
+
+
+def task_of(name: str) -> str:
+    """'classification', or the task a model module declares (e.g. 'autoencoder')."""
+    return getattr(_module(name), "TASK", "classification")

@@ -77,7 +77,7 @@ def trained_lenet(digits):
     model = build_model("lenet", digits.preprocessing.input_shape, 10)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
     model.fit(x, y, batch_size=16, epochs=4, verbose=0)
-    qat_model = qat.quantize(model)
+    qat_model = qat.quantize(model).model
     qat_model.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy",
                       ["accuracy"])
     qat_model.fit(x, y, batch_size=16, epochs=1, verbose=0)

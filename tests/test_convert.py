@@ -4,7 +4,8 @@ import numpy as np
 
 from tflm_pipeline import emulate
 from tflm_pipeline.model_info import read_model
-from tflm_pipeline.verify import evaluate_classifier
+from tflm_pipeline.tasks import CLASSIFICATION
+from tflm_pipeline.verify import evaluate
 
 
 def test_ptq_and_qat_models_are_full_int8_batch_1(trained_lenet):
@@ -21,7 +22,7 @@ def test_ptq_and_qat_models_are_full_int8_batch_1(trained_lenet):
 def test_int8_in_tflm_tracks_keras(trained_lenet, digits):
     x, y = digits.inputs("test")
     keras_pred = trained_lenet["qat"].predict(x, verbose=0).argmax(1)
-    r = evaluate_classifier(trained_lenet["qat_tflite"], {"test": (x, y)}, 10)
+    r = evaluate(trained_lenet["qat_tflite"], CLASSIFICATION, {"test": (x, y)}, 10)
     info = read_model(trained_lenet["qat_tflite"])
     out = emulate.run(trained_lenet["qat_tflite"], emulate.quantize(x, info.inputs[0]))[0]
     agreement = (out.argmax(1) == keras_pred).mean()

@@ -41,6 +41,8 @@ def cli():
 @click.option("--split", default="7:2:1", show_default=True,
               help="train:val:test ratio for data given as one array pair.")
 @click.option("--workers", type=int, help="Processes for TFLM evaluation (default: all CPUs).")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Fail when the selected int8 model loses more points than this vs float.")
 @click.option("--out", type=click.Path(), help="Run folder (default runs/<model>-<data>-<time>).")
 @click.option("--resume", type=click.Path(), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint.")
@@ -181,23 +183,24 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, out):
 
 
 def _print_train_summary(report: dict) -> None:
-    m = report["metrics"]
+    ledger, m = report["ledger"], report["metrics"]
+    metric = ledger["metric"]
     click.echo("")
-    click.echo("accuracy on the test set:")
-    rows = [("float (Keras)", "float"), ("QAT (Keras)", "qat_keras"),
-            ("PTQ int8 (TFLM)", "ptq_int8_tflm"), ("QAT int8 (TFLM)", "qat_int8_tflm")]
-    base = m["float"]["accuracy"]
-    for title, key in rows:
-        if key in m:
-            acc = m[key]["accuracy"]
+    click.echo(f"quantization ledger ({metric} on the test set):")
+    titles = {"float": "float (Keras)", "qat_keras": "QAT (Keras)",
+              "ptq_int8_tflm": "PTQ int8 (TFLM)", "qat_int8_tflm": "QAT int8 (TFLM)"}
+    for key, title in titles.items():
+        if key in ledger:
+            row = ledger[key]
+            drop = f"  ({-row['drop_pp']:+.2f} pp)" if "drop_pp" in row else ""
             mark = "  <- selected" if key == m["selected"] else ""
-            click.echo(f"  {title:<17} {acc:.4f}  ({(acc - base) * 100:+.2f} pp){mark}")
+            click.echo(f"  {title:<17} {row[metric]:.4f}{drop}{mark}")
     model = report["model"]
     click.echo(f"model_int8.tflite: {model['tflite_bytes']:,} bytes, ops {', '.join(model['ops'])}")
     click.echo(f"arena: {model['arena_bytes']:,} bytes on this 64-bit host, "
                f"{model['arena_32bit']['arena_bytes']:,} derived for a 32-bit MCU")
     t = report["timings_s"]
-    click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t['qat']:.0f}, "
+    click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t.get('qat', 0):.0f}, "
                f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
     click.echo(f"run folder: {report['run_dir']}")
 

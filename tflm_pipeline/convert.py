@@ -6,6 +6,7 @@ fixed batch of 1 so the arena planner sees static shapes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,72 @@ def to_int8_tflite(model, calibration: np.ndarray, *, per_channel_dense: bool = 
     except Exception as e:  # the converter raises ConverterError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TflmpError(f"TFLite conversion of '{model.name}' to int8 failed: {first}") from None
+    flatbuffer = compact_tensor_names(bytes(flatbuffer))
     info = read_model(flatbuffer)
     if not info.is_full_int8:
         raise TflmpError(f"conversion of '{model.name}' did not give int8 inputs and outputs")
     if not per_channel_dense and per_channel_dense_layers(info):
         raise TflmpError(f"conversion of '{model.name}' kept per-channel Dense weights")
     return bytes(flatbuffer)
+
+
+def compact_tensor_names(flatbuffer: bytes) -> bytes:
+    """Replace the converter's fused tensor names with short ones, then re-align.
+
+    The converter names tensors by every op fused into them
+    ("model/quant_conv1/Relu;model/quant_conv1/BiasAdd;.../FakeQuantWithMinMaxVars"),
+    QAT models doubly so; in a small model that is a fifth of the flash.  Tensors are
+    renamed after their Keras layer and role ("conv1/weights", "conv1/bias",
+    "conv1/Relu"); the flatbuffer is re-serialized and its buffers re-aligned with the
+    tool tflite-micro ships, so every weight keeps the alignment TFLM expects.
+    """
+    import tempfile
+
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
+    for sg in model.subgraphs:
+        names = {}
+        for k, op in enumerate(sg.operators or []):
+            out = op.outputs[0] if op.outputs is not None and len(op.outputs) else -1
+            layer = _layer_of(sg.tensors[out].name.decode("utf-8", "replace")) if out >= 0 else None
+            for t in (op.outputs if op.outputs is not None else []):
+                names.setdefault(int(t), _short(sg.tensors[int(t)].name.decode("utf-8", "replace")))
+            for pos, t in enumerate(op.inputs if op.inputs is not None else []):
+                if t >= 0 and layer and sg.tensors[int(t)].buffer > 0 and \
+                        model.buffers[sg.tensors[int(t)].buffer].data is not None:
+                    role = {1: "weights", 2: "bias"}.get(pos, f"const{pos}")
+                    names.setdefault(int(t), f"{layer}/{role}")
+        for i, t in enumerate(sg.inputs if sg.inputs is not None else []):
+            names[int(t)] = "input" if len(sg.inputs) == 1 else f"input_{i}"
+        for i, t in enumerate(sg.outputs if sg.outputs is not None else []):
+            names[int(t)] = "output" if len(sg.outputs) == 1 else f"output_{i}"
+        for index, tensor in enumerate(sg.tensors):
+            if index in names:
+                tensor.name = names[index].encode()
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
+        packed, aligned = Path(tmp) / "packed.tflite", Path(tmp) / "aligned.tflite"
+        packed.write_bytes(bytes(builder.Output()))
+        tflite_flatbuffer_align_wrapper.align_tflite_model(str(packed), str(aligned))
+        return aligned.read_bytes()
+
+
+def _short(name: str) -> str:
+    """'model/quant_conv1/Relu;model/...' -> 'conv1/Relu'."""
+    first = name.split(";")[0]
+    parts = first.split("/")
+    short = "/".join(parts[1:]) if len(parts) > 1 else first
+    short = re.sub(r"(^|/)quant_", r"\1", short)
+    return re.sub(r"/(MovingAvgQuantize|LastValueQuant)/.*$", "", short)
+
+
+def _layer_of(name: str) -> str | None:
+    short = _short(name)
+    return short.split("/")[0] if "/" in short else None
 
 
 def per_channel_dense_layers(info) -> list[int]:

@@ -62,6 +62,18 @@ class Preprocessing:
         x = raw.reshape((-1, *self.input_shape)).astype(np.float32)
         return x * np.asarray(self.scale, np.float32) + np.asarray(self.offset, np.float32)
 
+    def then(self, scale, offset) -> "Preprocessing":
+        """This preprocessing followed by ``x * scale + offset`` (numbers or per-channel)."""
+        def plain(v):
+            v = np.asarray(v, np.float32)
+            return float(v) if v.ndim == 0 else [float(a) for a in v]
+
+        new_scale = np.asarray(self.scale, np.float32) * np.asarray(scale, np.float32)
+        new_offset = (np.asarray(self.offset, np.float32) * np.asarray(scale, np.float32)
+                      + np.asarray(offset, np.float32))
+        return Preprocessing(self.dataset, self.input_shape, self.raw_dtype, plain(new_scale),
+                             plain(new_offset), self.labels, self.features)
+
     @property
     def num_classes(self) -> int:
         return len(self.labels)

@@ -10,13 +10,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from . import arena, convert, metrics, qat, report, train, verify
+from . import arena, convert, qat, quantizable, report, train, verify
 from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .artifacts import write_bytes, write_json
 from .data import Dataset, load_dataset
 from .errors import TflmpError
 from .model_info import read_model
 from .runs import SELECTED_MODEL, read_run_config
+from .tasks import TASKS
 from .tf_env import load
 from .train import TrainConfig
 
@@ -27,109 +28,62 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 def run_training(config: TrainConfig | None = None, out: str | Path | None = None, *,
                  resume: str | Path | None = None, command: list[str] | None = None) -> dict:
-    """Run (or resume) the whole chain; return the report written to ``report.json``."""
+    """Run (or resume) the whole chain; return the report written to ``report.json``.
+
+    Raises TflmpError after writing everything when the selected int8 model loses more
+    than ``config.max_drop`` points against float.
+    """
+    from .models import task_of
+
     t_start = time.monotonic()
     run_dir, config = _prepare_run_dir(config, out, resume)
     config.validate()
-    tf, keras, _ = load()
+    _, keras, _ = load()
     keras.utils.set_random_seed(config.seed)
-    timings: dict[str, float] = {}
-
+    task = TASKS[task_of(config.model)]
     dataset = load_dataset(config.dataset, config.data_dir, seed=config.seed,
                            split=config.split, val_fraction=config.val_split)
     _check_same_data(run_dir, dataset)
-    pre = dataset.preprocessing
-    pre.save(run_dir / "preprocessing.json")
-    x_train, y_train = dataset.inputs("train")
-    x_val, y_val = dataset.inputs("val")
-    x_test, y_test = dataset.inputs("test")
-    batch = config.batch_size or train.auto_batch_size(len(x_train))
+    run = _Run(run_dir, config, task, dataset, _read_json(run_dir / "stages.json", {}))
     s = dataset.summary()
     print(f"data: {s['name']} train {s['train']} / val {s['val']} / test {s['test']}, "
-          f"input {tuple(pre.input_shape)}, {pre.num_classes} classes; batch {batch}")
+          f"input {tuple(dataset.preprocessing.input_shape)}, "
+          f"{dataset.preprocessing.num_classes} classes; batch {run.batch}; task {task.name}")
 
-    stages = _read_json(run_dir / "stages.json", {})
-    float_path = run_dir / "float_best.h5"
-    t0 = time.monotonic()
-    if "float" not in stages:
-        from .models import build_model
+    float_model = run.timed("train", _train_float, run)
+    prepared = quantizable.prepare(float_model, run.x("val")[:32])
+    for change in prepared.changes:
+        print(f"int8 prep: {change}")
+    run.use_preprocessing(dataset.preprocessing.then(prepared.input_scale,
+                                                     prepared.input_offset))
+    qat_model = run.timed("qat", _train_qat, run, prepared.model) if config.qat_epochs else None
+    candidates = run.timed("convert", _convert, run, prepared.model, qat_model)
+    results, arenas = run.timed("evaluate", _evaluate, run, float_model, qat_model, candidates)
 
-        model = build_model(config.model, pre.input_shape, pre.num_classes)
-        _compile(model, config.optimizer, config.lr)
-        print(f"model: {config.model}, {model.count_params():,} parameters; "
-              f"training {config.epochs} epochs")
-        result = train.fit(model, (x_train, y_train), (x_val, y_val),
-                           phase_dir=run_dir / "checkpoints" / "float",
-                           history_csv=run_dir / "history.csv", best_path=float_path,
-                           save_best=train.save_keras_model, epochs=config.epochs,
-                           batch_size=batch, patience=config.patience, seed=config.seed,
-                           tensorboard_dir=run_dir / "tensorboard" / "float")
-        stages["float"] = vars(result)
-        write_json(run_dir / "stages.json", stages)
-    timings["train"] = time.monotonic() - t0
-    float_model = qat.load_float(float_path)
-
-    qat_model = None
-    qat_weights = run_dir / "qat_best_weights.h5"
-    t0 = time.monotonic()
-    if config.qat_epochs > 0:
-        qat_model = qat.quantize(float_model)
-        qat_lr = config.qat_lr or config.lr / 10
-        if "qat" not in stages:
-            _compile(qat_model, config.optimizer, qat_lr)
-            print(f"QAT: fine-tuning {config.qat_epochs} epochs at lr {qat_lr:g}")
-            result = train.fit(qat_model, (x_train, y_train), (x_val, y_val),
-                               phase_dir=run_dir / "checkpoints" / "qat",
-                               history_csv=run_dir / "history_qat.csv", best_path=qat_weights,
-                               save_best=train.save_weights, epochs=config.qat_epochs,
-                               batch_size=batch, patience=config.patience,
-                               seed=config.seed + 1,
-                               tensorboard_dir=run_dir / "tensorboard" / "qat")
-            stages["qat"] = vars(result)
-            write_json(run_dir / "stages.json", stages)
-        qat_model.load_weights(qat_weights)
-    timings["qat"] = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    calibration = convert.representative_samples(x_train, config.calibration_samples,
-                                                 config.seed)
-    candidates = {"ptq_int8_tflm": convert.to_int8_tflite(float_model, calibration)}
-    write_bytes(run_dir / "model_ptq_int8.tflite", candidates["ptq_int8_tflm"])
-    if qat_model is not None:
-        candidates["qat_int8_tflm"] = convert.to_int8_tflite(qat_model, calibration)
-        write_bytes(run_dir / "model_qat_int8.tflite", candidates["qat_int8_tflm"])
-    timings["convert"] = time.monotonic() - t0
-    print(f"converted to int8 in {timings['convert']:.1f}s")
-
-    t0 = time.monotonic()
-    results = {"float": _keras_metrics(float_model, x_test, y_test, pre.num_classes)}
-    if qat_model is not None:
-        results["qat_keras"] = _keras_metrics(qat_model, x_test, y_test, pre.num_classes)
-    arenas = {}
-    for key, flatbuffer in candidates.items():
-        r = verify.evaluate_classifier(flatbuffer, {"val": (x_val, y_val), "test": (x_test, y_test)},
-                                       pre.num_classes, workers=config.workers,
-                                       label=f"TFLM {key.split('_')[0].upper()} int8")
-        arenas[key] = r["arena"]
-        results[key] = {**r["test"], "val_accuracy": r["val"]["accuracy"]}
-    timings["evaluate"] = time.monotonic() - t0
-
-    # Choose on validation accuracy, never on the test set; a tie goes to QAT.
-    selected = max(candidates, key=lambda k: (results[k]["val_accuracy"], k == "qat_int8_tflm"))
+    # Choose on validation data, never on the test set; a tie goes to QAT.
+    metric = task.metric
+    selected = max(candidates, key=lambda k: (results[k]["val_" + metric], k == "qat_int8_tflm"))
     write_bytes(run_dir / SELECTED_MODEL, candidates[selected])
     results["selected"] = selected
-    results["selection"] = (f"{selected} has the higher validation accuracy in TFLM "
-                            + ", ".join(f"{k} {results[k]['val_accuracy']:.4f}" for k in candidates)
-                            + " (ties go to QAT)")
+    results["selection"] = (f"{selected} has the higher validation {metric} in TFLM: "
+                            + ", ".join(f"{k} {results[k]['val_' + metric]:.4f}"
+                                        for k in candidates) + " (ties go to QAT)")
+    ledger = _ledger(results, metric, candidates)
     info = read_model(candidates[selected])
     histories = {"float": train.read_history(run_dir / "history.csv"),
                  "QAT": train.read_history(run_dir / "history_qat.csv")}
-    report.plot_training_curves(histories, run_dir / "plots" / "training_curves.png")
-    timings["total"] = time.monotonic() - t_start
+    report.plot_training_curves(histories, run_dir / "plots" / "training_curves.png",
+                                metric="accuracy" if task.name == "classification" else None)
+    run.timings["total"] = time.monotonic() - t_start
     rep = {
         "run_dir": str(run_dir),
+        "task": task.name,
         "dataset": dataset.summary(),
         "metrics": results,
+        "ledger": ledger,
+        "int8_preparation": {"rewrites": prepared.changes,
+                             "float_during_qat": [{"layer": n, "reason": r}
+                                                  for n, r in run.float_layers]},
         "model": {"name": config.model, "params": int(float_model.count_params()),
                   "tflite_bytes": info.size, "sha256": info.sha256, **arenas[selected].to_dict(),
                   "arena_32bit": arena.estimate(info, DEFAULT_ARENA_PROFILE).to_dict(),
@@ -137,15 +91,156 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
                   "output": info.to_dict()["outputs"][0],
                   "candidates": {k: {"tflite_bytes": len(v), **arenas[k].to_dict()}
                                  for k, v in candidates.items()}},
-        "training": {"batch_size": batch, "optimizer": config.optimizer, "lr": config.lr,
-                     **{phase: stages[phase] for phase in ("float", "qat") if phase in stages}},
-        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "training": {"batch_size": run.batch, "optimizer": config.optimizer, "lr": config.lr,
+                     **{phase: run.stages[phase] for phase in ("float", "qat")
+                        if phase in run.stages}},
+        "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
     }
     report.write_report(run_dir, rep)
     report.write_manifest(run_dir, config=config.to_dict(), data_fingerprint=dataset.fingerprint(),
                           command=command or sys.argv, seed=config.seed)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    drop = ledger[selected]["drop_pp"]
+    if drop > config.max_drop:
+        raise TflmpError(
+            f"the selected int8 model ({selected}) scores {ledger[selected][metric]:.4f} "
+            f"{metric} in TFLM, {drop:.2f} points below float ({ledger['float'][metric]:.4f}), "
+            f"more than --max-drop {config.max_drop:g}; the run is kept in {run_dir}: try more "
+            "--qat-epochs or a lower --qat-lr")
     return rep
+
+
+class _Run:
+    """One training run's folder, settings, data and bookkeeping, shared by its stages."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, task, dataset: Dataset,
+                 stages: dict):
+        self.dir, self.config, self.task, self.dataset = run_dir, config, task, dataset
+        self.stages = stages
+        self.timings: dict[str, float] = {}
+        self.float_layers: list = []
+        self.preprocessing = dataset.preprocessing
+        self.preprocessing.save(run_dir / "preprocessing.json")
+        self.batch = config.batch_size or train.auto_batch_size(len(dataset.y_train))
+
+    def use_preprocessing(self, pre) -> None:
+        """From now on (int8 models) the inputs are prepared this way; saved for the
+        harness and firmware."""
+        self.preprocessing = pre
+        pre.save(self.dir / "preprocessing.json")
+
+    def x(self, split: str):
+        return self.preprocessing.apply(getattr(self.dataset, f"x_{split}"))
+
+    def y(self, split: str):
+        return getattr(self.dataset, f"y_{split}").astype("int64")
+
+    def fit_data(self, split: str):
+        """(inputs, targets) for training on ``split``, as the task learns."""
+        x, y = self.x(split), self.y(split)
+        rows = self.task.training_rows(y)
+        return x[rows], self.task.targets(x[rows], y[rows])
+
+    def timed(self, name, fn, *args):
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[name] = time.monotonic() - t0
+
+    def save_stage(self, name: str, result) -> None:
+        self.stages[name] = vars(result)
+        write_json(self.dir / "stages.json", self.stages)
+
+
+def _train_float(run: _Run):
+    from .models import build_model
+
+    path = run.dir / "float_best.h5"
+    if "float" not in run.stages:
+        pre = run.dataset.preprocessing
+        model = build_model(run.config.model, pre.input_shape, pre.num_classes)
+        _compile(model, run.task, run.config.optimizer, run.config.lr)
+        print(f"model: {run.config.model}, {model.count_params():,} parameters; "
+              f"training {run.config.epochs} epochs")
+        result = train.fit(model, run.fit_data("train"), run.fit_data("val"),
+                           phase_dir=run.dir / "checkpoints" / "float",
+                           history_csv=run.dir / "history.csv", best_path=path,
+                           save_best=train.save_keras_model, epochs=run.config.epochs,
+                           batch_size=run.batch, patience=run.config.patience,
+                           seed=run.config.seed, monitor=run.task.monitor,
+                           mode=run.task.monitor_mode,
+                           tensorboard_dir=run.dir / "tensorboard" / "float")
+        run.save_stage("float", result)
+    return qat.load_float(path)
+
+
+def _train_qat(run: _Run, prepared_model):
+    weights = run.dir / "qat_best_weights.h5"
+    wrapped = qat.quantize(prepared_model)
+    run.float_layers = wrapped.float_layers
+    for layer, reason in wrapped.float_layers:
+        print(f"QAT: layer '{layer}' stays float ({reason})")
+    model = wrapped.model
+    if "qat" not in run.stages:
+        qat_lr = run.config.qat_lr or run.config.lr / 10
+        _compile(model, run.task, run.config.optimizer, qat_lr)
+        print(f"QAT: fine-tuning {run.config.qat_epochs} epochs at lr {qat_lr:g}")
+        result = train.fit(model, run.fit_data("train"), run.fit_data("val"),
+                           phase_dir=run.dir / "checkpoints" / "qat",
+                           history_csv=run.dir / "history_qat.csv", best_path=weights,
+                           save_best=train.save_weights, epochs=run.config.qat_epochs,
+                           batch_size=run.batch, patience=run.config.patience,
+                           seed=run.config.seed + 1, monitor=run.task.monitor,
+                           mode=run.task.monitor_mode,
+                           tensorboard_dir=run.dir / "tensorboard" / "qat")
+        run.save_stage("qat", result)
+    model.load_weights(weights)
+    return model
+
+
+def _convert(run: _Run, prepared_model, qat_model) -> dict[str, bytes]:
+    calibration = convert.representative_samples(run.x("train"), run.config.calibration_samples,
+                                                 run.config.seed)
+    candidates = {"ptq_int8_tflm": convert.to_int8_tflite(prepared_model, calibration)}
+    write_bytes(run.dir / "model_ptq_int8.tflite", candidates["ptq_int8_tflm"])
+    if qat_model is not None:
+        candidates["qat_int8_tflm"] = convert.to_int8_tflite(qat_model, calibration)
+        write_bytes(run.dir / "model_qat_int8.tflite", candidates["qat_int8_tflm"])
+    print("converted to int8: " + ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
+                                            for k, v in candidates.items()))
+    return candidates
+
+
+def _evaluate(run: _Run, float_model, qat_model, candidates):
+    task, classes = run.task, run.dataset.preprocessing.num_classes
+    x_test, y_test = run.x("test"), run.y("test")
+    float_x = run.dataset.inputs("test")[0]  # the float model keeps its own preprocessing
+    results = {"float": task.score(x_test, y_test, float_model.predict(float_x, batch_size=512,
+                                                                       verbose=0), classes)}
+    if qat_model is not None:
+        results["qat_keras"] = task.score(x_test, y_test, qat_model.predict(
+            x_test, batch_size=512, verbose=0), classes)
+    arenas = {}
+    for key, flatbuffer in candidates.items():
+        r = verify.evaluate(flatbuffer, task, {"val": (run.x("val"), run.y("val")),
+                                               "test": (x_test, y_test)}, classes,
+                            workers=run.config.workers,
+                            label=f"TFLM {key.split('_')[0].upper()} int8")
+        arenas[key] = r["arena"]
+        results[key] = {**r["test"], f"val_{task.metric}": r["val"][task.metric]}
+    return results, arenas
+
+
+def _ledger(results: dict, metric: str, candidates) -> dict:
+    """Float and each int8 model in TFLM on the test set, and the drop in points."""
+    base = results["float"][metric]
+    ledger = {"metric": metric, "float": {metric: base}}
+    for key in ("qat_keras", *candidates):
+        if key in results:
+            value = results[key][metric]
+            ledger[key] = {metric: value, "drop_pp": round((base - value) * 100, 2)}
+    return ledger
 
 
 def _prepare_run_dir(config, out, resume) -> tuple[Path, TrainConfig]:
@@ -190,13 +285,6 @@ def _read_json(path: Path, default):
         raise TflmpError(f"{path} is corrupt ({e}); start a new run") from None
 
 
-def _compile(model, optimizer: str, lr: float) -> None:
-    _, keras, _ = load()
-    model.compile(optimizer=train.make_optimizer(optimizer, lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
-
-
-def _keras_metrics(model, x, y, num_classes) -> dict:
-    scores = model.predict(x, batch_size=512, verbose=0)
-    return metrics.classification(y, scores, num_classes)
+def _compile(model, task, optimizer: str, lr: float) -> None:
+    model.compile(optimizer=train.make_optimizer(optimizer, lr), loss=task.loss,
+                  metrics=list(task.keras_metrics))

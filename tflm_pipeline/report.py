@@ -29,25 +29,28 @@ def write_report(run_dir: Path, report: dict) -> Path:
     return write_json(run_dir / "report.json", {"schema_version": SCHEMA_VERSION, **report})
 
 
-def plot_training_curves(histories: dict[str, list[dict]], path: Path) -> Path:
-    """Loss and accuracy per epoch for each phase (float, QAT), train and validation."""
+def plot_training_curves(histories: dict[str, list[dict]], path: Path,
+                         metric: str | None = "accuracy") -> Path:
+    """Loss (and ``metric``) per epoch for each phase (float, QAT), train and validation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    keys = ("loss", metric) if metric else ("loss",)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
+    axes = axes[0]
     offset = 0
     for phase, rows in histories.items():
         if not rows:
             continue
         epochs = [offset + int(r["epoch"]) + 1 for r in rows]
-        for ax, key in zip(axes, ("loss", "accuracy")):
+        for ax, key in zip(axes, keys):
             ax.plot(epochs, [r[key] for r in rows], marker="o", ms=3, label=f"{phase} train")
             ax.plot(epochs, [r[f"val_{key}"] for r in rows], marker="o", ms=3, ls="--",
                     label=f"{phase} val")
         offset = epochs[-1]
-    for ax, key in zip(axes, ("loss", "accuracy")):
+    for ax, key in zip(axes, keys):
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

@@ -24,7 +24,6 @@ from .errors import TflmpError
 from .tf_env import load
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-MONITOR = "val_accuracy"
 
 
 @dataclass
@@ -46,6 +45,7 @@ class TrainConfig:
     split: tuple[float, float, float] = (7.0, 2.0, 1.0)
     calibration_samples: int = 500
     workers: int | None = None
+    max_drop: float = 1.0  # percentage points the selected int8 model may lose vs float
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -103,10 +103,12 @@ class FitResult:
 def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
         phase_dir: Path, history_csv: Path, best_path: Path,
         save_best: Callable[[object, Path], None], epochs: int, batch_size: int,
-        patience: int, seed: int, tensorboard_dir: Path | None = None) -> FitResult:
+        patience: int, seed: int, monitor: str = "val_accuracy", mode: str = "max",
+        tensorboard_dir: Path | None = None) -> FitResult:
     """Train a compiled ``model``; resume from ``phase_dir`` when it holds a checkpoint.
 
-    ``save_best(model, path)`` writes the best model (float: full .h5; QAT: weights).
+    The best epoch by ``monitor`` (``mode`` max or min) is kept with
+    ``save_best(model, path)`` (float: full .h5; QAT: weights).
     """
     tf, keras, _ = load()
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -120,13 +122,14 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         _truncate_history(history_csv, initial_epoch)
         print(f"resuming at epoch {initial_epoch + 1}/{epochs} from {phase_dir}")
     if initial_epoch >= epochs:
-        return FitResult(initial_epoch, state["best_epoch"] + 1, state["best"], False)
+        return FitResult(initial_epoch, state["best_epoch"] + 1, sign_of(mode) * state["best"],
+                         False)
 
     x, y = train
     ds = (tf.data.Dataset.from_tensor_slices((x, y))
           .shuffle(len(x), seed=seed + initial_epoch, reshuffle_each_iteration=True)
           .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-    early = keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience)
+    early = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                 patience=max(2, patience // 2),
                                                 min_lr=1e-6, verbose=1)
@@ -136,7 +139,8 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
                                                      profile_batch=0))
-    keeper = _run_checkpoint(ckpt, phase_dir, best_path, save_best, [early, plateau], state)
+    keeper = _run_checkpoint(ckpt, phase_dir, best_path, save_best, [early, plateau], state,
+                             monitor, mode)
     callbacks.append(keeper)  # last: sees the other callbacks' updated state
     history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
                         validation_data=val, validation_batch_size=512,
@@ -147,9 +151,14 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         raise TflmpError(f"training loss became NaN in epoch {keeper.nan_epoch + 1}; {where}; "
                          "rerun with a lower --lr")
     if keeper.best_epoch < 0:
-        raise TflmpError(f"no validation accuracy was recorded; check the data ({MONITOR})")
+        raise TflmpError(f"no {monitor} was recorded; check the validation data")
     epochs_run = initial_epoch + len(history.epoch)
-    return FitResult(epochs_run, keeper.best_epoch + 1, keeper.best, early.stopped_epoch > 0)
+    return FitResult(epochs_run, keeper.best_epoch + 1, sign_of(mode) * keeper.best,
+                     early.stopped_epoch > 0)
+
+
+def sign_of(mode: str) -> float:
+    return 1.0 if mode == "max" else -1.0
 
 
 def _load_state(phase_dir: Path) -> dict | None:
@@ -184,10 +193,12 @@ def read_history(history_csv: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _run_checkpoint(ckpt, phase_dir: Path, best_path: Path, save_best, tracked, state):
+def _run_checkpoint(ckpt, phase_dir: Path, best_path: Path, save_best, tracked, state,
+                    monitor: str, mode: str):
     """A Keras callback keeping the best model and the resumable last state."""
     _, keras, _ = load()
     names = ("wait", "best", "cooldown_counter", "stopped_epoch")
+    sign = sign_of(mode)  # internally, larger is better
 
     class RunCheckpoint(keras.callbacks.Callback):
         def __init__(self):
@@ -207,7 +218,7 @@ def _run_checkpoint(ckpt, phase_dir: Path, best_path: Path, save_best, tracked, 
             if not math.isfinite(float(logs.get("loss", math.nan))):
                 self.nan_epoch = epoch  # weights are garbage: keep the last good state
                 return
-            value = float(logs.get(MONITOR, -math.inf))
+            value = sign * float(logs.get(monitor, -sign * math.inf))
             if value > self.best:
                 self.best, self.best_epoch = value, epoch
                 save_best(self.model, best_path)
@@ -231,7 +242,10 @@ def _plain(v):
 
 def save_keras_model(model, path: Path) -> None:
     """Write a full float model (architecture + weights) atomically as HDF5."""
-    with atomic_path(path) as tmp:
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy": it reloads reliably
         model.save(tmp, include_optimizer=False)
 
 

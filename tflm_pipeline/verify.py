@@ -7,33 +7,34 @@ from pathlib import Path
 
 import numpy as np
 
-from . import arena, emulate, metrics, runs
+from . import arena, emulate, runs
 from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .data import Preprocessing, load_dataset
 from .errors import TflmpError
 from .model_info import ModelInfo, read_model, read_model_bytes
+from .tasks import CLASSIFICATION, TASKS, Task
 
 
-def evaluate_classifier(model: bytes, splits: dict[str, tuple[np.ndarray, np.ndarray]],
-                        num_classes: int, *, info: ModelInfo | None = None,
-                        workers: int | None = None, label: str = "TFLM") -> dict:
-    """Accuracy and confusion of ``model`` in TFLM on each split of float inputs.
+def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+             num_classes: int, *, info: ModelInfo | None = None, workers: int | None = None,
+             label: str = "TFLM") -> dict:
+    """The task's metrics of ``model`` in TFLM on each split of float inputs.
 
     All splits run in one pass over the CPU cores; the smallest working arena is
     measured first and reported under ``"arena"``.
     """
     info = info or read_model(model)
-    _check_classifier(info, num_classes)
-    arena = emulate.find_arena_size(model, info=info)
+    _check_outputs(info, task, num_classes)
+    arena_size = emulate.find_arena_size(model, info=info)
     x_all = np.concatenate([x for x, _ in splits.values()])
     _check_input_shape(info, x_all.shape[1:])
     x_all = x_all.reshape((-1, *info.inputs[0].shape[1:]))
     out = emulate.run(model, emulate.quantize(x_all, info.inputs[0]), info=info,
-                      arena_size=arena.bytes, workers=workers, label=label)[0]
-    scores = emulate.dequantize(out, info.outputs[0])
-    result, start = {"arena": arena}, 0
+                      arena_size=arena_size.bytes, workers=workers, label=label)[0]
+    outputs = emulate.dequantize(out, info.outputs[0])
+    result, start = {"arena": arena_size}, 0
     for name, (x, y) in splits.items():
-        result[name] = metrics.classification(y, scores[start:start + len(x)], num_classes)
+        result[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
         start += len(x)
     return result
 
@@ -46,6 +47,8 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
     run folder holding the model (on the run's own data), else the dataset's default.
     """
+    from .models import task_of
+
     src = runs.resolve(model_path)
     if split not in ("train", "val", "test"):
         raise TflmpError(f"--split must be train, val or test, got '{split}'")
@@ -62,8 +65,9 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
             raise TflmpError(f"--preprocessing {preprocessing} does not exist")
         ds.preprocessing = Preprocessing.load(preprocessing)
     x, y = ds.inputs(split)
-    result = evaluate_classifier(model, {split: (x, y)}, ds.preprocessing.num_classes,
-                                 info=info, workers=workers, label=f"TFLM {split}")
+    task = TASKS[task_of(src.config.model)] if src.config else CLASSIFICATION
+    result = evaluate(model, task, {split: (x, y)}, ds.preprocessing.num_classes, info=info,
+                      workers=workers, label=f"TFLM {split}")
     mcu = arena.estimate(info, DEFAULT_ARENA_PROFILE) if info.subgraphs == 1 else None
     return {
         "model": str(src.model_path), "sha256": info.sha256, "tflite_bytes": info.size,
@@ -74,14 +78,17 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     }
 
 
-def _check_classifier(info: ModelInfo, num_classes: int) -> None:
+def _check_outputs(info: ModelInfo, task: Task, num_classes: int) -> None:
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise TflmpError(f"the model has {len(info.inputs)} inputs and {len(info.outputs)} "
-                         "outputs; classification needs one of each")
-    out = info.outputs[0]
-    if int(np.prod(out.shape)) != num_classes:
+                         f"outputs; {task.name} needs one of each")
+    out, inp = info.outputs[0], info.inputs[0]
+    if task.name == "classification" and int(np.prod(out.shape)) != num_classes:
         raise TflmpError(f"the model outputs {list(out.shape)} values but the dataset has "
                          f"{num_classes} classes; is it the right model for this dataset?")
+    if task.name == "autoencoder" and int(np.prod(out.shape)) != int(np.prod(inp.shape)):
+        raise TflmpError(f"an autoencoder must output as many values as it takes; this one "
+                         f"maps {list(inp.shape)} to {list(out.shape)}")
 
 
 def _check_input_shape(info: ModelInfo, sample_shape) -> None:

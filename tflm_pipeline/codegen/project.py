@@ -107,7 +107,8 @@ def _fit_dense_quantization(model: bytes, info: ModelInfo, src, target: Target):
             "per layer, or choose --target esp-idf")
     from ..convert import representative_samples, to_int8_tflite
     from ..qat import load_float, load_qat
-    from ..verify import evaluate_classifier
+    from ..tasks import CLASSIFICATION
+    from ..verify import evaluate
 
     selected = report["metrics"]["selected"]
     run = src.run_dir
@@ -120,8 +121,8 @@ def _fit_dense_quantization(model: bytes, info: ModelInfo, src, target: Target):
     model = to_int8_tflite(keras_model, calibration, per_channel_dense=False)
     info = read_model(model)
     x, y = ds.inputs("test")
-    acc = evaluate_classifier(model, {"test": (x, y)}, ds.preprocessing.num_classes,
-                              info=info, label="TFLM per-tensor Dense")["test"]["accuracy"]
+    acc = evaluate(model, CLASSIFICATION, {"test": (x, y)}, ds.preprocessing.num_classes,
+                   info=info, label="TFLM per-tensor Dense")["test"]["accuracy"]
     before = report["metrics"][selected]["accuracy"]
     return model, info, (f"{acc:.4f} on the test set (per-channel Dense: {before:.4f}); "
                          f"re-converted for {target.tflm_library}")

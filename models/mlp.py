@@ -1,0 +1,24 @@
+"""Multi-layer perceptron for tabular data and feature vectors (hand-crafted sensor
+features, spectral bands, scikit-learn style data).
+
+Dense 64 + ReLU, dense 32 + ReLU, dense + softmax.  Inputs of any shape are flattened.
+
+Reference shape 64 features, 10 classes: 6,570 parameters, 6,464 MACs (int8: 9,552
+bytes of flatbuffer).
+"""
+
+from __future__ import annotations
+
+
+def build(input_shape=(64,), num_classes: int = 10, *, units=(64, 32)):
+    from ..tf_env import load
+
+    _, keras, _ = load()
+    L = keras.layers
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs if len(input_shape) == 1 else L.Flatten(name="flatten")(inputs)
+    for i, n in enumerate(units, start=1):
+        x = L.Dense(n, activation="relu", name=f"dense{i}")(x)
+    x = L.Dense(num_classes, name="logits")(x)
+    outputs = L.Softmax(name="probs")(x)
+    return keras.Model(inputs, outputs, name="mlp")
