@@ -40,6 +40,19 @@ def cli():
               help="Share of train carved out for validation when the data has no val split.")
 @click.option("--split", default="7:2:1", show_default=True,
               help="train:val:test ratio for data given as one array pair.")
+@click.option("--window", type=int, help="CSV data: rows per window.")
+@click.option("--stride", type=int, help="CSV data: rows between window starts (default --window).")
+@click.option("--label-column", default="label", show_default=True, help="CSV data: label column.")
+@click.option("--columns", help="CSV data: comma-separated channel columns (default: all others).")
+@click.option("--image-size", metavar="HxW", help="Image folders: model input size, e.g. 96x96.")
+@click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
+              show_default=True, help="Image folders: channels.")
+@click.option("--audio-features", type=click.Choice(["mfcc", "log-mel"]), default="mfcc",
+              show_default=True, help="WAV folders: features (16 kHz mono clips).")
+@click.option("--clip-seconds", type=float, default=1.0, show_default=True,
+              help="WAV folders: clip length (shorter clips are padded).")
+@click.option("--augment", help="Images: flip,shift=0.1,rotate=10; audio: "
+              "time-shift=100,noise=DIR,snr=5:20,copies=2.")
 @click.option("--workers", type=int, help="Processes for TFLM evaluation (default: all CPUs).")
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Fail when the selected int8 model loses more points than this vs float.")
@@ -49,7 +62,7 @@ def cli():
 @click.pass_context
 def train(ctx, resume, out, **options):
     """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""
-    from .data import parse_split
+    from .data import parse_size, parse_split
     from .pipeline import run_training
     from .train import TrainConfig
 
@@ -61,6 +74,10 @@ def train(ctx, resume, out, **options):
         report = run_training(resume=resume, command=sys.argv)
     else:
         options["split"] = parse_split(options["split"])
+        if options["image_size"]:
+            options["image_size"] = parse_size(options["image_size"])
+        if options["columns"]:
+            options["columns"] = [c.strip() for c in options["columns"].split(",") if c.strip()]
         report = run_training(TrainConfig(**options), out, command=sys.argv)
     _print_train_summary(report)
 
@@ -192,7 +209,7 @@ def _print_train_summary(report: dict) -> None:
     for key, title in titles.items():
         if key in ledger:
             row = ledger[key]
-            drop = f"  ({-row['drop_pp']:+.2f} pp)" if "drop_pp" in row else ""
+            drop = f"  ({0.0 - row['drop_pp']:+.2f} pp)" if "drop_pp" in row else ""
             mark = "  <- selected" if key == m["selected"] else ""
             click.echo(f"  {title:<17} {row[metric]:.4f}{drop}{mark}")
     model = report["model"]

@@ -143,20 +143,49 @@ class Dataset:
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, seed: int = 0,
                  split: tuple[float, float, float] = DEFAULT_SPLIT,
-                 val_fraction: float = DEFAULT_VAL_FRACTION) -> Dataset:
-    """Load ``digits``, ``mnist``, ``fashion-mnist`` or an ``.npz`` file.
+                 val_fraction: float = DEFAULT_VAL_FRACTION,
+                 files: dict | None = None) -> Dataset:
+    """Load ``digits``, ``mnist``, ``fashion-mnist``, an ``.npz``, a sensor ``.csv``, or a
+    folder of class folders holding images or WAV clips.
 
     A dataset without a validation split gets one carved from train (``val_fraction``,
-    stratified); one with a single array pair is split by ``split`` (7:2:1 default).
+    stratified); one without splits is split by ``split`` (7:2:1 default).  ``files``
+    holds the options of the file formats (window, stride, label_column, columns,
+    image_size, color, audio_features, clip_seconds, audio_augment).
     """
+    from . import data_files
+
+    f = files or {}
+    path = Path(name)
     if name == "digits":
         return _digits(seed, split)
     if name in ("mnist", "fashion-mnist"):
         return _idx_dataset(name, data_dir, seed, val_fraction)
-    if name.endswith(".npz") or Path(name).is_file():
-        return _npz_dataset(Path(name), seed, split, val_fraction)
-    raise TflmpError(f"unknown dataset '{name}': use one of {', '.join(BUILTIN_DATASETS)} "
-                     "or the path to an .npz file with x_train, y_train, x_test, y_test")
+    if path.suffix.lower() == ".csv":
+        if not f.get("window"):
+            raise TflmpError(f"{name} is a CSV of sensor samples: give the window length in "
+                             "rows with --window (and --stride)")
+        return data_files.load_csv_windows(
+            path, window=f["window"], stride=f.get("stride") or f["window"],
+            label_column=f.get("label_column", "label"), columns=f.get("columns"), seed=seed,
+            split=split)
+    if path.is_dir():
+        kind = data_files.folder_kind(path)
+        if kind == "wav":
+            return data_files.load_wav_folder(
+                path, features=f.get("audio_features", "mfcc"),
+                clip_seconds=f.get("clip_seconds", 1.0), seed=seed, split=split,
+                augment=f.get("audio_augment"))
+        if not f.get("image_size"):
+            raise TflmpError(f"{name} is a folder of images: give the model input size with "
+                             "--image-size HEIGHTxWIDTH")
+        return data_files.load_image_folder(path, size=f["image_size"],
+                                            color=f.get("color", "grayscale"), seed=seed,
+                                            split=split, val_fraction=val_fraction)
+    if name.endswith(".npz") or path.is_file():
+        return _npz_dataset(path, seed, split, val_fraction)
+    raise TflmpError(f"unknown dataset '{name}': use one of {', '.join(BUILTIN_DATASETS)}, an "
+                     ".npz or .csv file, or a folder of class folders (images or .wav)")
 
 
 def default_preprocessing(name: str) -> Preprocessing | None:
@@ -359,6 +388,17 @@ def _split_three(x, y, split, seed):
 
 def _ratio(split) -> str:
     return ":".join(f"{p:g}" for p in split)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'96x96' -> (96, 96)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        h = w = 0
+    if h < 1 or w < 1:
+        raise TflmpError(f"--image-size must look like 96x96 (HEIGHTxWIDTH), got '{text}'")
+    return h, w
 
 
 def parse_split(text: str) -> tuple[float, float, float]:

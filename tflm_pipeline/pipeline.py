@@ -13,7 +13,7 @@ from pathlib import Path
 from . import arena, convert, qat, quantizable, report, train, verify
 from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .artifacts import write_bytes, write_json
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .errors import TflmpError
 from .model_info import read_model
 from .runs import SELECTED_MODEL, read_run_config
@@ -41,8 +41,7 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
     _, keras, _ = load()
     keras.utils.set_random_seed(config.seed)
     task = TASKS[task_of(config.model)]
-    dataset = load_dataset(config.dataset, config.data_dir, seed=config.seed,
-                           split=config.split, val_fraction=config.val_split)
+    dataset = config.load_data()
     _check_same_data(run_dir, dataset)
     run = _Run(run_dir, config, task, dataset, _read_json(run_dir / "stages.json", {}))
     s = dataset.summary()
@@ -122,6 +121,7 @@ class _Run:
         self.preprocessing = dataset.preprocessing
         self.preprocessing.save(run_dir / "preprocessing.json")
         self.batch = config.batch_size or train.auto_batch_size(len(dataset.y_train))
+        self.augment = config.image_augmenter()
 
     def use_preprocessing(self, pre) -> None:
         """From now on (int8 models) the inputs are prepared this way; saved for the
@@ -170,6 +170,7 @@ def _train_float(run: _Run):
                            batch_size=run.batch, patience=run.config.patience,
                            seed=run.config.seed, monitor=run.task.monitor,
                            mode=run.task.monitor_mode,
+                           augment=run.augment,
                            tensorboard_dir=run.dir / "tensorboard" / "float")
         run.save_stage("float", result)
     return qat.load_float(path)
@@ -193,6 +194,7 @@ def _train_qat(run: _Run, prepared_model):
                            batch_size=run.batch, patience=run.config.patience,
                            seed=run.config.seed + 1, monitor=run.task.monitor,
                            mode=run.task.monitor_mode,
+                           augment=run.augment,
                            tensorboard_dir=run.dir / "tensorboard" / "qat")
         run.save_stage("qat", result)
     model.load_weights(weights)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import Dataset, Preprocessing, load_dataset
+from .data import Dataset, Preprocessing
 from .errors import TflmpError
 from .train import TrainConfig
 
@@ -33,9 +33,7 @@ class ModelSource:
         """The run's dataset with the run's exact splits (None outside a run)."""
         if self.config is None:
             return None
-        c = self.config
-        ds = load_dataset(c.dataset, c.data_dir, seed=c.seed, split=c.split,
-                          val_fraction=c.val_split)
+        ds = self.config.load_data()
         if self.preprocessing is not None:
             ds.preprocessing = self.preprocessing
         return ds

@@ -46,6 +46,16 @@ class TrainConfig:
     calibration_samples: int = 500
     workers: int | None = None
     max_drop: float = 1.0  # percentage points the selected int8 model may lose vs float
+    # file formats (see data.load_dataset)
+    window: int | None = None
+    stride: int | None = None
+    label_column: str = "label"
+    columns: list[str] | None = None
+    image_size: tuple[int, int] | None = None
+    color: str = "grayscale"
+    audio_features: str = "mfcc"
+    clip_seconds: float = 1.0
+    augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -67,9 +77,36 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "split" in known:
-            known["split"] = tuple(known["split"])
+        for key in ("split", "image_size"):
+            if known.get(key) is not None:
+                known[key] = tuple(known[key])
         return cls(**known)
+
+    def augment_options(self) -> dict:
+        from .augment import parse_augment
+
+        return parse_augment(self.augment) if self.augment else {}
+
+    def load_data(self):
+        """The run's dataset, with its splits and file-format options."""
+        from .data import load_dataset
+
+        options = self.augment_options()
+        files = {"window": self.window, "stride": self.stride, "label_column": self.label_column,
+                 "columns": self.columns, "image_size": self.image_size, "color": self.color,
+                 "audio_features": self.audio_features, "clip_seconds": self.clip_seconds,
+                 "audio_augment": None if not options or "flip" in options else options}
+        return load_dataset(self.dataset, self.data_dir, seed=self.seed, split=self.split,
+                            val_fraction=self.val_split, files=files)
+
+    def image_augmenter(self):
+        """The tf.data map function for image augmentation, or None."""
+        options = self.augment_options()
+        if not options or "flip" not in options:
+            return None
+        from .augment import image_augmenter
+
+        return image_augmenter(**options, seed=self.seed)
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -104,11 +141,12 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         phase_dir: Path, history_csv: Path, best_path: Path,
         save_best: Callable[[object, Path], None], epochs: int, batch_size: int,
         patience: int, seed: int, monitor: str = "val_accuracy", mode: str = "max",
-        tensorboard_dir: Path | None = None) -> FitResult:
+        augment: Callable | None = None, tensorboard_dir: Path | None = None) -> FitResult:
     """Train a compiled ``model``; resume from ``phase_dir`` when it holds a checkpoint.
 
     The best epoch by ``monitor`` (``mode`` max or min) is kept with
-    ``save_best(model, path)`` (float: full .h5; QAT: weights).
+    ``save_best(model, path)`` (float: full .h5; QAT: weights).  ``augment`` maps
+    training batches (never validation data, never inside the model).
     """
     tf, keras, _ = load()
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +166,10 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     x, y = train
     ds = (tf.data.Dataset.from_tensor_slices((x, y))
           .shuffle(len(x), seed=seed + initial_epoch, reshuffle_each_iteration=True)
-          .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+          .batch(batch_size))
+    if augment is not None:
+        ds = ds.map(augment)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     early = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                 patience=max(2, patience // 2),
