@@ -42,10 +42,11 @@ class ArenaEstimate:
     binding: str  # which phase sets `bytes`: final, planning or prepare
     profile: str
     unmeasured_ops: tuple[str, ...] = field(default_factory=tuple)
+    measured_profile: bool = True  # False: the release's sizes are an allowance
 
     @property
     def exact(self) -> bool:
-        return not self.unmeasured_ops
+        return self.measured_profile and not self.unmeasured_ops
 
     def to_dict(self) -> dict:
         return {"arena_bytes": self.bytes, "arena_used_bytes": self.used,
@@ -66,12 +67,14 @@ def profile_title(name: str) -> str:
 
 
 def _profile(name: str) -> dict:
+    """A profile's tables; ``same_as`` profiles inherit them and may add an allowance."""
     table = _table()
     if name not in table:
         raise TflmpError(f"unknown TFLM arena profile '{name}': known are {', '.join(table)}")
-    p = table[name]
+    p = dict(table[name])
     while "same_as" in p:
-        p = table[p["same_as"]]
+        base = table[p.pop("same_as")]
+        p = {**base, **{k: v for k, v in p.items() if k not in ("title", "source")}}
     return p
 
 
@@ -102,6 +105,8 @@ def estimate(info: ModelInfo, profile: str) -> ArenaEstimate:
     for entry in entries:
         if entry["op_data"]:
             tail.alloc(entry["op_data"], 16)
+    if p.get("allowance_per_op"):
+        tail.alloc(p["allowance_per_op"] * len(info.operators), 16)
 
     # Prepare: persistent buffers go to the tail while the kernel's temporary
     # TfLiteTensors sit in the head; both must fit at every step.
@@ -127,7 +132,8 @@ def estimate(info: ModelInfo, profile: str) -> ArenaEstimate:
         if not placed:
             for size in persistent:
                 tail.alloc(size, 16)
-        sizes = [s for rule in entry["scratch"] for s in _RULES[rule](info, op)]
+        rules = entry["scratch"] + p.get("extra_scratch", {}).get(op.name, [])
+        sizes = [s for rule in rules for s in _RULES[rule](info, op)]
         if sizes:
             scratch[op.index] = sizes
             n_requests += len(sizes)
@@ -138,10 +144,13 @@ def estimate(info: ModelInfo, profile: str) -> ArenaEstimate:
             tail.alloc(t.nbytes, 16)
 
     plan = memory_plan.plan(info, scratch)
-    planning_peak = (memory_plan.align(request * (n_requests + per_op_requests)
-                                       + plan_cost["subgraph_offset"]
-                                       + plan_cost["allocation_info"] * (len(info.tensors) + n_requests))
-                     + plan_cost["planner_per_buffer"] * len(plan.buffers) + tail.used)
+    # The planner gets AlignDown16(tail) - AlignUp16(temp) and needs 40 B per buffer:
+    # each term rounds up on its own.
+    align = memory_plan.align
+    planning_peak = (align(request * (n_requests + per_op_requests) + plan_cost["subgraph_offset"]
+                           + plan_cost["allocation_info"] * (len(info.tensors) + n_requests))
+                     + align(plan_cost["planner_per_buffer"] * len(plan.buffers))
+                     + align(tail.used))
     for group in (info.inputs, info.outputs):
         tail.alloc(a["tensor_pointer"][0] * len(group), a["tensor_pointer"][1])
         for t in group:
@@ -154,7 +163,8 @@ def estimate(info: ModelInfo, profile: str) -> ArenaEstimate:
     phases = {"final": used, "planning": planning_peak, "prepare": prepare_peak}
     binding = max(phases, key=phases.get)
     return ArenaEstimate(memory_plan.align(phases[binding]), used, plan.planned_bytes,
-                         tail.used, binding, profile, tuple(unmeasured))
+                         tail.used, binding, profile, tuple(unmeasured),
+                         p.get("measured", True))
 
 
 def for_target(info: ModelInfo, profile_names) -> ArenaEstimate:
@@ -253,6 +263,70 @@ def _int4_filter_unpack(info, op):
     return [_elements(f)] if f is not None and f.type == "INT4" else []
 
 
+def _quantized_input(info, op) -> str | None:
+    x = _input(info, op)
+    return x.type if x is not None and x.type in ("INT8", "INT16") else None
+
+
+def _per_channel_if_quantized(info, op):
+    return _per_channel(info, op) if _quantized_input(info, op) else []
+
+
+def _padding(size: int, filt: int, stride: int, dilation: int, padding: str) -> int:
+    """TFLM's computed padding on one side (ComputePaddingHeightWidth)."""
+    effective = (filt - 1) * dilation + 1
+    out = (-(-size // stride) if padding == "SAME" else (size + stride - effective) // stride)
+    return max((out - 1) * stride + effective - size, 0) // 2
+
+
+def _cmsis_conv(info, op):
+    """arm_convolve_wrapper_s8/_s16_get_buffer_size on a Cortex-M with DSP."""
+    kind = _quantized_input(info, op)
+    if kind is None:
+        return []
+    x, f, o = _input(info, op), _input(info, op, 1), op.options
+    in_c, fh, fw = x.shape[3], f.shape[1], f.shape[2]
+    size = 4 * in_c * fw * fh
+    dilated = o.get("dilation_h", 1) != 1 or o.get("dilation_w", 1) != 1
+    if kind == "INT16":
+        return [size] if fw * fh * in_c < 512 and not dilated else []
+    pad_h = _padding(x.shape[1], fh, o["stride_h"], o.get("dilation_h", 1), o["padding"])
+    pad_w = _padding(x.shape[2], fw, o["stride_w"], o.get("dilation_w", 1), o["padding"])
+    fast_1x1 = (fh == fw == 1 and o["stride_h"] == o["stride_w"] == 1 and not dilated
+                and pad_h == pad_w == 0)
+    return [] if fast_1x1 else [size]
+
+
+def _cmsis_dwconv_s8(info, op):
+    x, f, out = _input(info, op), _input(info, op, 1), info.tensors[op.outputs[0]]
+    o = op.options
+    if (x is None or x.type != "INT8" or x.shape[3] != out.shape[3] or x.shape[0] != 1
+            or o.get("dilation_h", 1) != 1 or o.get("dilation_w", 1) != 1):
+        return []
+    return [2 * x.shape[3] * f.shape[1] * f.shape[2]]
+
+
+def _cmsis_avgpool_s8(info, op):
+    x = _input(info, op)
+    return [4 * x.shape[3]] if x is not None and x.type == "INT8" else []
+
+
+def _cmsis_avgpool_s8_s16(info, op):
+    return [4 * _input(info, op).shape[3]] if _quantized_input(info, op) else []
+
+
+def _esp_nn_softmax(info, op):
+    x = _input(info, op)
+    return [4 * x.shape[1]] if x is not None and len(x.shape) > 1 else []
+
+
+def _cmsis_fc_per_channel_4d(info, op):
+    x, f, out = _input(info, op), _input(info, op, 1), info.tensors[op.outputs[0]]
+    if x is None or x.type != "INT8" or len(out.shape) <= 2 or f.shape[-1] % 4:
+        return []
+    return [4 * out.shape[-1]] * 2
+
+
 _RULES = {
     "per_channel": _per_channel,
     "per_channel_if_multiscale": _per_channel_if_multiscale,
@@ -262,4 +336,11 @@ _RULES = {
     "mean_2026": _mean_2026,
     "mean_2023": _mean_2023,
     "int4_filter_unpack": _int4_filter_unpack,
+    "per_channel_if_quantized": _per_channel_if_quantized,
+    "cmsis_conv": _cmsis_conv,
+    "cmsis_dwconv_s8": _cmsis_dwconv_s8,
+    "cmsis_avgpool_s8": _cmsis_avgpool_s8,
+    "cmsis_avgpool_s8_s16": _cmsis_avgpool_s8_s16,
+    "cmsis_fc_per_channel_4d": _cmsis_fc_per_channel_4d,
+    "esp_nn_softmax": _esp_nn_softmax,
 }

@@ -6,7 +6,6 @@ fixed batch of 1 so the arena planner sees static shapes.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +79,11 @@ def compact_tensor_names(flatbuffer: bytes) -> bytes:
 
     The converter names tensors by every op fused into them
     ("model/quant_conv1/Relu;model/quant_conv1/BiasAdd;.../FakeQuantWithMinMaxVars"),
-    QAT models doubly so; in a small model that is a fifth of the flash.  Tensors are
-    renamed after their Keras layer and role ("conv1/weights", "conv1/bias",
-    "conv1/Relu"); the flatbuffer is re-serialized and its buffers re-aligned with the
-    tool tflite-micro ships, so every weight keeps the alignment TFLM expects.
+    QAT models doubly so; in a small model that is a fifth of the flash.  Each tensor is
+    renamed after the Keras layer of the op producing or using it and its role
+    ("conv1/conv_2d", "conv1/weights", "conv1/bias"; "input", "output"); the flatbuffer
+    is re-serialized and its buffers re-aligned with the tool tflite-micro ships, so
+    every weight keeps the alignment TFLM expects.
     """
     import tempfile
 
@@ -91,26 +91,25 @@ def compact_tensor_names(flatbuffer: bytes) -> bytes:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
     from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
 
+    info = read_model(flatbuffer)
+    names = {}
+    for op in info.operators:
+        out = op.outputs[0] if op.outputs and op.outputs[0] >= 0 else None
+        layer = layer_of(info.tensors[out].name) if out is not None else None
+        if layer is None:
+            continue
+        for t in op.outputs:
+            names.setdefault(t, f"{layer}/{op.name.lower()}")
+        for pos, t in enumerate(op.inputs):
+            if t >= 0 and info.tensors[t].is_constant:
+                names.setdefault(t, f"{layer}/" + {1: "weights", 2: "bias"}.get(pos, f"const{pos}"))
+    for group, word in ((info.input_indices, "input"), (info.output_indices, "output")):
+        for i, t in enumerate(group):
+            names[t] = word if len(group) == 1 else f"{word}_{i}"
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
-    for sg in model.subgraphs:
-        names = {}
-        for k, op in enumerate(sg.operators or []):
-            out = op.outputs[0] if op.outputs is not None and len(op.outputs) else -1
-            layer = _layer_of(sg.tensors[out].name.decode("utf-8", "replace")) if out >= 0 else None
-            for t in (op.outputs if op.outputs is not None else []):
-                names.setdefault(int(t), _short(sg.tensors[int(t)].name.decode("utf-8", "replace")))
-            for pos, t in enumerate(op.inputs if op.inputs is not None else []):
-                if t >= 0 and layer and sg.tensors[int(t)].buffer > 0 and \
-                        model.buffers[sg.tensors[int(t)].buffer].data is not None:
-                    role = {1: "weights", 2: "bias"}.get(pos, f"const{pos}")
-                    names.setdefault(int(t), f"{layer}/{role}")
-        for i, t in enumerate(sg.inputs if sg.inputs is not None else []):
-            names[int(t)] = "input" if len(sg.inputs) == 1 else f"input_{i}"
-        for i, t in enumerate(sg.outputs if sg.outputs is not None else []):
-            names[int(t)] = "output" if len(sg.outputs) == 1 else f"output_{i}"
-        for index, tensor in enumerate(sg.tensors):
-            if index in names:
-                tensor.name = names[index].encode()
+    for index, tensor in enumerate(model.subgraphs[0].tensors):
+        if index in names:
+            tensor.name = names[index].encode()
     builder = flatbuffers.Builder(len(flatbuffer) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
@@ -120,18 +119,15 @@ def compact_tensor_names(flatbuffer: bytes) -> bytes:
         return aligned.read_bytes()
 
 
-def _short(name: str) -> str:
-    """'model/quant_conv1/Relu;model/...' -> 'conv1/Relu'."""
-    first = name.split(";")[0]
-    parts = first.split("/")
-    short = "/".join(parts[1:]) if len(parts) > 1 else first
-    short = re.sub(r"(^|/)quant_", r"\1", short)
-    return re.sub(r"/(MovingAvgQuantize|LastValueQuant)/.*$", "", short)
-
-
-def _layer_of(name: str) -> str | None:
-    short = _short(name)
-    return short.split("/")[0] if "/" in short else None
+def layer_of(tensor_name: str) -> str | None:
+    """The Keras layer an op's output tensor comes from: the last fused name wins
+    ("m/conv_relu/Relu;m/conv/Conv2D" -> "conv"); tflmp's own names are "layer/op";
+    TFMOT's "quant_" prefix is dropped."""
+    parts = tensor_name.split(";")[-1].split("/")
+    if len(parts) < 2:
+        return None
+    layer = parts[1] if len(parts) >= 3 else parts[0]
+    return layer[len("quant_"):] if layer.startswith("quant_") else layer
 
 
 def per_channel_dense_layers(info) -> list[int]:

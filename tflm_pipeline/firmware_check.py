@@ -26,7 +26,7 @@ from .errors import TflmpError
 from .progress import Progress
 
 CM4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mthumb"]
-COMMON_FLAGS = ["-O2", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
+COMMON_FLAGS = ["-O2", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
                 "-DTFLMP_CHECK", "-ffunction-sections", "-fdata-sections",
                 "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-w"]
 CXX_FLAGS = ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
@@ -147,7 +147,9 @@ def find_tree(path: Path) -> Tree:
                      "args); }\n" if new_signature else
                      "#include <stdio.h>\nextern \"C\" void DebugLog(const char* s) "
                      "{ fputs(s, stderr); }\n")
-    defines = ["-DARDUINO"] if arduino else []
+    # An Arduino IDE build cannot pass defines to a library, so TF_LITE_STATIC_MEMORY is
+    # unset there (full-size TfLiteTensor); ESP-IDF and arduino-esp32 define it.
+    defines = ["-DARDUINO"] if arduino else ["-DTF_LITE_STATIC_MEMORY"]
     return Tree(root, sorted(set(sources)), includes, defines, kernel_note, debug_log)
 
 
@@ -219,11 +221,11 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
         if o.is_file():  # compiled by an earlier, interrupted build
             return src, o, None
         c = src.suffix == ".c"
-        cmd = [tool.cc if c else tool.cxx, *_flags(tool, tree, c), "-c", str(src),
-               "-o", str(o) + ".tmp"]
+        tmp = f"{o}.{os.getpid()}.tmp"  # another build of the same tree may run at once
+        cmd = [tool.cc if c else tool.cxx, *_flags(tool, tree, c), "-c", str(src), "-o", tmp]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
-            os.replace(str(o) + ".tmp", o)
+            os.replace(tmp, o)
         return src, o, r
 
     failures, objects = [], []
@@ -240,9 +242,9 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
         first = next((ln for ln in err.splitlines() if "error" in ln), err.strip()[:200])
         raise TflmpError(f"{len(failures)} TFLM source(s) failed to compile for {tool.name}, "
                          f"first {src.relative_to(tree.root)}: {first}")
-    tmp_lib = out / "libtflm.a.tmp"
+    tmp_lib = out / f"libtflm.{os.getpid()}.tmp.a"  # concurrent builds never share it
     tmp_lib.unlink(missing_ok=True)
-    subprocess.run([tool.ar, "rcs", str(tmp_lib), *objects], check=True)
+    _run([tool.ar, "rcs", str(tmp_lib), *objects], f"archiving TFLM for {tool.name}")
     os.replace(tmp_lib, lib)
     stamp.write_text(stamps.hexdigest())
     return lib

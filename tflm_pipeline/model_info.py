@@ -71,6 +71,9 @@ class OpInfo:
     version: int
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    # Convolution/pooling geometry and FC layout when the op has them: padding ("SAME" or
+    # "VALID"), stride_h/w, dilation_h/w, filter_h/w (pooling), keep_num_dims (FC).
+    options: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -249,7 +252,8 @@ def _parse(data: bytes) -> ModelInfo:
         operators.append(OpInfo(
             index=k, name=name, custom=custom, version=ver,
             inputs=tuple(indices(op.InputsAsNumpy(), op.InputsLength(), f"operator {k} inputs")),
-            outputs=tuple(indices(op.OutputsAsNumpy(), op.OutputsLength(), f"operator {k} outputs"))))
+            outputs=tuple(indices(op.OutputsAsNumpy(), op.OutputsLength(), f"operator {k} outputs")),
+            options=_options(op)))
     ins = indices(sg.InputsAsNumpy(), sg.InputsLength(), "subgraph inputs")
     outs = indices(sg.OutputsAsNumpy(), sg.OutputsLength(), "subgraph outputs")
     if not ins or not outs or -1 in ins or -1 in outs:
@@ -258,6 +262,38 @@ def _parse(data: bytes) -> ModelInfo:
     return ModelInfo(size=size, sha256=sha256_bytes(data), schema_version=version,
                      description=description, subgraphs=n_subgraphs, tensors=tensors,
                      operators=operators, input_indices=ins, output_indices=outs)
+
+
+_PADDING = {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"}
+_OPTION_TYPES = {
+    schema.BuiltinOptions.Conv2DOptions: (schema.Conv2DOptions, True),
+    schema.BuiltinOptions.DepthwiseConv2DOptions: (schema.DepthwiseConv2DOptions, True),
+    schema.BuiltinOptions.Pool2DOptions: (schema.Pool2DOptions, False),
+}
+
+
+def _options(op) -> dict:
+    """The geometry fields of conv, depthwise, pooling and FC options."""
+    kind = op.BuiltinOptionsType()
+    table = op.BuiltinOptions()
+    if table is None:
+        return {}
+    if kind == schema.BuiltinOptions.FullyConnectedOptions:
+        fc = schema.FullyConnectedOptions()
+        fc.Init(table.Bytes, table.Pos)
+        return {"keep_num_dims": bool(fc.KeepNumDims())}
+    if kind not in _OPTION_TYPES:
+        return {}
+    cls, dilated = _OPTION_TYPES[kind]
+    o = cls()
+    o.Init(table.Bytes, table.Pos)
+    out = {"padding": _PADDING.get(o.Padding(), "SAME"), "stride_h": o.StrideH(),
+           "stride_w": o.StrideW()}
+    if dilated:
+        out.update(dilation_h=o.DilationHFactor(), dilation_w=o.DilationWFactor())
+    else:
+        out.update(filter_h=o.FilterHeight(), filter_w=o.FilterWidth())
+    return out
 
 
 def _ints(vec, n):

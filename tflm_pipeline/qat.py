@@ -29,7 +29,8 @@ def quantize(model) -> QatModel:
     annotated, float_layers = quantizable.annotate(model)
     try:
         with quantizable.scope():
-            qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+            qat_model = tfmot.quantization.keras.quantize_apply(annotated,
+                                                                scheme=quantizable.scheme())
     except (ValueError, RuntimeError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TflmpError(f"TFMOT cannot quantize '{model.name}' for QAT: {first}; "

@@ -57,7 +57,9 @@ def prepare(model, sample: np.ndarray | None = None) -> Prepared:
     if not getattr(model, "_is_graph_network", False):
         raise TflmpError(f"model '{model.name}' is a subclassed Keras model; QAT needs a "
                          "Functional or Sequential model")
-    prepared = _Rebuilder().run(model)
+    flat = _Rebuilder(flatten_only=True).run(model)  # so folds can look across boundaries
+    prepared = _Rebuilder().run(flat.model)
+    prepared.changes = flat.changes + prepared.changes
     if sample is not None:
         before = np.asarray(model.predict(sample, verbose=0))
         after = np.asarray(prepared.model.predict(prepared.inputs_for(sample), verbose=0))
@@ -95,6 +97,68 @@ def scope():
     _, _, tfmot = load()
     cls = float_quantize_config()
     return tfmot.quantization.keras.quantize_scope({cls.__name__: cls})
+
+
+def scheme():
+    """TFMOT's default 8-bit scheme with one transform corrected.
+
+    For a Conv2D, DepthwiseConv2D or Dense followed by a separate ReLU layer, TFMOT's
+    LayerReLUQuantize gives the layer a NoOpQuantizeConfig to keep a fake-quant out from
+    between the two, which also drops its *weight* quantization: QAT then never sees
+    quantized weights and the converter quantizes them afterwards (per-channel for
+    Dense).  Here such layers keep their weight quantizer and only lose the output one.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs,
+        default_8bit_quantize_layout_transform as layout,
+        default_8bit_quantize_registry as registry,
+        default_8bit_quantize_scheme as default_scheme,
+        default_8bit_transforms as transforms)
+    from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (
+        model_transformer)
+
+    weights = {"Conv2D": ("kernel", registry.Default8BitConvQuantizeConfig),
+               "DepthwiseConv2D": ("depthwise_kernel", registry.Default8BitConvQuantizeConfig),
+               "Dense": ("kernel", registry.Default8BitQuantizeConfig)}
+
+    class KeepWeights:
+        def replacement(self, match_layer):
+            node = match_layer.input_layers[0]
+            kind = node.layer["class_name"]
+            if kind in weights:
+                attr, config = weights[kind]
+                node.metadata["quantize_config"] = config([attr], [], False)
+            else:
+                node.metadata["quantize_config"] = configs.NoOpQuantizeConfig()
+            return match_layer
+
+    class ReLU(KeepWeights, transforms.LayerReLUQuantize):
+        pass
+
+    class ReLUActivation(KeepWeights, transforms.LayerReluActivationQuantize):
+        pass
+
+    class Layout(layout.Default8BitQuantizeLayoutTransform):
+        def apply(self, model, layer_quantize_map):
+            t = transforms  # TFMOT 0.8.1's default list, in its order, two entries fixed
+            chosen = [t.InputLayerQuantize(), t.SeparableConv1DQuantize(),
+                      t.SeparableConvQuantize(), t.Conv2DReshapeBatchNormReLUQuantize(),
+                      t.Conv2DReshapeBatchNormActivationQuantize(),
+                      t.Conv2DBatchNormReLUQuantize(), t.Conv2DBatchNormActivationQuantize(),
+                      t.Conv2DReshapeBatchNormQuantize(), t.Conv2DBatchNormQuantize(),
+                      t.ConcatTransform6Inputs(), t.ConcatTransform5Inputs(),
+                      t.ConcatTransform4Inputs(), t.ConcatTransform3Inputs(),
+                      t.ConcatTransform(), t.DenseBatchNormQuantize(),
+                      t.DenseBatchNormReLUQuantize(), t.DenseBatchNormActivationQuantize(),
+                      ReLU(), ReLUActivation()]
+            return model_transformer.ModelTransformer(
+                model, chosen, set(layer_quantize_map.keys()), layer_quantize_map).transform()
+
+    class Scheme(default_scheme.Default8BitQuantizeScheme):
+        def get_layout_transformer(self):
+            return Layout()
+
+    return Scheme()
 
 
 _float_config = None
@@ -179,7 +243,8 @@ def _fold_bn(kind: str, weights: list, use_bias: bool, bn) -> list[np.ndarray]:
 class _Rebuilder:
     """Walks a functional graph in depth order and builds the rewritten graph."""
 
-    def __init__(self):
+    def __init__(self, flatten_only: bool = False):
+        self.flatten_only = flatten_only
         self.tf, self.keras, _ = load()
         self.L = self.keras.layers
         self.changes: list[str] = []
@@ -209,6 +274,12 @@ class _Rebuilder:
                     outs = self._graph(layer, [self._get(t) for t in ins])
                     self.changes.append(f"flattened nested model '{layer.name}' into the graph")
                     self._set(node, outs)
+                elif self.flatten_only:
+                    args = self.tf.nest.map_structure(
+                        lambda t: self._get(t) if any(t is i for i in ins) else t, node.call_args)
+                    self._set(node, self._call(type(layer).from_config(layer.get_config()),
+                                               None, layer.get_weights(), *args,
+                                               **node.call_kwargs))
                 elif (top and type(layer).__name__ in ("Rescaling", "Normalization")
                       and len(ins) == 1 and any(ins[0] is t for t in model.inputs)):
                     self._move_to_preprocessing(layer)

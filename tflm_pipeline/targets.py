@@ -19,6 +19,7 @@ class Target:
     tree: str  # op table key (tflm_ops.json)
     arena_profiles: tuple[str, ...]  # tflm_arena.json keys
     per_channel_dense: bool
+    golden_tolerance: int
     platform_include: str | None
     arena: str
     build: dict
@@ -35,6 +36,7 @@ def targets() -> dict[str, Target]:
                          boards=tuple(t["boards"]), tflm_library=t["tflm"]["library"],
                          tree=t["tflm"]["tree"], arena_profiles=tuple(t["tflm"]["arena"]),
                          per_channel_dense=bool(t["tflm"]["per_channel_dense"]),
+                         golden_tolerance=int(t["tflm"].get("golden_tolerance_lsb", 0)),
                          platform_include=t.get("platform_include"), arena=t["arena"],
                          build=t["build"])
             for name, t in raw.items()}

@@ -66,12 +66,12 @@ def registrations(info: ModelInfo, tree: str = DEFAULT_TREE) -> list[OpRegistrat
 def keras_layer_of(info: ModelInfo, op_index: int) -> str | None:
     """The Keras layer behind an op, from its output tensor's name: "conv1/Relu" as tflmp
     names tensors, or the converter's "model/quant_conv1/Relu;..." -> "conv1"."""
-    from ..convert import _layer_of
+    from ..convert import layer_of
 
     op = info.operators[op_index]
     if not op.outputs or op.outputs[0] < 0:
         return None
-    return _layer_of(info.tensors[op.outputs[0]].name)
+    return layer_of(info.tensors[op.outputs[0]].name)
 
 
 def write_op_resolver(info: ModelInfo, name: str, out_dir: str | Path, *,

@@ -64,10 +64,14 @@ def generate(source: str | Path, target_name: str, out_dir: str | Path | None = 
         notes.append(reconverted)
     registrations(info, target.tree)  # every op exists in this TFLM, or a clear error
     estimate = arena.for_target(info, target.arena_profiles)
-    if not estimate.exact:
+    if estimate.unmeasured_ops:
         notes.append("ops without measured 32-bit bookkeeping ("
                      + ", ".join(estimate.unmeasured_ops) + ") were sized generously; "
                      "check arena_used_bytes on the board or with --check")
+    if not estimate.measured_profile:
+        notes.append("the arena is derived from TFLM's Cortex-M sizes plus an allowance for "
+                     "this board's architecture, which cannot be measured here; the board "
+                     "prints arena_used_bytes at boot")
     dataset = src.dataset()
     vectors = golden_vectors(model, info, dataset)
 
@@ -182,6 +186,7 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
                             if target.arena == "heap" else
                             "A static 16-byte-aligned array."),
         "golden_count": len(vectors.inputs), "golden_source": vectors.source,
+        "golden_tolerance": target.golden_tolerance,
         "input_elements": int(np.prod(t_in.shape)), "raw_description": raw,
         "ops": [r.name for r in registrations(info, target.tree)],
         "reconverted": reconverted,
