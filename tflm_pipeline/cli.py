@@ -188,17 +188,24 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, out):
     result = verify_model(model, dataset=dataset, data_dir=data_dir, split=split,
                           preprocessing=preprocessing, workers=workers)
     m = result["metrics"]
-    click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
-               f"({m['n']} samples)")
+    if "accuracy" in m:
+        click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
+                   f"({m['n']} samples)")
+    else:
+        auc = "n/a (no anomalies in the split)" if m["auc"] is None else f"{m['auc']:.4f}"
+        click.echo(f"TFLM anomaly-detection AUC on {result['dataset']} {split}: {auc} "
+                   f"({m['n']} samples, reconstruction MSE of normal samples "
+                   f"{m['mse_normal']:.5f})")
     click.echo(f"arena: {result['arena_bytes']:,} bytes measured on this 64-bit host")
     if result["arena_32bit"]:
         a = result["arena_32bit"]
         click.echo(f"       {a['arena_bytes']:,} bytes derived for a 32-bit MCU ({a['profile']}"
                    f"{'' if a['exact'] else ', estimated'}; 'tflmp firmware' sizes it per target)")
-    click.echo("confusion (rows true, columns predicted):")
-    width = max(len(str(v)) for row in m["confusion"] for v in row)
-    for label, row in zip(result["labels"], m["confusion"]):
-        click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+    if "confusion" in m:
+        click.echo("confusion (rows true, columns predicted):")
+        width = max(len(str(v)) for row in m["confusion"] for v in row)
+        for label, row in zip(result["labels"], m["confusion"]):
+            click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
     if out:
         click.echo(f"wrote {write_json(out, result)}")
 

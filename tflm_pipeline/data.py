@@ -327,7 +327,7 @@ def _npz_dataset(path: Path, seed, split, val_fraction, name=None, pre=None) -> 
             raise TflmpError(f"{path}: x_{split_name} contains NaN or inf values; clean the data")
     if pre is None:
         shape = tuple(int(d) for d in x_tr.shape[1:]) or (1,)
-        if len(shape) == 2:  # grayscale images without a channel axis
+        if len(shape) == 2 and x_tr.dtype == np.uint8:  # grayscale images, no channel axis
             shape = (*shape, 1)
         scale = 1.0 / 255.0 if x_tr.dtype == np.uint8 else 1.0
         pre = Preprocessing(name, shape, str(x_tr.dtype), scale, 0.0,

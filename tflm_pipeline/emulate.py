@@ -129,6 +129,13 @@ def find_arena_size(model: bytes, *, info: ModelInfo | None = None) -> ArenaSize
         try:
             hi = max(16 * 1024, _round_up(2 * max(t.nbytes for t in info.tensors)))
             while not prober.fits(hi):
+                if prober.crashed is not None and hi >= 64 * max(t.nbytes for t in info.tensors):
+                    raise TflmpError(
+                        f"the TFLM interpreter aborts on this model (signal {prober.crashed}) "
+                        f"with any arena up to {hi:,} bytes: an op's quantization is outside "
+                        "what TFLM accepts (e.g. a softmax whose input scale is "
+                        f"{_smallest_scale(info):.2g}: the layer before it outputs ~constant "
+                        "values on the calibration data); check the model's training")
                 if hi >= MAX_ARENA:
                     raise TflmpError(
                         f"TFLM cannot run this model even with a {MAX_ARENA >> 20} MiB arena: "
@@ -184,6 +191,11 @@ def recorded_allocations(model: bytes, arena_size: int) -> HostAllocations:
     if "head" not in sizes:
         raise TflmpError("the TFLM runtime printed no allocation report")
     return HostAllocations(int(sizes["head"]), int(sizes["tail"]), categories)
+
+
+def _smallest_scale(info: ModelInfo) -> float:
+    scales = [t.scales[0] for t in info.tensors if t.scales and not t.is_constant]
+    return min(scales) if scales else 0.0
 
 
 def _round_up(n: int) -> int:
@@ -273,6 +285,7 @@ class _Prober:
         self.model_path = model_path
         self.proc = None
         self.last_error = ""
+        self.crashed = None  # signal number of the last probe that crashed the child
 
     def fits(self, size: int) -> bool:
         if self.proc is None or self.proc.poll() is not None:
@@ -290,11 +303,15 @@ class _Prober:
         sel.close()
         answer = self.proc.stdout.readline().strip() if ready else ""
         if answer == "ok":
+            self.crashed = None
             return True
         if answer.startswith("fail"):
             self.last_error = answer[5:]
+            self.crashed = None
             return False
         # Crashed (too small an arena can do that) or hung: start afresh next time.
+        self.proc.wait(timeout=5) if ready else None
+        self.crashed = -self.proc.returncode if (self.proc.returncode or 0) < 0 else None
         self.close()
         return False
 

@@ -187,6 +187,7 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
                             "A static 16-byte-aligned array."),
         "golden_count": len(vectors.inputs), "golden_source": vectors.source,
         "golden_tolerance": target.golden_tolerance,
+        "task": _task(src),
         "input_elements": int(np.prod(t_in.shape)), "raw_description": raw,
         "ops": [r.name for r in registrations(info, target.tree)],
         "reconverted": reconverted,
@@ -194,6 +195,12 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
         "sources": sources, "project_dir": ".",
         "setup_commands": setup_commands(target), "build_commands": build_commands(target),
     }
+
+
+def _task(src) -> str:
+    from ..models import task_of
+
+    return task_of(src.config.model) if src.config else "classification"
 
 
 def setup_commands(target: Target) -> list[str]:

@@ -1,0 +1,133 @@
+"""The model zoo on real data and at the MLPerf Tiny reference shapes.
+
+    python bench/zoo.py --shared ../shared [--quick]
+
+Real data (trained with `tflmp train`, accuracy in TFLM on the whole test set):
+  lenet on MNIST and on Fashion-MNIST; cnn1d on sequential MNIST (each image read row by
+  row as a 28-step, 28-channel sequence: the only real time series available offline).
+Reference shapes (untrained weights: size and memory do not depend on training):
+  dscnn 49x10x1, mobilenet_v1 96x96x3 (alpha 0.25), resnet8 32x32x3, autoencoder 640,
+  mlp 64: full-int8 size, MACs, the arena measured in the TFLM Python interpreter
+  (64-bit host) and derived for a Cortex-M (TFLM 2026 reference kernels; Chirale's
+  CMSIS-NN as the Arduino IDE builds it).
+
+Writes bench/results/zoo.json and prints Markdown tables for docs/BENCHMARKS.md.
+"""
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = {"dscnn": ((49, 10, 1), 12), "mobilenet_v1": ((96, 96, 3), 2),
+             "resnet8": ((32, 32, 3), 10), "autoencoder": ((640,), 0), "mlp": ((64,), 10)}
+
+
+def read_idx(path):
+    with gzip.open(path) as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def train(args, tmp, name, extra):
+    run = tmp / name
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", "train", "--out", str(run),
+                    "--max-drop", "100", *extra], check=True, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - t
+    r = json.loads((run / "report.json").read_text())
+    led = r["ledger"]
+    return {"name": name, "wall_s": round(wall, 1), "float": led["float"]["accuracy"],
+            "ptq_int8_tflm": led["ptq_int8_tflm"]["accuracy"],
+            "qat_int8_tflm": led.get("qat_int8_tflm", {}).get("accuracy"),
+            "selected": r["metrics"]["selected"],
+            "drop_pp": led[r["metrics"]["selected"]]["drop_pp"],
+            "tflite_bytes": r["model"]["tflite_bytes"],
+            "arena_host": r["model"]["arena_bytes"],
+            "arena_32bit": r["model"]["arena_32bit"]["arena_bytes"]}
+
+
+def reference_rows():
+    from tflm_pipeline import arena, convert, emulate, profile
+    from tflm_pipeline.model_info import read_model
+    from tflm_pipeline.models import build_model
+
+    rows = []
+    for name, (shape, classes) in REFERENCE.items():
+        model = build_model(name, shape, classes)
+        # One epoch on random data: freshly initialized deep models output ~constant
+        # logits, whose degenerate quantization scale makes TFLM's softmax abort.
+        rng = np.random.default_rng(0)
+        x = rng.random((256, *shape), dtype=np.float32)
+        y = x.reshape(len(x), -1) if classes == 0 else rng.integers(0, classes, len(x))
+        model.compile("adam", "mse" if classes == 0 else "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        calib = x[:50]
+        flatbuffer = convert.to_int8_tflite(model, calib)
+        info = read_model(flatbuffer)
+        rows.append({"name": name, "shape": "x".join(map(str, shape)),
+                     "params": model.count_params(), "macs": profile.totals(info)["macs"],
+                     "tflite_bytes": len(flatbuffer),
+                     "arena_host": emulate.find_arena_size(flatbuffer, info=info).bytes,
+                     "arena_tflm_2026": arena.estimate(info, "tflm-2026").bytes,
+                     "arena_chirale_cmsis": arena.estimate(info, "chirale-2.0.0-cmsis-nn").bytes})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", required=True, help="the ../shared folder")
+    ap.add_argument("--quick", action="store_true", help="fewer epochs (smoke test)")
+    args = ap.parse_args()
+    shared = Path(args.shared).resolve()
+    epochs = ["--epochs", "2", "--qat-epochs", "1"] if args.quick else \
+        ["--epochs", "6", "--qat-epochs", "2"]
+    result = {"real_data": [], "reference_shapes": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, data in (("lenet-mnist", "mnist"), ("lenet-fashion-mnist", "fashion-mnist")):
+            result["real_data"].append(train(args, tmp, name, [
+                "--model", "lenet", "--dataset", data, "--data-dir",
+                str(shared / "datasets" / data), *epochs]))
+        mnist = shared / "datasets" / "mnist"
+        seq = tmp / "sequential-mnist.npz"
+        np.savez(seq,
+                 x_train=read_idx(mnist / "train-images-idx3-ubyte.gz").astype(np.float32) / 255,
+                 y_train=read_idx(mnist / "train-labels-idx1-ubyte.gz"),
+                 x_test=read_idx(mnist / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255,
+                 y_test=read_idx(mnist / "t10k-labels-idx1-ubyte.gz"))
+        result["real_data"].append(train(args, tmp, "cnn1d-sequential-mnist", [
+            "--model", "cnn1d", "--dataset", str(seq), *epochs]))
+    (HERE / "results").mkdir(exist_ok=True)
+    out = HERE / "results" / "zoo.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")  # kept if the next part fails
+    result["reference_shapes"] = reference_rows()
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print("| model / data | float | PTQ int8 TFLM | QAT int8 TFLM | selected drop | int8 bytes "
+          "| arena host | arena 32-bit | wall |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in result["real_data"]:
+        print(f"| {r['name']} | {r['float']:.4f} | {r['ptq_int8_tflm']:.4f} | "
+              f"{r['qat_int8_tflm']:.4f} | {r['drop_pp']:+.2f} pp | {r['tflite_bytes']:,} | "
+              f"{r['arena_host']:,} | {r['arena_32bit']:,} | {r['wall_s']:.0f} s |")
+    print()
+    print("| model | input | params | MACs | int8 bytes | arena host (64-bit) | arena TFLM 2026 "
+          "(M4) | arena Chirale CMSIS-NN (M4) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in result["reference_shapes"]:
+        print(f"| {r['name']} | {r['shape']} | {r['params']:,} | {r['macs']:,} | "
+              f"{r['tflite_bytes']:,} | {r['arena_host']:,} | {r['arena_tflm_2026']:,} | "
+              f"{r['arena_chirale_cmsis']:,} |")
+
+
+if __name__ == "__main__":
+    main()
