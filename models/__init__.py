@@ -12,6 +12,10 @@ import importlib
 
 from ..errors import TflmpError
 
+# BatchNormalization momentum of the zoo: moving statistics that settle within a few
+# hundred steps, since MCU datasets are small (Keras' 0.99 needs thousands).
+BN_MOMENTUM = 0.9
+
 MODELS = ("lenet", "dscnn", "mobilenet_v1", "resnet8", "autoencoder", "cnn1d", "mlp")
 
 

@@ -11,6 +11,8 @@ flatbuffer).
 
 from __future__ import annotations
 
+from . import BN_MOMENTUM
+
 TASK = "autoencoder"
 
 
@@ -27,7 +29,7 @@ def build(input_shape=(640,), num_classes: int = 0, *, units: int = 128,
     dim = dim or int(x.shape[-1])
     for i, n in enumerate([units] * 4 + [bottleneck] + [units] * 4, start=1):
         x = L.Dense(n, name=f"dense{i}")(x)
-        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
     outputs = L.Dense(dim, name="reconstruction")(x)
     return keras.Model(inputs, outputs, name="autoencoder")

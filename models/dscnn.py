@@ -11,6 +11,8 @@ bytes of flatbuffer).
 
 from __future__ import annotations
 
+from . import BN_MOMENTUM
+
 
 def build(input_shape=(49, 10, 1), num_classes: int = 12, *, filters: int = 64,
           blocks: int = 4, dropout: float = 0.4):
@@ -21,14 +23,14 @@ def build(input_shape=(49, 10, 1), num_classes: int = 12, *, filters: int = 64,
     inputs = keras.Input(shape=input_shape, name="input")
     x = L.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", use_bias=False,
                  name="conv")(inputs)
-    x = L.BatchNormalization(name="conv_bn")(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="conv_bn")(x)
     x = L.ReLU(name="conv_relu")(x)
     for b in range(1, blocks + 1):
         x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw{b}")(x)
-        x = L.BatchNormalization(name=f"dw{b}_bn")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{b}_bn")(x)
         x = L.ReLU(name=f"dw{b}_relu")(x)
         x = L.Conv2D(filters, 1, use_bias=False, name=f"pw{b}")(x)
-        x = L.BatchNormalization(name=f"pw{b}_bn")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{b}_bn")(x)
         x = L.ReLU(name=f"pw{b}_relu")(x)
     x = L.Dropout(dropout, name="dropout")(x)
     x = L.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)

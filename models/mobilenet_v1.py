@@ -11,6 +11,8 @@ Reference shape 96x96x3, alpha 0.25, 2 classes: 219,058 parameters, 7,489,664 MA
 
 from __future__ import annotations
 
+from . import BN_MOMENTUM
+
 _BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
            (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 
@@ -23,15 +25,15 @@ def build(input_shape=(96, 96, 3), num_classes: int = 2, *, alpha: float = 0.25)
     inputs = keras.Input(shape=input_shape, name="input")
     x = L.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False,
                  name="conv")(inputs)
-    x = L.BatchNormalization(name="conv_bn")(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="conv_bn")(x)
     x = L.ReLU(6.0, name="conv_relu")(x)
     for b, (filters, stride) in enumerate(_BLOCKS, start=1):
         x = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                               name=f"dw{b}")(x)
-        x = L.BatchNormalization(name=f"dw{b}_bn")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{b}_bn")(x)
         x = L.ReLU(6.0, name=f"dw{b}_relu")(x)
         x = L.Conv2D(int(filters * alpha), 1, use_bias=False, name=f"pw{b}")(x)
-        x = L.BatchNormalization(name=f"pw{b}_bn")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{b}_bn")(x)
         x = L.ReLU(6.0, name=f"pw{b}_relu")(x)
     x = L.GlobalAveragePooling2D(name="pool")(x)
     x = L.Dense(num_classes, name="logits")(x)

@@ -10,6 +10,8 @@ bytes of flatbuffer).
 
 from __future__ import annotations
 
+from . import BN_MOMENTUM
+
 
 def build(input_shape=(32, 32, 3), num_classes: int = 10, *, filters=(16, 32, 64)):
     from ..tf_env import load
@@ -18,15 +20,15 @@ def build(input_shape=(32, 32, 3), num_classes: int = 10, *, filters=(16, 32, 64
     L = keras.layers
     inputs = keras.Input(shape=input_shape, name="input")
     x = L.Conv2D(filters[0], 3, padding="same", name="conv")(inputs)
-    x = L.BatchNormalization(name="conv_bn")(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="conv_bn")(x)
     x = L.ReLU(name="conv_relu")(x)
     for s, f in enumerate(filters, start=1):
         stride = 1 if s == 1 else 2
         y = L.Conv2D(f, 3, strides=stride, padding="same", name=f"s{s}_conv1")(x)
-        y = L.BatchNormalization(name=f"s{s}_bn1")(y)
+        y = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{s}_bn1")(y)
         y = L.ReLU(name=f"s{s}_relu1")(y)
         y = L.Conv2D(f, 3, padding="same", name=f"s{s}_conv2")(y)
-        y = L.BatchNormalization(name=f"s{s}_bn2")(y)
+        y = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{s}_bn2")(y)
         if stride != 1 or x.shape[-1] != f:
             x = L.Conv2D(f, 1, strides=stride, padding="same", name=f"s{s}_shortcut")(x)
         x = L.Add(name=f"s{s}_add")([x, y])
