@@ -179,14 +179,19 @@ def _write_firmware(source, target_name, out, name):
 @click.option("--preprocessing", type=click.Path(),
               help="preprocessing.json (default: the one in the model's run folder).")
 @click.option("--workers", type=int, help="Processes for TFLM (default: all CPUs).")
+@click.option("--ladder", is_flag=True, help="Parity ladder Keras -> TFLite -> TFLM, first "
+              "diverging layer, per-layer quantization error (run folders).")
+@click.option("--tolerance", type=int, default=0, show_default=True,
+              help="int8 steps TFLM may differ from TFLite before layers are compared.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
-def verify(model, dataset, data_dir, split, preprocessing, workers, out):
+def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from .artifacts import write_json
     from .verify import verify_model
 
     result = verify_model(model, dataset=dataset, data_dir=data_dir, split=split,
-                          preprocessing=preprocessing, workers=workers)
+                          preprocessing=preprocessing, workers=workers, ladder=ladder,
+                          tolerance=tolerance)
     m = result["metrics"]
     if "accuracy" in m:
         click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
@@ -201,6 +206,8 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, out):
         a = result["arena_32bit"]
         click.echo(f"       {a['arena_bytes']:,} bytes derived for a 32-bit MCU ({a['profile']}"
                    f"{'' if a['exact'] else ', estimated'}; 'tflmp firmware' sizes it per target)")
+    if "parity" in result:
+        _print_ladder(result)
     if "confusion" in m:
         click.echo("confusion (rows true, columns predicted):")
         width = max(len(str(v)) for row in m["confusion"] for v in row)
@@ -208,6 +215,26 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, out):
             click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
     if out:
         click.echo(f"wrote {write_json(out, result)}")
+
+
+def _print_ladder(result: dict) -> None:
+    p = result["parity"]
+    click.echo(f"parity ladder ({p['split_size']} samples):")
+    for r in p["rungs"]:
+        metric = next(k for k in ("accuracy", "auc") if k in r)
+        agree = (f", agrees with float on {r['agreement_with_float']:.2%}"
+                 if "agreement_with_float" in r else "")
+        click.echo(f"  {r['rung']:<16} {metric} {r[metric]:.4f}{agree}")
+    d = p["tflm_vs_tflite"]
+    click.echo(f"  TFLM vs TFLite reference: {d['bit_exact_share']:.2%} of samples bit-exact, "
+               f"max diff {d['max_diff']}, mean {d['mean_diff']:.4f} int8 steps")
+    div = p["first_divergence"]
+    if div:
+        click.echo(f"  first diverging op: #{div['op_index']} {div['op']} (layer {div['layer']}), "
+                   f"max diff {div['max_diff']}, {div['differing_share']:.1%} of values differ")
+    worst = sorted(result["per_layer_error"], key=lambda r: -r["rmse_over_scale"])[:3]
+    click.echo("  quantization error, worst layers (RMSE / scale): "
+               + ", ".join(f"{r['layer']} {r['rmse_over_scale']:.2f}" for r in worst))
 
 
 def _print_train_summary(report: dict) -> None:

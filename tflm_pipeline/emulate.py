@@ -198,6 +198,30 @@ def _smallest_scale(info: ModelInfo) -> float:
     return min(scales) if scales else 0.0
 
 
+def all_tensors(model: bytes, inputs: list[np.ndarray] | np.ndarray, *,
+                info: ModelInfo | None = None, arena_size: int | None = None) -> list[dict]:
+    """Every op output TFLM computes, per sample: ``[{tensor index: array}, ...]``.
+
+    Runs TFLM's preserve-all-tensors mode in a child process, one sample at a time.
+    """
+    info = info or read_model(model)
+    inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    _check_inputs(info, inputs)
+    if arena_size is None:
+        arena_size = 2 * sum(t.nbytes for t in info.tensors if not t.is_constant) + (1 << 20)
+    with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "model.tflite").write_bytes(model)
+        for i, x in enumerate(inputs):
+            np.save(tmp / f"in{i}.npy", np.ascontiguousarray(x))
+        proc = _spawn([sys.executable, "-m", "tflm_pipeline.emulate", "tensors", str(tmp),
+                       str(len(inputs)), str(arena_size)])
+        _watch([proc], len(inputs[0]), "TFLM tensors")
+        with np.load(tmp / "tensors.npz") as z:
+            return [{int(k.split("_")[1]): z[k] for k in z.files if k.startswith(f"s{n}_")}
+                    for n in range(len(inputs[0]))]
+
+
 def _round_up(n: int) -> int:
     return -(-n // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
 
@@ -376,6 +400,30 @@ def _child_probe(model_path: str) -> None:
             print(f"fail {str(e).splitlines()[0] if str(e) else ''}", flush=True)
 
 
+def _child_tensors(tmp: str, n_inputs: int, arena_size: int) -> None:
+    from tflite_micro.python.tflite_micro import runtime
+
+    tmp = Path(tmp)
+    model = (tmp / "model.tflite").read_bytes()
+    info = read_model(model)
+    it = runtime.Interpreter.from_bytes(
+        model, arena_size=arena_size,
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    xs = [np.load(tmp / f"in{i}.npy") for i in range(n_inputs)]
+    wanted = sorted({t for op in info.operators for t in op.outputs if t >= 0})
+    out = {}
+    for s in range(len(xs[0])):
+        for i, x in enumerate(xs):
+            it.set_input(np.ascontiguousarray(x[s:s + 1]), i)
+        it.invoke()
+        for t in wanted:
+            d = it.GetTensor(t, 0)
+            out[f"s{s}_{t}"] = np.asarray(d["tensor_data"]).reshape(d["shape"])
+        it.reset()
+        print(s + 1, flush=True)
+    np.savez(tmp / "tensors.npz", **out)
+
+
 def _child_allocations(model_path: str, arena_size: int) -> None:
     model = Path(model_path).read_bytes()
     it = _load_interpreter(model, arena_size)
@@ -390,6 +438,8 @@ def _child_main(argv: list[str]) -> int:
     try:
         if argv[0] == "allocations":
             _child_allocations(argv[1], int(argv[2]))
+        elif argv[0] == "tensors":
+            _child_tensors(argv[1], int(argv[2]), int(argv[3]))
         elif argv[0] == "run":
             _child_run(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]))
         elif argv[0] == "probe":

@@ -16,7 +16,7 @@ from .artifacts import write_bytes, write_json
 from .data import Dataset
 from .errors import TflmpError
 from .model_info import read_model
-from .runs import SELECTED_MODEL, read_run_config
+from .runs import FLOAT_PREPROCESSING, SELECTED_MODEL, read_run_config
 from .tasks import TASKS
 from .tf_env import load
 from .train import TrainConfig
@@ -120,6 +120,8 @@ class _Run:
         self.float_layers: list = []
         self.preprocessing = dataset.preprocessing
         self.preprocessing.save(run_dir / "preprocessing.json")
+        # the float Keras model keeps its own inputs if int8 preparation moves a layer out
+        self.preprocessing.save(run_dir / FLOAT_PREPROCESSING)
         self.batch = config.batch_size or train.auto_batch_size(len(dataset.y_train))
         self.augment = config.image_augmenter()
 

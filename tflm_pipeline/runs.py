@@ -16,6 +16,7 @@ from .errors import TflmpError
 from .train import TrainConfig
 
 SELECTED_MODEL = "model_int8.tflite"
+FLOAT_PREPROCESSING = "preprocessing_float.json"
 
 
 @dataclass
@@ -28,6 +29,13 @@ class ModelSource:
     def preprocessing(self) -> Preprocessing | None:
         path = (self.run_dir or self.model_path.parent) / "preprocessing.json"
         return Preprocessing.load(path) if path.is_file() else None
+
+    @property
+    def float_preprocessing(self) -> Preprocessing | None:
+        """What the run's float Keras model takes (before int8 preparation)."""
+        if self.run_dir and (self.run_dir / FLOAT_PREPROCESSING).is_file():
+            return Preprocessing.load(self.run_dir / FLOAT_PREPROCESSING)
+        return self.preprocessing
 
     def dataset(self) -> Dataset | None:
         """The run's dataset with the run's exact splits (None outside a run)."""

@@ -41,11 +41,16 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
 
 def verify_model(model_path: str | Path, *, dataset: str | None = None,
                  data_dir: str | None = None, preprocessing: str | Path | None = None,
-                 split: str = "test", workers: int | None = None) -> dict:
+                 split: str = "test", workers: int | None = None, ladder: bool = False,
+                 tolerance: int = 0) -> dict:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
     run folder holding the model (on the run's own data), else the dataset's default.
+    ``ladder`` (run folders only) adds the parity ladder Keras float -> Keras QAT ->
+    TFLite reference -> TFLM, the first diverging layer when TFLite and TFLM differ by
+    more than ``tolerance`` int8 steps, and the per-layer quantization error; they are
+    also stored in the run's report.json for ``tflmp report``.
     """
     from .models import task_of
 
@@ -69,13 +74,47 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     result = evaluate(model, task, {split: (x, y)}, ds.preprocessing.num_classes, info=info,
                       workers=workers, label=f"TFLM {split}")
     mcu = arena.estimate(info, DEFAULT_ARENA_PROFILE) if info.subgraphs == 1 else None
-    return {
+    extra = _ladder(src, ds, split, model, task, tolerance, workers) if ladder else {}
+    return {**extra,
         "model": str(src.model_path), "sha256": info.sha256, "tflite_bytes": info.size,
         "dataset": ds.summary()["name"], "split": split, "samples": int(len(y)),
         "labels": ds.preprocessing.labels, "ops": info.op_names,
         "metrics": result[split], **result["arena"].to_dict(),
         "arena_32bit": mcu.to_dict() if mcu else None,
     }
+
+
+def _ladder(src, ds, split, model, task, tolerance, workers) -> dict:
+    from . import parity, qat, report
+
+    if src.run_dir is None or not (src.run_dir / "float_best.h5").is_file():
+        raise TflmpError("--ladder needs a tflmp run folder (it runs the run's Keras models); "
+                         "pass the run folder or a model inside one")
+    run = src.run_dir
+    float_model = qat.load_float(run / "float_best.h5")
+    qat_weights = run / "qat_best_weights.h5"
+    qat_model = qat.load_qat(run / "float_best.h5", qat_weights) if qat_weights.is_file() else None
+    raw, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}").astype(np.int64)
+    x_float = src.float_preprocessing.apply(raw)
+    x_int8 = ds.preprocessing.apply(raw)
+    result = parity.ladder(float_model, qat_model, model, x_float, x_int8, y, task,
+                           ds.preprocessing.num_classes, workers=workers)
+    divergence = None
+    if result["tflm_vs_tflite"]["max_diff"] > tolerance:
+        info = read_model(model)
+        picks = result["disagreeing_samples"][:8]
+        q = emulate.quantize(x_int8[picks].reshape((-1, *info.inputs[0].shape[1:])),
+                             info.inputs[0])
+        divergence = parity.first_divergence(model, q, tolerance)
+    result["first_divergence"] = divergence
+    x_train = src.float_preprocessing.apply(ds.x_train)
+    layers = parity.quantization_error(float_model, x_train[:200], x_float[:50])
+    if src.report() is not None:
+        rep = src.report()
+        rep["parity"] = {k: v for k, v in result.items() if k != "disagreeing_samples"}
+        rep["per_layer_error"] = layers
+        report.write_report(run, {k: v for k, v in rep.items() if k != "schema_version"})
+    return {"parity": result, "per_layer_error": layers}
 
 
 def _check_outputs(info: ModelInfo, task: Task, num_classes: int) -> None:
