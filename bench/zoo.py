@@ -11,6 +11,11 @@ Reference shapes (untrained weights: size and memory do not depend on training):
   (64-bit host) and derived for a Cortex-M (TFLM 2026 reference kernels; Chirale's
   CMSIS-NN as the Arduino IDE builds it).
 
+Harness on every zoo model: each of the seven trains on scikit-learn's digits (its own
+input shape adapted to 8x8x1) with `tflmp train --ladder`, which produces the parity
+ladder, the per-layer error, the profile and board fit, and report.md / report.html.
+The real-data runs use --ladder too.  --keep DIR keeps all run folders (reports).
+
 Writes bench/results/zoo.json and prints Markdown tables for docs/BENCHMARKS.md.
 """
 
@@ -42,22 +47,34 @@ def train(args, tmp, name, extra):
     run = tmp / name
     t = time.monotonic()
     subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", "train", "--out", str(run),
-                    "--max-drop", "100", *extra], check=True, stdout=subprocess.DEVNULL)
+                    "--max-drop", "100", "--ladder", *extra], check=True,
+                   stdout=subprocess.DEVNULL)
     wall = time.monotonic() - t
     r = json.loads((run / "report.json").read_text())
     led = r["ledger"]
-    return {"name": name, "wall_s": round(wall, 1), "float": led["float"]["accuracy"],
-            "ptq_int8_tflm": led["ptq_int8_tflm"]["accuracy"],
-            "qat_int8_tflm": led.get("qat_int8_tflm", {}).get("accuracy"),
+    metric = led["metric"]
+    parity, memory = r["parity"], r["profile"]["memory"]
+    worst = max(r["per_layer_error"], key=lambda e: e["rmse_over_scale"])
+    divergence = parity["first_divergence"]
+    return {"name": name, "wall_s": round(wall, 1), "metric": metric,
+            "float": led["float"][metric],
+            "ptq_int8_tflm": led["ptq_int8_tflm"][metric],
+            "qat_int8_tflm": led.get("qat_int8_tflm", {}).get(metric),
             "selected": r["metrics"]["selected"],
             "drop_pp": led[r["metrics"]["selected"]]["drop_pp"],
             "tflite_bytes": r["model"]["tflite_bytes"],
             "arena_host": r["model"]["arena_bytes"],
-            "arena_32bit": r["model"]["arena_32bit"]["arena_bytes"]}
+            "arena_32bit": r["model"]["arena_32bit"]["arena_bytes"],
+            "lower_bound": memory["lower_bound_bytes"], "gap": memory["gap_bytes"],
+            "bit_exact_tflm_vs_tflite": parity["tflm_vs_tflite"]["bit_exact_share"],
+            "first_divergence": (f"#{divergence['op_index']} {divergence['op']} "
+                                 f"({divergence['layer']})" if divergence else "none"),
+            "worst_layer": f"{worst['layer']} {worst['rmse_over_scale']:.2f}",
+            "report": str(run / "report.html")}
 
 
 def reference_rows():
-    from tflm_pipeline import arena, convert, emulate, profile
+    from tflm_pipeline import arena, convert, emulate, memory_plan, profile
     from tflm_pipeline.model_info import read_model
     from tflm_pipeline.models import build_model
 
@@ -77,6 +94,7 @@ def reference_rows():
         rows.append({"name": name, "shape": "x".join(map(str, shape)),
                      "params": model.count_params(), "macs": profile.totals(info)["macs"],
                      "tflite_bytes": len(flatbuffer),
+                     "lower_bound": memory_plan.plan(info).lower_bound,
                      "arena_host": emulate.find_arena_size(flatbuffer, info=info).bytes,
                      "arena_tflm_2026": arena.estimate(info, "tflm-2026").bytes,
                      "arena_chirale_cmsis": arena.estimate(info, "chirale-2.0.0-cmsis-nn").bytes})
@@ -87,13 +105,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", required=True, help="the ../shared folder")
     ap.add_argument("--quick", action="store_true", help="fewer epochs (smoke test)")
+    ap.add_argument("--keep", type=Path, help="keep the run folders here")
     args = ap.parse_args()
     shared = Path(args.shared).resolve()
     epochs = ["--epochs", "2", "--qat-epochs", "1"] if args.quick else \
         ["--epochs", "6", "--qat-epochs", "2"]
-    result = {"real_data": [], "reference_shapes": []}
+    result = {"real_data": [], "zoo_digits": [], "reference_shapes": []}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        tmp = args.keep.resolve() if args.keep else Path(tmp)
+        for name in ("lenet", "dscnn", "mobilenet_v1", "resnet8", "autoencoder", "cnn1d", "mlp"):
+            result["zoo_digits"].append(train(args, tmp, f"{name}-digits", [
+                "--model", name, "--epochs", "4" if args.quick else "15",
+                "--qat-epochs", "1" if args.quick else "2"]))
         for name, data in (("lenet-mnist", "mnist"), ("lenet-fashion-mnist", "fashion-mnist")):
             result["real_data"].append(train(args, tmp, name, [
                 "--model", "lenet", "--dataset", data, "--data-dir",
@@ -120,13 +143,22 @@ def main():
               f"{r['qat_int8_tflm']:.4f} | {r['drop_pp']:+.2f} pp | {r['tflite_bytes']:,} | "
               f"{r['arena_host']:,} | {r['arena_32bit']:,} | {r['wall_s']:.0f} s |")
     print()
-    print("| model | input | params | MACs | int8 bytes | arena host (64-bit) | arena TFLM 2026 "
-          "(M4) | arena Chirale CMSIS-NN (M4) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model (digits) | metric | float | selected int8 TFLM | TFLM = TFLite-ref bit-exact "
+          "| first diverging op | worst layer (RMSE/scale) | lower bound | arena 32-bit | gap |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in result["real_data"] + result["zoo_digits"]:
+        print(f"| {r['name']} | {r['metric']} | {r['float']:.4f} | "
+              f"{r[r['selected']]:.4f} | {r['bit_exact_tflm_vs_tflite']:.2%} | "
+              f"{r['first_divergence']} | {r['worst_layer']} | {r['lower_bound']:,} | "
+              f"{r['arena_32bit']:,} | {r['gap']:,} |")
+    print()
+    print("| model | input | params | MACs | int8 bytes | activation lower bound | arena host "
+          "(64-bit) | arena TFLM 2026 (M4) | arena Chirale CMSIS-NN (M4) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in result["reference_shapes"]:
         print(f"| {r['name']} | {r['shape']} | {r['params']:,} | {r['macs']:,} | "
-              f"{r['tflite_bytes']:,} | {r['arena_host']:,} | {r['arena_tflm_2026']:,} | "
-              f"{r['arena_chirale_cmsis']:,} |")
+              f"{r['tflite_bytes']:,} | {r['lower_bound']:,} | {r['arena_host']:,} | "
+              f"{r['arena_tflm_2026']:,} | {r['arena_chirale_cmsis']:,} |")
 
 
 if __name__ == "__main__":

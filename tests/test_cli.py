@@ -75,6 +75,24 @@ def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path):
     assert (tmp_path / "lenet_model_data.h").exists()
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_keras_model_with_lambda_needs_trust(tmp_path, suffix):
+    from tflm_pipeline.tf_env import load
+
+    _, keras, _ = load()
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    x = keras.layers.Flatten()(x)
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(tmp_path / f"m{suffix}")
+    p = run_cli("convert", tmp_path / f"m{suffix}", "--dataset", "digits", "--out", tmp_path / "o")
+    assert p.returncode == 2 and "Lambda 'double'" in p.stderr and "--trust-model" in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and not (tmp_path / "o").exists()
+    p = run_cli("convert", tmp_path / f"m{suffix}", "--dataset", "digits", "--out", tmp_path / "o",
+                "--trust-model")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "o" / "m_int8.tflite").is_file()
+
+
 def test_verify_refuses_data_the_model_cannot_take(digits_run, tmp_path):
     run, _ = digits_run
     p = run_cli("verify", run / "model_int8.tflite", "--dataset", "mnist", "--data-dir",
@@ -146,3 +164,14 @@ def test_resume_after_sigkill_continues_from_last_epoch(tmp_path):
 def test_resume_refuses_changed_options(tmp_path):
     p = run_cli("train", "--resume", tmp_path, "--epochs", "3")
     assert p.returncode == 2 and "drop --epochs" in p.stderr
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
+    # SGD at this rate diverges within the first few epochs on digits
+    run = tmp_path / "run"
+    p = run_cli("train", "--epochs", "6", "--qat-epochs", "0", "--optimizer", "sgd",
+                "--lr", "1e4", "--out", run)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()[-1]
+    assert "became NaN" in err and "lower --lr" in err, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr

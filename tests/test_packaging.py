@@ -26,11 +26,16 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/firmware/model/model_data.cc.j2",
                      "tflm_pipeline/firmware/model/model_data.h.j2",
                      "tflm_pipeline/firmware/tflm_ops.json",
+                     "tflm_pipeline/firmware/boards.yaml",
+                     "tflm_pipeline/firmware/kernel_sizes.json",
+                     "tflm_pipeline/report_templates/report.html.j2",
                      "tflm_pipeline/codegen/c_array.py"):
         assert expected in names, expected
     assert not any(n.startswith(("models/", "firmware/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "tflmp = tflm_pipeline.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    entry_points = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "tflmp = tflm_pipeline.cli:main" in entry_points
+    assert "[pytest11]" in entry_points and "tflm_pipeline.testing" in entry_points
 
 
 def test_installed_wheel_works_outside_the_repo(wheel, tmp_path, hello_world_int8):
@@ -49,3 +54,7 @@ def test_installed_wheel_works_outside_the_repo(wheel, tmp_path, hello_world_int
                        text=True, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "c" / "hello_model_data.cc").exists()
+    p = subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", "profile", str(model),
+                        "--board", "arduino-nano33ble"], capture_output=True, text=True,
+                       cwd=tmp_path, env=env)
+    assert p.returncode == 0 and "fits arduino-nano33ble" in p.stdout, p.stderr

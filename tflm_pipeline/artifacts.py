@@ -37,10 +37,12 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike, data: bytes | list) -> Path:
+    """Write ``data`` (bytes, or a list of bytes-like chunks written in order)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for chunk in data if isinstance(data, list) else [data]:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
     return Path(path)

@@ -59,8 +59,13 @@ def cli():
 @click.option("--out", type=click.Path(), help="Run folder (default runs/<model>-<data>-<time>).")
 @click.option("--resume", type=click.Path(), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint.")
+@click.option("--strategy", type=click.Choice(["mirrored", "multi-worker"]),
+              help="Train with tf.distribute: all local devices, or one process per "
+              "machine with TF_CONFIG (see the README).")
+@click.option("--ladder", is_flag=True, help="Also run the parity ladder and per-layer "
+              "quantization error (as `tflmp verify --ladder`) into the report.")
 @click.pass_context
-def train(ctx, resume, out, **options):
+def train(ctx, resume, out, ladder, **options):
     """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""
     from .data import parse_size, parse_split
     from .pipeline import run_training
@@ -71,15 +76,16 @@ def train(ctx, resume, out, **options):
         if changed or out:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed + (["out"] if out else []))
             raise TflmpError(f"--resume continues a run with its saved settings; drop {flags}")
-        report = run_training(resume=resume, command=sys.argv)
+        report = run_training(resume=resume, command=sys.argv, ladder=ladder)
     else:
         options["split"] = parse_split(options["split"])
         if options["image_size"]:
             options["image_size"] = parse_size(options["image_size"])
         if options["columns"]:
             options["columns"] = [c.strip() for c in options["columns"].split(",") if c.strip()]
-        report = run_training(TrainConfig(**options), out, command=sys.argv)
-    _print_train_summary(report)
+        report = run_training(TrainConfig(**options), out, command=sys.argv, ladder=ladder)
+    if report is not None:  # None: a multi-worker run's non-chief worker
+        _print_train_summary(report)
 
 
 @cli.command()
@@ -91,7 +97,9 @@ def train(ctx, resume, out, **options):
 @click.option("--data-dir", type=click.Path())
 @click.option("--target", "target_name", metavar="TARGET",
               help="Write a firmware project for TARGET instead (as 'tflmp firmware').")
-def convert(model, c_array, name, out, dataset, data_dir, target_name):
+@click.option("--trust-model", is_flag=True,
+              help="Load a Keras file even if its Lambda layers run code stored in it.")
+def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model):
     """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
     from .convert import convert_model
 
@@ -99,7 +107,7 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name):
         _write_firmware(model, target_name, out, name)
         return
     result = convert_model(model, out, name=name, c_array=c_array, dataset=dataset,
-                           data_dir=data_dir)
+                           data_dir=data_dir, trust_model=trust_model)
     m = result["model"]
     click.echo(f"{result['name']}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
     for f in result["files"]:
@@ -235,6 +243,93 @@ def _print_ladder(result: dict) -> None:
     worst = sorted(result["per_layer_error"], key=lambda r: -r["rmse_over_scale"])[:3]
     click.echo("  quantization error, worst layers (RMSE / scale): "
                + ", ".join(f"{r['layer']} {r['rmse_over_scale']:.2f}" for r in worst))
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--board", help="Check the fit on this board (see the table without it).")
+@click.option("--boards-file", type=click.Path(), help="Your boards YAML, merged over ours.")
+@click.option("--measured-us", type=float,
+              help="Latency measured on the board (the self-test prints it) to narrow the band.")
+@click.option("--measured-macs", type=int,
+              help="MACs of the model --measured-us was measured on (default: this model).")
+@click.option("--out", type=click.Path(), help="Write the profile as JSON here.")
+def profile(model, board, boards_file, measured_us, measured_macs, out):
+    """Per-layer MACs and memory, memory plan, flash, latency band and board fit of MODEL
+    (a .tflite or a run folder).  Exits with 2 when it does not fit --board."""
+    from .artifacts import write_json
+    from .latency import Measurement
+    from .profile import model_profile
+    from .runs import resolve
+
+    if measured_us is not None and not board:
+        raise TflmpError("--measured-us needs --board (the clock it was measured at)")
+    measured = Measurement(measured_us, measured_macs) if measured_us is not None else None
+    p = model_profile(resolve(model).model_path, board=board, boards_file=boards_file,
+                      measured=measured)
+    _print_profile(p)
+    if out:
+        click.echo(f"wrote {write_json(out, p)}")
+    if board and not p["board"]["fits"]:
+        raise TflmpError(p["board"]["message"])
+
+
+def _print_profile(p: dict) -> None:
+    rows = [[str(r["index"]), r["op"], r["name"][:32],
+             " ".join("x".join(map(str, s)) for s in r["output_shapes"]),
+             f"{r['params']:,}", f"{r['macs']:,}", f"{r['activation_bytes']:,}"]
+            for r in p["layers"]]
+    t = p["totals"]
+    rows.append(["", f"{t['ops']} ops", "", "", f"{t['params']:,}", f"{t['macs']:,}",
+                 f"{t['activation_bytes']:,}"])
+    _print_table(["#", "op", "layer", "output", "params", "MACs", "act. bytes"], rows)
+    m, f = p["memory"], p["flash"]
+    click.echo(f"memory plan: peak at {m['peak_op']}, live: "
+               + ", ".join(f"{b['tensor'][:24]} {b['bytes']:,}" for b in m["live_at_peak"]))
+    click.echo(f"  lower bound {m['lower_bound_bytes']:,} B <= TFLM planner "
+               f"{m['planned_bytes']:,} B <= arena {m['arena_32bit_bytes']:,} B (32-bit, "
+               f"{m['arena_32bit_profile']}{'' if m['arena_32bit_exact'] else ', estimated'}); "
+               f"gap {m['gap_bytes']:,} B; 64-bit host arena {m['arena_host_bytes']:,} B")
+    click.echo(f"flash: model {f['model_bytes']:,} B + TFLM code ~{f['code_bytes']:,} B "
+               f"({f['code_basis']})")
+    _print_table(["board", "fits", "RAM needed", "flash needed", "latency ms"],
+                 [[b["board"], "yes" if b["fits"] else "NO",
+                   f"{b['ram_needed']:,} / {b['ram']:,}", f"{b['flash_needed']:,} / {b['flash']:,}",
+                   b["latency_ms"]] for b in p["boards"]])
+    if "board" in p:
+        b = p["board"]
+        click.echo(b["message"])
+        lat = b["latency"]
+        click.echo(f"latency on {b['board']}: {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms "
+                   f"({lat['basis']})")
+
+
+def _print_table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    for row in [head, *rows]:
+        click.echo("  ".join(str(c).rjust(w) if i >= 4 or c[:1].isdigit() and i else
+                             str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def report(run_dir):
+    """Regenerate RUN_DIR's report.md and report.html from its report.json."""
+    from .report import render_reports
+
+    for path in render_reports(run_dir):
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(), help="Folder or file name (default: here, compare.*).")
+def compare(run_a, run_b, out):
+    """Put two runs side by side: ledger, sizes, timings, config differences."""
+    from .report import compare_runs
+
+    click.echo(f"wrote {compare_runs(run_a, run_b, out)}")
 
 
 def _print_train_summary(report: dict) -> None:

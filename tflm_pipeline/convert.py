@@ -138,7 +138,8 @@ def per_channel_dense_layers(info) -> list[int]:
 
 def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
                   name: str | None = None, c_array: bool = True, dataset: str | None = None,
-                  data_dir: str | None = None, tree: str | None = None) -> dict:
+                  data_dir: str | None = None, tree: str | None = None,
+                  trust_model: bool = False) -> dict:
     """``tflmp convert``: a ``.tflite``, a run folder, or a float Keras ``.h5`` -> files.
 
     A Keras model is first converted to full int8, calibrated on ``dataset`` (or the
@@ -146,6 +147,7 @@ def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
     With ``c_array`` the model is written as C sources: ``<name>_model_data.h/.cc``,
     ``<name>_model_settings.h`` and ``<name>_op_resolver.h`` (for the TFLM ``tree``).
     Returns the C identifier used, the model summary and the files written.
+    ``trust_model`` allows Keras files whose Lambda layers run stored code.
     """
     from . import runs
     from .artifacts import write_bytes
@@ -160,7 +162,7 @@ def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / ident
     files = []
     if src.model_path.suffix in (".h5", ".hdf5", ".keras"):
-        flatbuffer = _convert_keras_file(src, dataset, data_dir)
+        flatbuffer = _convert_keras_file(src, dataset, data_dir, trust_model)
         files.append(write_bytes(out_dir / f"{ident}_int8.tflite", flatbuffer))
     else:
         flatbuffer = read_model_bytes(src.model_path)
@@ -175,7 +177,7 @@ def convert_model(source: str | Path, out_dir: str | Path | None = None, *,
     return {"name": ident, "model": info.to_dict(), "files": [str(f) for f in files]}
 
 
-def _convert_keras_file(src, dataset, data_dir) -> bytes:
+def _convert_keras_file(src, dataset, data_dir, trust: bool) -> bytes:
     from .data import load_dataset
     from .qat import load_float
 
@@ -190,4 +192,5 @@ def _convert_keras_file(src, dataset, data_dir) -> bytes:
                          "data: pass --dataset (and --data-dir)")
     x, _ = ds.inputs("train")
     seed = src.config.seed if src.config else 0
-    return to_int8_tflite(load_float(src.model_path), representative_samples(x, seed=seed))
+    model = load_float(src.model_path, trust=trust)
+    return to_int8_tflite(model, representative_samples(x, seed=seed))

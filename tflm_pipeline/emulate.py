@@ -126,9 +126,12 @@ def find_arena_size(model: bytes, *, info: ModelInfo | None = None) -> ArenaSize
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model)
         prober = _Prober(path)
+        # one tick per probe: doubling from 16 KiB, then bisecting to 16 bytes (~20)
+        progress = Progress(20, "finding the TFLM arena size", summary_after=2.0)
         try:
             hi = max(16 * 1024, _round_up(2 * max(t.nbytes for t in info.tensors)))
             while not prober.fits(hi):
+                progress.update(progress.done + 1)
                 if prober.crashed is not None and hi >= 64 * max(t.nbytes for t in info.tensors):
                     raise TflmpError(
                         f"the TFLM interpreter aborts on this model (signal {prober.crashed}) "
@@ -150,8 +153,11 @@ def find_arena_size(model: bytes, *, info: ModelInfo | None = None) -> ArenaSize
                     hi = mid
                 else:
                     lo = mid
+                progress.update(progress.done + 1)
         finally:
             prober.close()
+        progress.update(progress.total)
+        progress.close()
     return ArenaSize(hi, f"64-bit host, tflite-micro {tflm_version()} Python interpreter "
                          "(a 32-bit MCU build needs less)")
 

@@ -22,6 +22,8 @@ from .errors import TflmpError
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+_FIXED_SHAPES = ("TFLM allocates fixed shapes; convert the model with a fixed input shape "
+                 "(e.g. keras.Input(shape=..., batch_size=1))")
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _NUMPY_DTYPES = {
@@ -130,6 +132,8 @@ def read_model(source: bytes | str | os.PathLike) -> ModelInfo:
         data = read_model_bytes(source)
     try:
         return _parse(data)
+    except _Unsuitable as e:
+        raise TflmpError(f"{where}: {e}") from None
     except _Corrupt as e:
         raise TflmpError(f"{where} is a corrupt or truncated TFLite model ({e}); "
                          "re-export it with 'tflmp train' or the TFLite converter") from None
@@ -157,6 +161,10 @@ class _Corrupt(Exception):
     pass
 
 
+class _Unsuitable(Exception):
+    """A well-formed file tflmp cannot use; the message says why and what to do."""
+
+
 def _parse(data: bytes) -> ModelInfo:
     size = len(data)
     if size < 24:
@@ -167,7 +175,7 @@ def _parse(data: bytes) -> ModelInfo:
             hint = "it is a PNG image"
         else:
             hint = f"file identifier is '{shown}', expected 'TFL3'"
-        raise TflmpError(f"not a TFLite flatbuffer: {hint}; pass a .tflite model")
+        raise _Unsuitable(f"not a TFLite flatbuffer: {hint}; pass a .tflite model")
     root = struct.unpack_from("<I", data, 0)[0]
     if root + 4 > size:
         raise _Corrupt("root offset points past the end of the file")
@@ -219,7 +227,8 @@ def _parse(data: bytes) -> ModelInfo:
         if t.Buffer() >= n_buffers:
             raise _Corrupt(f"tensor {i} refers to missing buffer {t.Buffer()}")
         if any(d < 0 for d in shape):
-            raise _Corrupt(f"tensor {i} has a negative dimension")
+            raise _Unsuitable(f"tensor {i} has a dynamic dimension (shape {list(shape)}): "
+                              f"{_FIXED_SHAPES}")
         q = t.Quantization()
         scales, zps, qdim = (), (), 0
         if q is not None:
@@ -258,6 +267,12 @@ def _parse(data: bytes) -> ModelInfo:
     outs = indices(sg.OutputsAsNumpy(), sg.OutputsLength(), "subgraph outputs")
     if not ins or not outs or -1 in ins or -1 in outs:
         raise _Corrupt("the main subgraph has no inputs or outputs")
+    for t in (tensors[i] for i in ins):
+        # A dynamic batch runs as batch 1 (TFLM uses `shape`); any other dynamic
+        # dimension was frozen to a placeholder size by the converter.
+        if t.shape_signature and any(d < 0 for d in t.shape_signature[1:]):
+            raise _Unsuitable(f"input '{t.name}' has a dynamic dimension (shape signature "
+                              f"{list(t.shape_signature)}): {_FIXED_SHAPES}")
     description = (model.Description() or b"").decode("utf-8", "replace")
     return ModelInfo(size=size, sha256=sha256_bytes(data), schema_version=version,
                      description=description, subgraphs=n_subgraphs, tensors=tensors,

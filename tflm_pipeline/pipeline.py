@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +15,10 @@ from . import arena, convert, qat, quantizable, report, train, verify
 from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .artifacts import write_bytes, write_json
 from .data import Dataset
+from .distribute import Distribution
 from .errors import TflmpError
 from .model_info import read_model
+from .progress import Progress
 from .runs import FLOAT_PREPROCESSING, SELECTED_MODEL, read_run_config
 from .tasks import TASKS
 from .tf_env import load
@@ -27,23 +30,38 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def run_training(config: TrainConfig | None = None, out: str | Path | None = None, *,
-                 resume: str | Path | None = None, command: list[str] | None = None) -> dict:
+                 resume: str | Path | None = None, command: list[str] | None = None,
+                 ladder: bool = False) -> dict:
     """Run (or resume) the whole chain; return the report written to ``report.json``.
 
+    ``ladder`` adds the parity ladder and per-layer quantization error of the selected
+    model (:func:`verify.run_ladder`) to the report.
+
     Raises TflmpError after writing everything when the selected int8 model loses more
-    than ``config.max_drop`` points against float.
+    than ``config.max_drop`` points against float.  With ``config.strategy``
+    "multi-worker", workers other than the chief train in a scratch folder and return
+    None after QAT (:mod:`distribute`).
     """
     from .models import task_of
 
     t_start = time.monotonic()
+    _, keras, _ = load()
+    # Created first: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs.
+    dist = Distribution(config.strategy if config is not None and resume is None else None)
+    if not dist.is_chief:
+        out = Path(tempfile.mkdtemp(prefix=f"tflmp-{dist.task_type}{dist.task_index}-"))
     run_dir, config = _prepare_run_dir(config, out, resume)
     config.validate()
-    _, keras, _ = load()
+    if resume is not None and config.strategy == "multi-worker":
+        raise TflmpError("--resume continues single-process runs; a multi-worker run restarts: "
+                         "start all workers again with a new --out")
+    if resume is not None and config.strategy:
+        dist = Distribution(config.strategy)
     keras.utils.set_random_seed(config.seed)
     task = TASKS[task_of(config.model)]
     dataset = config.load_data()
     _check_same_data(run_dir, dataset)
-    run = _Run(run_dir, config, task, dataset, _read_json(run_dir / "stages.json", {}))
+    run = _Run(run_dir, config, task, dataset, _read_json(run_dir / "stages.json", {}), dist)
     s = dataset.summary()
     print(f"data: {s['name']} train {s['train']} / val {s['val']} / test {s['test']}, "
           f"input {tuple(dataset.preprocessing.input_shape)}, "
@@ -56,6 +74,11 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
     run.use_preprocessing(dataset.preprocessing.then(prepared.input_scale,
                                                      prepared.input_offset))
     qat_model = run.timed("qat", _train_qat, run, prepared.model) if config.qat_epochs else None
+    if not dist.is_chief:
+        print(f"{dist.task_type} {dist.task_index}: training done (scratch folder {run_dir}); "
+              "the chief converts and evaluates")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return None
     candidates = run.timed("convert", _convert, run, prepared.model, qat_model)
     results, arenas = run.timed("evaluate", _evaluate, run, float_model, qat_model, candidates)
 
@@ -95,10 +118,15 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
                         if phase in run.stages}},
         "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
     }
+    rep.update(_profile(candidates[selected], arenas[selected].bytes))
     report.write_report(run_dir, rep)
     report.write_manifest(run_dir, config=config.to_dict(), data_fingerprint=dataset.fingerprint(),
                           command=command or sys.argv, seed=config.seed)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if ladder:
+        rep.update(verify.run_ladder(run_dir, workers=config.workers))
+    for path in report.render_reports(run_dir):
+        print(f"wrote {path}")
     drop = ledger[selected]["drop_pp"]
     if drop > config.max_drop:
         raise TflmpError(
@@ -109,12 +137,22 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
     return rep
 
 
+def _profile(model: bytes, host_arena_bytes: int) -> dict:
+    """report.json's profile (memory plan, flash) and the fit and latency on every board."""
+    from .profile import model_profile
+
+    p = model_profile(model, host_arena_bytes=host_arena_bytes)
+    return {"profile": {"totals": p["totals"], "memory": p["memory"], "flash": p["flash"]},
+            "board_fit": p["boards"]}
+
+
 class _Run:
     """One training run's folder, settings, data and bookkeeping, shared by its stages."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, task, dataset: Dataset,
-                 stages: dict):
+                 stages: dict, dist: Distribution):
         self.dir, self.config, self.task, self.dataset = run_dir, config, task, dataset
+        self.dist = dist
         self.stages = stages
         self.timings: dict[str, float] = {}
         self.float_layers: list = []
@@ -161,8 +199,9 @@ def _train_float(run: _Run):
     path = run.dir / "float_best.h5"
     if "float" not in run.stages:
         pre = run.dataset.preprocessing
-        model = build_model(run.config.model, pre.input_shape, pre.num_classes)
-        _compile(model, run.task, run.config.optimizer, run.config.lr)
+        with run.dist.scope():
+            model = build_model(run.config.model, pre.input_shape, pre.num_classes)
+            _compile(model, run.task, run.config.optimizer, run.config.lr)
         print(f"model: {run.config.model}, {model.count_params():,} parameters; "
               f"training {run.config.epochs} epochs")
         result = train.fit(model, run.fit_data("train"), run.fit_data("val"),
@@ -180,14 +219,16 @@ def _train_float(run: _Run):
 
 def _train_qat(run: _Run, prepared_model):
     weights = run.dir / "qat_best_weights.h5"
-    wrapped = qat.quantize(prepared_model)
+    with run.dist.scope():
+        wrapped = qat.quantize(prepared_model)
     run.float_layers = wrapped.float_layers
     for layer, reason in wrapped.float_layers:
         print(f"QAT: layer '{layer}' stays float ({reason})")
     model = wrapped.model
     if "qat" not in run.stages:
         qat_lr = run.config.qat_lr or run.config.lr / 10
-        _compile(model, run.task, run.config.optimizer, qat_lr)
+        with run.dist.scope():
+            _compile(model, run.task, run.config.optimizer, qat_lr)
         print(f"QAT: fine-tuning {run.config.qat_epochs} epochs at lr {qat_lr:g}")
         result = train.fit(model, run.fit_data("train"), run.fit_data("val"),
                            phase_dir=run.dir / "checkpoints" / "qat",
@@ -199,6 +240,9 @@ def _train_qat(run: _Run, prepared_model):
                            augment=run.augment,
                            tensorboard_dir=run.dir / "tensorboard" / "qat")
         run.save_stage("qat", result)
+    if run.dist.strategy is not None:
+        # a model bound to the strategy would evaluate through it; the chief goes on alone
+        return qat.load_qat(run.dir / "float_best.h5", weights)
     model.load_weights(weights)
     return model
 
@@ -206,11 +250,15 @@ def _train_qat(run: _Run, prepared_model):
 def _convert(run: _Run, prepared_model, qat_model) -> dict[str, bytes]:
     calibration = convert.representative_samples(run.x("train"), run.config.calibration_samples,
                                                  run.config.seed)
-    candidates = {"ptq_int8_tflm": convert.to_int8_tflite(prepared_model, calibration)}
-    write_bytes(run.dir / "model_ptq_int8.tflite", candidates["ptq_int8_tflm"])
-    if qat_model is not None:
-        candidates["qat_int8_tflm"] = convert.to_int8_tflite(qat_model, calibration)
-        write_bytes(run.dir / "model_qat_int8.tflite", candidates["qat_int8_tflm"])
+    models = {("ptq_int8_tflm", "model_ptq_int8.tflite"): prepared_model,
+              ("qat_int8_tflm", "model_qat_int8.tflite"): qat_model}
+    models = {k: m for k, m in models.items() if m is not None}
+    candidates = {}
+    with Progress(len(models), "converting to int8 TFLite") as progress:
+        for (key, file_name), model in models.items():
+            candidates[key] = convert.to_int8_tflite(model, calibration)
+            write_bytes(run.dir / file_name, candidates[key])
+            progress.update(len(candidates))
     print("converted to int8: " + ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
                                             for k, v in candidates.items()))
     return candidates

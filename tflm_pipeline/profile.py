@@ -1,4 +1,7 @@
-"""Per-layer profile of a ``.tflite``: op, shapes, parameters, MACs, activation bytes.
+"""Profile of a ``.tflite`` before flashing: per layer op, shapes, parameters, MACs and
+activation bytes; the memory plan (tensors alive at the peak, the lower bound no planner
+beats, the arena TFLM needs); flash (model + kernel code of exactly the ops used);
+latency bands and fit per board (``boards.yaml``).
 
 MACs count the multiply-accumulates of the layers that have them (convolutions, fully
 connected, LSTM, batch matmul), the convention of MLPerf Tiny and of hand counts; pooling
@@ -78,6 +81,71 @@ def totals(info: ModelInfo) -> dict:
 
 def layer_table(model: bytes | str) -> list[dict]:
     return [asdict(r) for r in layers(read_model(model))]
+
+
+def model_profile(model: bytes | str, *, board: str | None = None, boards_file=None,
+                  measured=None, host_arena_bytes: int | None = None) -> dict:
+    """Everything ``tflmp profile`` prints, as a dict.
+
+    ``board`` adds the detailed fit of that board (and sizes the arena for the TFLM it
+    links); ``measured`` (:class:`latency.Measurement`) narrows its latency band.  The
+    64-bit host arena is measured in the TFLM interpreter unless ``host_arena_bytes``
+    gives it.  Every board of the database gets a one-line fit and latency band.
+    """
+    from . import arena, boards, emulate, latency, memory_plan
+    from .codegen.settings import DEFAULT_ARENA_PROFILE
+
+    from .model_info import read_model_bytes
+
+    model = model if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
+    info = read_model(model)
+    rows = layers(info)
+    chosen = boards.get_board(board, boards_file) if board else None
+    mem = memory_plan.plan(info)
+    a32 = arena.estimate(info, chosen.arena_profile if chosen else DEFAULT_ARENA_PROFILE)
+    if host_arena_bytes is None:
+        host_arena_bytes = emulate.find_arena_size(model, info=info).bytes
+    peak_op = info.operators[mem.peak_scope - 1] if mem.peak_scope > 0 else None
+    library = chosen.kernels.code_sizes if chosen else boards.DEFAULT_CODE_SIZES
+    code, code_basis = boards.kernel_code_bytes(info.op_names, library)
+    out = {
+        "model_bytes": info.size, "sha256": info.sha256,
+        "layers": [asdict(r) for r in rows],
+        "totals": {"ops": len(rows), "params": sum(r.params for r in rows),
+                   "macs": sum(r.macs for r in rows),
+                   "activation_bytes": sum(r.activation_bytes for r in rows)},
+        "memory": {
+            "lower_bound_bytes": mem.lower_bound, "planned_bytes": mem.planned_bytes,
+            "peak_op": (f"#{peak_op.index} {peak_op.name}" if peak_op else "inputs"),
+            "live_at_peak": [{"tensor": b.name or "(scratch)", "bytes": b.size}
+                             for b in mem.live_at(mem.peak_scope)],
+            "arena_32bit_bytes": a32.bytes, "arena_32bit_profile": a32.profile,
+            "arena_32bit_exact": a32.exact, "arena_host_bytes": host_arena_bytes,
+            "gap_bytes": a32.bytes - mem.lower_bound,
+            "gap_basis": "32-bit arena - lower bound: planner fragmentation "
+                         f"{mem.planned_bytes - mem.lower_bound:,} B + TFLM bookkeeping, "
+                         "kernel data and scratch"},
+        "flash": {"model_bytes": info.size, "code_bytes": code, "code_basis": code_basis,
+                  "library": library},
+        "boards": [],
+    }
+    for b in boards.boards(boards_file).values():
+        fit = boards.fit_model(info, b)
+        band = latency.latency_band(rows, b)
+        out["boards"].append({
+            "board": b.name, "fits": fit.fits, "ram_needed": sum(fit.ram.values()),
+            "ram": b.ram_bytes, "flash_needed": sum(fit.flash.values()), "flash": b.flash_bytes,
+            "latency_ms": f"{_ms(band.low_ms)}-{_ms(band.high_ms)}"})
+    if chosen:
+        fit = boards.fit_model(info, chosen)
+        band = latency.latency_band(rows, chosen, measured)
+        out["board"] = {**fit.to_dict(), "title": chosen.title,
+                        "clock_mhz": chosen.clock_mhz, "latency": band.to_dict()}
+    return out
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _elements(shape) -> int:

@@ -38,13 +38,61 @@ def quantize(model) -> QatModel:
     return QatModel(qat_model, float_layers)
 
 
-def load_float(path: Path):
-    """Load a float Keras model saved by the train stage."""
+def load_float(path: Path, *, trust: bool = False):
+    """Load a float Keras model (``.h5`` or ``.keras``).
+
+    Loading runs code stored in the file for ``Lambda`` layers (marshalled Python
+    bytecode in ``.h5``): a model holding one is refused unless ``trust`` is given.
+    """
     _, keras, _ = load()
+    if not trust:
+        unsafe = _code_layers(_saved_config(Path(path)))
+        if unsafe:
+            raise TflmpError(f"{path} contains layers that run code stored in the file "
+                             f"({', '.join(unsafe)}); load it only if you trust its source, "
+                             "with --trust-model")
     try:
-        return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except (OSError, ValueError) as e:
-        raise TflmpError(f"cannot load Keras model {path}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TflmpError(f"cannot load Keras model {path}: {first}") from None
+
+
+def _saved_config(path: Path) -> dict:
+    """The model config a Keras file stores, read without deserializing anything."""
+    import json
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return json.loads(z.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            if raw is None:
+                raise TflmpError(f"{path} holds weights only, not a model; pass a file saved "
+                                 "with model.save()")
+            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (OSError, KeyError, ValueError) as e:
+        raise TflmpError(f"{path} is not a Keras .h5 or .keras model ({e})") from None
+
+
+def _code_layers(config) -> list[str]:
+    """Names of Lambda layers (and layers carrying a serialized function) in a config."""
+    found = []
+    if isinstance(config, dict):
+        cfg = config.get("config")
+        if config.get("class_name") == "Lambda" or (
+                isinstance(cfg, dict) and isinstance(cfg.get("function"), (list, dict))):
+            found.append(f"{config.get('class_name')} '{(cfg or {}).get('name', '?')}'")
+        for v in config.values():
+            found += _code_layers(v)
+    elif isinstance(config, list):
+        for v in config:
+            found += _code_layers(v)
+    return list(dict.fromkeys(found))
 
 
 def load_qat(float_path: Path, weights_path: Path):

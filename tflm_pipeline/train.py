@@ -56,6 +56,7 @@ class TrainConfig:
     audio_features: str = "mfcc"
     clip_seconds: float = 1.0
     augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
+    strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -68,6 +69,10 @@ class TrainConfig:
             raise TflmpError(f"--lr must be a positive number, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        from .distribute import STRATEGIES
+
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise TflmpError(f"--strategy must be one of {', '.join(STRATEGIES)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -169,7 +174,10 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
           .batch(batch_size))
     if augment is not None:
         ds = ds.map(augment)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+    # Under tf.distribute each worker takes every n-th batch of the same shuffled order.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
     early = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                 patience=max(2, patience // 2),

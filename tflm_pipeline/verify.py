@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import arena, emulate, runs
+from . import arena, emulate, report, runs
 from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .data import Preprocessing, load_dataset
 from .errors import TflmpError
@@ -74,7 +74,11 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     result = evaluate(model, task, {split: (x, y)}, ds.preprocessing.num_classes, info=info,
                       workers=workers, label=f"TFLM {split}")
     mcu = arena.estimate(info, DEFAULT_ARENA_PROFILE) if info.subgraphs == 1 else None
-    extra = _ladder(src, ds, split, model, task, tolerance, workers) if ladder else {}
+    extra = {}
+    if ladder:
+        extra = _ladder(src, ds, split, model, task, tolerance, workers)
+        if src.report() is not None:
+            report.render_reports(src.run_dir)
     return {**extra,
         "model": str(src.model_path), "sha256": info.sha256, "tflite_bytes": info.size,
         "dataset": ds.summary()["name"], "split": split, "samples": int(len(y)),
@@ -84,8 +88,19 @@ def verify_model(model_path: str | Path, *, dataset: str | None = None,
     }
 
 
+def run_ladder(run_dir: Path, *, split: str = "test", tolerance: int = 0,
+               workers: int | None = None) -> dict:
+    """The parity ladder and per-layer error of a run's selected model, stored in its
+    report.json (see :func:`verify_model`)."""
+    from .models import task_of
+
+    src = runs.resolve(run_dir)
+    return _ladder(src, src.dataset(), split, read_model_bytes(src.model_path),
+                   TASKS[task_of(src.config.model)], tolerance, workers)
+
+
 def _ladder(src, ds, split, model, task, tolerance, workers) -> dict:
-    from . import parity, qat, report
+    from . import parity, qat
 
     if src.run_dir is None or not (src.run_dir / "float_best.h5").is_file():
         raise TflmpError("--ladder needs a tflmp run folder (it runs the run's Keras models); "
