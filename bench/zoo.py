@@ -11,8 +11,8 @@ Reference shapes (untrained weights: size and memory do not depend on training):
   (64-bit host) and derived for a Cortex-M (TFLM 2026 reference kernels; Chirale's
   CMSIS-NN as the Arduino IDE builds it).
 
-Harness on every zoo model: each of the seven trains on scikit-learn's digits (its own
-input shape adapted to 8x8x1) with `tflmp train --ladder`, which produces the parity
+Harness on every zoo model: each of the seven trains on scikit-learn's digits (8x8x1
+images; 8 steps x 8 channels for cnn1d, 64 features for mlp) with `tflmp train --ladder`, which produces the parity
 ladder, the per-layer error, the profile and board fit, and report.md / report.html.
 The real-data runs use --ladder too.  --keep DIR keeps all run folders (reports).
 
@@ -113,9 +113,18 @@ def main():
     result = {"real_data": [], "zoo_digits": [], "reference_shapes": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep.resolve() if args.keep else Path(tmp)
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = (digits.images / 16).astype(np.float32)
+        shapes = {"cnn1d": x, "mlp": x.reshape(len(x), -1)}  # 8 steps x 8; 64 features
         for name in ("lenet", "dscnn", "mobilenet_v1", "resnet8", "autoencoder", "cnn1d", "mlp"):
+            data = ["--dataset", "digits"]
+            if name in shapes:
+                np.savez(tmp / f"digits-{name}.npz", x=shapes[name], y=digits.target)
+                data = ["--dataset", str(tmp / f"digits-{name}.npz")]
             result["zoo_digits"].append(train(args, tmp, f"{name}-digits", [
-                "--model", name, "--epochs", "4" if args.quick else "15",
+                "--model", name, *data, "--epochs", "4" if args.quick else "15",
                 "--qat-epochs", "1" if args.quick else "2"]))
         for name, data in (("lenet-mnist", "mnist"), ("lenet-fashion-mnist", "fashion-mnist")):
             result["real_data"].append(train(args, tmp, name, [

@@ -26,7 +26,15 @@ def _module(name: str):
 
 
 def build_model(name: str, input_shape, num_classes: int, **hyper):
-    return _module(name).build(tuple(input_shape), num_classes, **hyper)
+    module = _module(name)
+    try:
+        return module.build(tuple(input_shape), num_classes, **hyper)
+    except ValueError as e:  # Keras rejecting the shape: the data does not suit the model
+        what = (module.__doc__ or name).strip().splitlines()[0].split(":")[0].split(" (")[0]
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TflmpError(f"model '{name}' ({what}) cannot take inputs of shape "
+                         f"{tuple(input_shape)}: {reason}; choose a model for this data "
+                         f"({', '.join(MODELS)})") from None
 
 
 def task_of(name: str) -> str:

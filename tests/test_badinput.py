@@ -106,3 +106,20 @@ def test_fuzz_convert_and_verify_never_crash_or_hang(hello_world_int8, tmp_path)
         assert time.monotonic() - t0 < 2 * emulate.STALL_SECONDS
     assert sum(outcomes.values()) == FUZZ_CASES
     print(f"fuzz outcomes over {FUZZ_CASES} mutants: {outcomes}")
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs/path", "a b; rm -rf ~", 'say "hi"',
+                                  "int", "модель", "1st model", "..", ""])
+def test_any_name_writes_valid_identifiers_only_inside_out(tmp_path, hello_world_int8, name,
+                                                           capsys):
+    import re
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(hello_world_int8)
+    out = tmp_path / "deep" / "out"
+    assert cli.main(["convert", str(model), "--c-array", "--name", name, "--out", str(out)]) == 0
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != model]
+    assert written and all(out in p.parents for p in written), written
+    header = next(p for p in written if p.name.endswith("_model_data.h")).read_text()
+    ident = re.search(r"const unsigned char (\w+)_model_data\[\]", header).group(1)
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident) and ident != "int"

@@ -13,6 +13,7 @@ def awkward_model():
     """Conv1D, a relu6 keyword, Dense -> BatchNorm, a nested model, Rescaling at the
     input, an elu keyword and LayerNorm: the cases users report."""
     _, keras, _ = load()
+    keras.backend.clear_session()  # default layer names ("dense", ...) start afresh
     keras.utils.set_random_seed(0)
     L = keras.layers
     inp = keras.Input((64, 3))

@@ -157,8 +157,11 @@ def quantization_error(keras_model, calibration: np.ndarray, samples: np.ndarray
     rows = []
     for r in csv.DictReader(io.StringIO(dump.getvalue())):
         scale = float(r["scale"] or 0)
+        name = r["tensor_name"]
+        if name.startswith("StatefulPartitionedCall"):  # the traced function's output
+            name = keras_model.layers[-1].name
         if scale > 0:
-            rows.append({"layer": layer_of(r["tensor_name"]) or r["tensor_name"],
+            rows.append({"layer": layer_of(name) or name,
                          "op": r["op_name"],
                          "rmse_over_scale": float(np.sqrt(float(r["mean_squared_error"])) / scale)})
     return rows

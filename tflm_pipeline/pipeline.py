@@ -254,7 +254,7 @@ def _convert(run: _Run, prepared_model, qat_model) -> dict[str, bytes]:
               ("qat_int8_tflm", "model_qat_int8.tflite"): qat_model}
     models = {k: m for k, m in models.items() if m is not None}
     candidates = {}
-    with Progress(len(models), "converting to int8 TFLite") as progress:
+    with Progress(len(models), "converting to int8 TFLite", summary_after=2.0) as progress:
         for (key, file_name), model in models.items():
             candidates[key] = convert.to_int8_tflite(model, calibration)
             write_bytes(run.dir / file_name, candidates[key])
