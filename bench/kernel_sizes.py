@@ -142,9 +142,6 @@ def load_tree(path: Path, third_party: Path | None, opt: str, cache: Path) -> Tr
                 (shim / "third_party" / d.name).symlink_to(d.resolve())
         (shim / "SOURCE").write_text(f"{path.resolve()} + third_party of {donor}\n")
         tree = find_tree(shim)
-    # Ports to other DSPs that tflmp's source walk keeps (upstream signal/micro/kernels/hexagon).
-    tree = replace(tree, sources=[p for p in tree.sources
-                                  if not {"hexagon", "xtensa", "ceva"} & set(p.parts)])
     # -O2 is tflmp's own flag: the library `tflmp firmware --check` builds is reused.
     return tree if opt == "-O2" else replace(tree, defines=tree.defines + [opt])
 

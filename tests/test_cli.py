@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO, require_tool, run_cli, shared
+from conftest import run_cli, shared
 
 
 def test_train_writes_the_whole_run(digits_run):

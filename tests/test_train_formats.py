@@ -7,7 +7,6 @@ import json
 import wave
 
 import numpy as np
-import pytest
 
 from conftest import run_cli, shared
 

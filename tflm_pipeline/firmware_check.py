@@ -35,8 +35,10 @@ C_FLAGS = ["-std=c11"]
 _SKIP_STEMS = {"test_helpers", "test_helper_custom_ops", "fake_micro_context",
                "mock_micro_graph", "kernel_runner", "system_setup", "micro_test",
                "micro_speech_quantized_model_data"}
+# (hexagon, xtensa, ceva: ports to other DSPs, e.g. upstream's signal/micro/kernels/hexagon)
 _SKIP_DIRS = {"examples", "testing", "tools", "python", "experimental", "benchmarks",
-              "peripherals", "integration_tests", "test", "tests", "docs"}
+              "peripherals", "integration_tests", "test", "tests", "docs", "hexagon",
+              "xtensa", "ceva"}
 _MICRO_DIRS = {"arena_allocator", "memory_planner", "tflite_bridge", "kernels"}
 HOST_ARENA_FACTOR = 2  # 8-byte pointers: the 64-bit host needs more bookkeeping
 

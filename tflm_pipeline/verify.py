@@ -12,6 +12,7 @@ from .codegen.settings import DEFAULT_ARENA_PROFILE
 from .data import Preprocessing, load_dataset
 from .errors import TflmpError
 from .model_info import ModelInfo, read_model, read_model_bytes
+from .progress import Progress
 from .tasks import CLASSIFICATION, TASKS, Task
 
 
@@ -112,8 +113,12 @@ def _ladder(src, ds, split, model, task, tolerance, workers) -> dict:
     raw, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}").astype(np.int64)
     x_float = src.float_preprocessing.apply(raw)
     x_int8 = ds.preprocessing.apply(raw)
+    # one step per stage; TFLM's own run inside the ladder draws its bar too
+    progress = Progress(3, "parity ladder, first divergence, per-layer error",
+                        summary_after=2.0)
     result = parity.ladder(float_model, qat_model, model, x_float, x_int8, y, task,
                            ds.preprocessing.num_classes, workers=workers)
+    progress.update(1)
     divergence = None
     if result["tflm_vs_tflite"]["max_diff"] > tolerance:
         info = read_model(model)
@@ -122,8 +127,11 @@ def _ladder(src, ds, split, model, task, tolerance, workers) -> dict:
                              info.inputs[0])
         divergence = parity.first_divergence(model, q, tolerance)
     result["first_divergence"] = divergence
+    progress.update(2)
     x_train = src.float_preprocessing.apply(ds.x_train)
     layers = parity.quantization_error(float_model, x_train[:200], x_float[:50])
+    progress.update(3)
+    progress.close()
     if src.report() is not None:
         rep = src.report()
         rep["parity"] = {k: v for k, v in result.items() if k != "disagreeing_samples"}
