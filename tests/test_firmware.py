@@ -189,7 +189,7 @@ def test_cli_firmware_and_convert_target(digits_run, tmp_path):
 
 
 @pytest.mark.skipif(not os.environ.get("TFLMP_TFLM_DIR"),
-                    reason="needs a TFLM source tree in TFLMP_TFLM_DIR (never in CI)")
+                    reason="needs an esp-tflite-micro tree in TFLMP_TFLM_DIR (never in CI)")
 def test_check_against_a_real_tflm_tree(projects):
     from tflm_pipeline.firmware_check import check_project
 
