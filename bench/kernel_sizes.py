@@ -442,8 +442,8 @@ def main():
                          and not (a == "-O2" and args.opt != "-O2"))
         entry["basis"] = (
             f"measured on {notes.get(library) or describe(path)} ({tree.kernels}"
-            + (", third_party/ headers of " + str(args.third_party) if tree.root != path
-               and (tree.root / "SOURCE").is_file() else "")
+            + (f", third_party/ headers of the tree in {Path(args.third_party).name}/"
+               if tree.root != path and (tree.root / "SOURCE").is_file() else "")
             + f"), {tool.version()}, {flags}; "
             f"programs linked with {' '.join(LINK_SPECS)} --gc-sections, flash = text + "
             f"rodata + data image minus a main() that uses stdio and malloc "

@@ -65,7 +65,7 @@ def main():
         assert np.array_equal(ref, got), "the harness and the plain loop disagree"
     result = {
         "date": date.today().isoformat(), "machine": platform.machine(),
-        "cpus": cpus, "os_cpus": os.cpu_count(), "model": str(src.model_path),
+        "cpus": cpus, "os_cpus": os.cpu_count(), "model": f"{src.model_path.parent.name}/{src.model_path.name}",
         "model_bytes": info.size, "samples": len(q),
         "plain_loop_s": [round(s, 2) for s in plain_s],
         "harness_s": [round(s, 2) for s in harness_s],

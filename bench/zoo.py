@@ -20,7 +20,6 @@ Writes bench/results/zoo.json and prints Markdown tables for docs/BENCHMARKS.md.
 """
 
 import argparse
-import gzip
 import json
 import subprocess
 import sys
@@ -33,14 +32,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REFERENCE = {"dscnn": ((49, 10, 1), 12), "mobilenet_v1": ((96, 96, 3), 2),
              "resnet8": ((32, 32, 3), 10), "autoencoder": ((640,), 0), "mlp": ((64,), 10)}
-
-
-def read_idx(path):
-    with gzip.open(path) as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def train(args, tmp, name, extra):
@@ -70,7 +61,7 @@ def train(args, tmp, name, extra):
             "first_divergence": (f"#{divergence['op_index']} {divergence['op']} "
                                  f"({divergence['layer']})" if divergence else "none"),
             "worst_layer": f"{worst['layer']} {worst['rmse_over_scale']:.2f}",
-            "report": str(run / "report.html")}
+            "report": f"{name}/report.html"}  # under --keep
 
 
 def reference_rows():
@@ -130,6 +121,8 @@ def main():
             result["real_data"].append(train(args, tmp, name, [
                 "--model", "lenet", "--dataset", data, "--data-dir",
                 str(shared / "datasets" / data), *epochs]))
+        from tflm_pipeline.data import read_idx
+
         mnist = shared / "datasets" / "mnist"
         seq = tmp / "sequential-mnist.npz"
         np.savez(seq,

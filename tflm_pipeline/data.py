@@ -237,7 +237,7 @@ def _idx_dataset(name, data_dir, seed, val_fraction) -> Dataset:
     if not data_dir.is_dir():
         raise TflmpError(f"--data-dir {data_dir} is not a directory: point it at the folder "
                          f"holding the {name} idx .gz files")
-    arrays = {k: _read_idx(_find_idx(data_dir, stem)) for k, stem in _IDX_FILES.items()}
+    arrays = {k: read_idx(_find_idx(data_dir, stem)) for k, stem in _IDX_FILES.items()}
     for split in ("train", "test"):
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
             raise TflmpError(f"{data_dir}: {split} images and labels differ in count "
@@ -261,7 +261,7 @@ def _find_idx(data_dir: Path, stem: str) -> Path:
                      "idx files (train/t10k images and labels)")
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
     """Parse an idx file (optionally gzipped): magic, dims, big-endian payload."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
