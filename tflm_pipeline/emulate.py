@@ -357,10 +357,13 @@ class _Prober:
 
 # --- child-process side --------------------------------------------------------------
 
-def _load_interpreter(model: bytes, arena_size: int):
+def _load_interpreter(model: bytes, arena_size: int, *, preserve_all_tensors: bool = False):
     from tflite_micro.python.tflite_micro import runtime
 
-    return runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+    config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
+              else runtime.InterpreterConfig.kAllocationRecording)
+    return runtime.Interpreter.from_bytes(model, arena_size=arena_size,
+                                          intrepreter_config=config)
 
 
 def _child_run(tmp: str, n_inputs: int, start: int, stop: int, arena_size: int) -> None:
@@ -407,14 +410,10 @@ def _child_probe(model_path: str) -> None:
 
 
 def _child_tensors(tmp: str, n_inputs: int, arena_size: int) -> None:
-    from tflite_micro.python.tflite_micro import runtime
-
     tmp = Path(tmp)
     model = (tmp / "model.tflite").read_bytes()
     info = read_model(model)
-    it = runtime.Interpreter.from_bytes(
-        model, arena_size=arena_size,
-        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    it = _load_interpreter(model, arena_size, preserve_all_tensors=True)
     xs = [np.load(tmp / f"in{i}.npy") for i in range(n_inputs)]
     wanted = sorted({t for op in info.operators for t in op.outputs if t >= 0})
     out = {}

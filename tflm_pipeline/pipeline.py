@@ -46,17 +46,17 @@ def run_training(config: TrainConfig | None = None, out: str | Path | None = Non
 
     t_start = time.monotonic()
     _, keras, _ = load()
+    saved = read_run_config(Path(resume)) if resume is not None else None
+    strategy = (saved or config or TrainConfig()).strategy
+    if saved is not None and strategy == "multi-worker":
+        raise TflmpError("--resume continues single-process runs; a multi-worker run restarts: "
+                         "start all workers again with a new --out")
     # Created first: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs.
-    dist = Distribution(config.strategy if config is not None and resume is None else None)
+    dist = Distribution(strategy)
     if not dist.is_chief:
         out = Path(tempfile.mkdtemp(prefix=f"tflmp-{dist.task_type}{dist.task_index}-"))
     run_dir, config = _prepare_run_dir(config, out, resume)
     config.validate()
-    if resume is not None and config.strategy == "multi-worker":
-        raise TflmpError("--resume continues single-process runs; a multi-worker run restarts: "
-                         "start all workers again with a new --out")
-    if resume is not None and config.strategy:
-        dist = Distribution(config.strategy)
     keras.utils.set_random_seed(config.seed)
     task = TASKS[task_of(config.model)]
     dataset = config.load_data()

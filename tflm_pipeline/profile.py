@@ -94,7 +94,6 @@ def model_profile(model: bytes | str, *, board: str | None = None, boards_file=N
     """
     from . import arena, boards, emulate, latency, memory_plan
     from .codegen.settings import DEFAULT_ARENA_PROFILE
-
     from .model_info import read_model_bytes
 
     model = model if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
@@ -136,11 +135,10 @@ def model_profile(model: bytes | str, *, board: str | None = None, boards_file=N
             "board": b.name, "fits": fit.fits, "ram_needed": sum(fit.ram.values()),
             "ram": b.ram_bytes, "flash_needed": sum(fit.flash.values()), "flash": b.flash_bytes,
             "latency_ms": f"{_ms(band.low_ms)}-{_ms(band.high_ms)}"})
-    if chosen:
-        fit = boards.fit_model(info, chosen)
-        band = latency.latency_band(rows, chosen, measured)
-        out["board"] = {**fit.to_dict(), "title": chosen.title,
-                        "clock_mhz": chosen.clock_mhz, "latency": band.to_dict()}
+        if b.name == board:
+            band = latency.latency_band(rows, b, measured)
+            out["board"] = {**fit.to_dict(), "title": b.title, "clock_mhz": b.clock_mhz,
+                            "latency": band.to_dict()}
     return out
 
 
