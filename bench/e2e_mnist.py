@@ -5,16 +5,15 @@ alternating in the same session on the same machine.
     python bench/e2e_mnist.py --data-dir ../shared/datasets/mnist [--repeat 3]
 
 Every figure is the wall time of the whole process, from start to exit; with --repeat
-the three commands take turns and the medians are reported (this machine's speed drifts
-by 10-15 % over minutes).  Writes bench/results/e2e_mnist.json and prints a Markdown row
-for docs/BENCHMARKS.md.  Run it on an otherwise idle machine.
+the three commands take turns and the medians are reported (this machine's speed
+drifts by up to a third within minutes).  Writes bench/results/e2e_mnist.json and
+prints a Markdown row for docs/BENCHMARKS.md.  Run it on an otherwise idle machine.
 """
 
 import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
