@@ -20,9 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def main():
-    from tflm_pipeline.codegen.project import generate
-    from tflm_pipeline.firmware_check import check_project
-    from tflm_pipeline.targets import targets
+    from tflm_pipeline import firmware
+    from tflm_pipeline.mcu.build_check import check_project
+    from tflm_pipeline.mcu.targets import targets
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", action="append", required=True, help="a tflmp run folder")
@@ -32,7 +32,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in map(Path, args.run):
-            projects = {t: generate(run, t, Path(tmp) / run.name / t) for t in targets()}
+            projects = {t: firmware(run, t, Path(tmp) / run.name / t).project for t in targets()}
             for target, tree in trees.items():
                 project = projects[target]
                 for r in check_project(project.out_dir, tree):

@@ -1,6 +1,6 @@
 """Measure the flash bytes of TFLM's code (interpreter core + op kernels) by linking real
 Cortex-M programs, and write ``firmware/kernel_sizes.json`` (read by
-``tflm_pipeline.boards.kernel_code_bytes``).
+``tflm_pipeline.mcu.boards.kernel_code_bytes``).
 
     python bench/kernel_sizes.py \\
         --tree cortex-m4/cmsis-nn=PATH/Chirale_TensorFlowLite \\
@@ -10,7 +10,7 @@ Cortex-M programs, and write ``firmware/kernel_sizes.json`` (read by
 
 Each ``--tree LIBRARY=PATH`` measures one kernel_sizes.json library; the core comes from
 the library name's prefix (cortex-m4, cortex-m7, cortex-m0plus).  The tree is compiled
-with tflmp's own source selection and flags (``tflm_pipeline.firmware_check``: an
+with tflmp's own source selection and flags (``tflm_pipeline.mcu.build_check``: an
 Arduino library builds its CMSIS-NN kernels, other trees the reference ones) at
 ``--opt`` (default -Os, what Arduino, arduino-pico and STM32Cube release builds use) into
 a static library cached under ~/.cache/tflmp/tflm.  A tree without third_party/
@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from tflm_pipeline.firmware_check import (  # noqa: E402
+from tflm_pipeline.mcu.build_check import (  # noqa: E402
     CM4_FLAGS, Tree, _flags, _Toolchain, build_library, find_tree)
 
 ARCH = {
@@ -345,7 +345,7 @@ def measure(linker: Linker, ops: list[str], jobs: int) -> dict:
 
 
 def estimate(entry: dict, ops: list[str]) -> int:
-    """The formula of tflm_pipeline.boards.kernel_code_bytes."""
+    """The formula of tflm_pipeline.mcu.boards.kernel_code_bytes."""
     ops = list(dict.fromkeys(ops))
     known = [o for o in ops if o in entry["ops"]]
     total = entry["core"] + sum(entry["ops"][o] for o in known)
@@ -355,7 +355,7 @@ def estimate(entry: dict, ops: list[str]) -> int:
 
 def model_sets(extra: list[str]) -> dict[str, list[str]]:
     """Op sets to validate with: ../shared/models, --model NAME=PATH, EXTRA_SETS."""
-    from tflm_pipeline.model_info import read_model
+    from tflm_pipeline.tflite.model_info import read_model
 
     sets = {}
     models = [(p.stem, p) for p in sorted(MODELS_DIR.glob("*.tflite"))]

@@ -25,10 +25,13 @@ MODELS = {"lenet": ((28, 28, 1), 10), "resnet8": ((32, 32, 3), 10),
 
 
 def main():
-    from tflm_pipeline import convert, emulate, profile
-    from tflm_pipeline.codegen import write_model_sources
-    from tflm_pipeline.model_info import read_model
+    from tflm_pipeline import convert
     from tflm_pipeline.models import build_model
+    from tflm_pipeline.quantize.int8 import to_int8_tflite
+    from tflm_pipeline.tflite.layers import totals
+    from tflm_pipeline.tflite.model_info import read_model
+    from tflm_pipeline.tflite.quant import quantize
+    from tflm_pipeline.tflm.interpreter import find_arena_size, run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=1000)
@@ -41,22 +44,24 @@ def main():
         model.compile("adam", "sparse_categorical_crossentropy")
         model.fit(x, rng.integers(0, classes, len(x)), epochs=1, batch_size=32, verbose=0)
         t = time.perf_counter()
-        flatbuffer = convert.to_int8_tflite(model, x[:100])
+        flatbuffer = to_int8_tflite(model, x[:100])
         t_convert = time.perf_counter() - t
         info = read_model(flatbuffer)
         with tempfile.TemporaryDirectory() as tmp:
+            model_path = Path(tmp) / f"{name}.tflite"
+            model_path.write_bytes(flatbuffer)
             t = time.perf_counter()
-            write_model_sources(flatbuffer, info, name, Path(tmp))
+            convert(model_path, Path(tmp) / "c", c_array=True)
             t_c = time.perf_counter() - t
         t = time.perf_counter()
-        arena = emulate.find_arena_size(flatbuffer, info=info).bytes
+        arena = find_arena_size(flatbuffer, info=info).bytes
         t_arena = time.perf_counter() - t
-        q = emulate.quantize(rng.random((args.samples, *shape), dtype=np.float32), info.inputs[0])
+        q = quantize(rng.random((args.samples, *shape), dtype=np.float32), info.inputs[0])
         t = time.perf_counter()
-        emulate.run(flatbuffer, q, info=info, arena_size=arena)
+        run(flatbuffer, q, info=info, arena_size=arena)
         t_run = time.perf_counter() - t
         rows.append({"model": name, "input": "x".join(map(str, shape)),
-                     "macs": profile.totals(info)["macs"], "tflite_bytes": info.size,
+                     "macs": totals(info)["macs"], "tflite_bytes": info.size,
                      "convert_s": round(t_convert, 2), "c_sources_s": round(t_c, 3),
                      "arena_search_s": round(t_arena, 2), "tflm_run_s": round(t_run, 2),
                      "tflm_ms_per_sample": round(1e3 * t_run / args.samples, 3)})

@@ -1,4 +1,4 @@
-"""TFLM evaluation throughput: the harness (tflm_pipeline.emulate.run, one child process
+"""TFLM evaluation throughput: the harness (tflm_pipeline.tflm.interpreter.run, one child process
 per core) against the plain way, one process invoking the TFLM interpreter per sample.
 
     python bench/tflm_throughput.py --model runs/lenet-mnist \\
@@ -35,9 +35,11 @@ def plain_loop(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
 
 
 def main():
-    from tflm_pipeline import data, emulate
-    from tflm_pipeline.model_info import read_model, read_model_bytes
+    from tflm_pipeline.data import load_dataset
     from tflm_pipeline.runs import resolve
+    from tflm_pipeline.tflite.model_info import read_model, read_model_bytes
+    from tflm_pipeline.tflite.quant import quantize
+    from tflm_pipeline.tflm.interpreter import available_cpus, find_arena_size, run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="an MNIST run folder or its int8 .tflite")
@@ -49,18 +51,18 @@ def main():
     src = resolve(args.model)
     model = read_model_bytes(src.model_path)
     info = read_model(model)
-    ds = data.load_dataset("mnist", data_dir=args.data_dir)
+    ds = load_dataset("mnist", data_dir=args.data_dir)
     x = (src.preprocessing or ds.preprocessing).apply(ds.x_test[:args.samples])
-    q = emulate.quantize(x.reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
-    arena = emulate.find_arena_size(model, info=info).bytes
-    cpus = emulate.available_cpus()
+    q = quantize(x.reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
+    arena = find_arena_size(model, info=info).bytes
+    cpus = available_cpus()
     plain_s, harness_s = [], []
     for _ in range(args.repeat):
         t = time.perf_counter()
         ref = plain_loop(model, q, arena)
         plain_s.append(time.perf_counter() - t)
         t = time.perf_counter()
-        got = emulate.run(model, q, info=info, arena_size=arena, workers=cpus)[0]
+        got = run(model, q, info=info, arena_size=arena, workers=cpus)[0]
         harness_s.append(time.perf_counter() - t)
         assert np.array_equal(ref, got), "the harness and the plain loop disagree"
     result = {

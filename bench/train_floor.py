@@ -33,7 +33,7 @@ def main():
     import tf_keras as keras
     import tensorflow_model_optimization as tfmot
 
-    from tflm_pipeline.data import read_idx
+    from tflm_pipeline.data.builtin import read_idx
     from tflm_pipeline.models import build_model
 
     d = Path(args.data_dir)

@@ -65,9 +65,13 @@ def train(args, tmp, name, extra):
 
 
 def reference_rows():
-    from tflm_pipeline import arena, convert, emulate, memory_plan, profile
-    from tflm_pipeline.model_info import read_model
+    from tflm_pipeline.mcu import arena
     from tflm_pipeline.models import build_model
+    from tflm_pipeline.quantize.int8 import to_int8_tflite
+    from tflm_pipeline.tflite import memory_plan
+    from tflm_pipeline.tflite.layers import totals
+    from tflm_pipeline.tflite.model_info import read_model
+    from tflm_pipeline.tflm.interpreter import find_arena_size
 
     rows = []
     for name, (shape, classes) in REFERENCE.items():
@@ -80,13 +84,13 @@ def reference_rows():
         model.compile("adam", "mse" if classes == 0 else "sparse_categorical_crossentropy")
         model.fit(x, y, epochs=1, batch_size=32, verbose=0)
         calib = x[:50]
-        flatbuffer = convert.to_int8_tflite(model, calib)
+        flatbuffer = to_int8_tflite(model, calib)
         info = read_model(flatbuffer)
         rows.append({"name": name, "shape": "x".join(map(str, shape)),
-                     "params": model.count_params(), "macs": profile.totals(info)["macs"],
+                     "params": model.count_params(), "macs": totals(info)["macs"],
                      "tflite_bytes": len(flatbuffer),
                      "lower_bound": memory_plan.plan(info).lower_bound,
-                     "arena_host": emulate.find_arena_size(flatbuffer, info=info).bytes,
+                     "arena_host": find_arena_size(flatbuffer, info=info).bytes,
                      "arena_tflm_2026": arena.estimate(info, "tflm-2026").bytes,
                      "arena_chirale_cmsis": arena.estimate(info, "chirale-2.0.0-cmsis-nn").bytes})
     return rows
@@ -121,7 +125,7 @@ def main():
             result["real_data"].append(train(args, tmp, name, [
                 "--model", "lenet", "--dataset", data, "--data-dir",
                 str(shared / "datasets" / data), *epochs]))
-        from tflm_pipeline.data import read_idx
+        from tflm_pipeline.data.builtin import read_idx
 
         mnist = shared / "datasets" / "mnist"
         seq = tmp / "sequential-mnist.npz"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import TflmpError
+from ..errors import TflmpError, first_line
 
 # BatchNormalization momentum of the zoo: moving statistics that settle within a few
 # hundred steps, since MCU datasets are small (Keras' 0.99 needs thousands).
@@ -19,19 +19,25 @@ BN_MOMENTUM = 0.9
 MODELS = ("lenet", "dscnn", "mobilenet_v1", "resnet8", "autoencoder", "cnn1d", "mlp")
 
 
-def _module(name: str):
+def check_model_name(name: str) -> None:
+    """A one-line error unless ``name`` is a zoo model (no TensorFlow needed)."""
     if name not in MODELS:
         raise TflmpError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
+
+
+def _module(name: str):
+    check_model_name(name)
     return importlib.import_module(f"{__name__}.{name}")
 
 
 def build_model(name: str, input_shape, num_classes: int, **hyper):
+    """An uncompiled tf_keras model of the zoo for this input shape and class count."""
     module = _module(name)
     try:
         return module.build(tuple(input_shape), num_classes, **hyper)
     except ValueError as e:  # Keras rejecting the shape: the data does not suit the model
         what = (module.__doc__ or name).strip().splitlines()[0].split(":")[0].split(" (")[0]
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise TflmpError(f"model '{name}' ({what}) cannot take inputs of shape "
                          f"{tuple(input_shape)}: {reason}; choose a model for this data "
                          f"({', '.join(MODELS)})") from None

@@ -1,4 +1,9 @@
-"""Shared fixtures: real data from ../shared, a small trained model, toolchain lookup."""
+"""Shared fixtures: real data from ../shared, a small trained model, toolchain lookup.
+
+Tests that train a model or build TFLM are marked ``slow``: explicitly, or because they
+use one of the training fixtures below (``SLOW_FIXTURES``).  ``pytest -m "not slow"`` is
+the fast tier for the edit loop; CI runs everything.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TFLMP_SHARED", REPO.parent / "shared"))
+# fixtures that train a model: every test using one (directly or not) is slow
+SLOW_FIXTURES = {"digits_run", "digits_ptq_run", "trained_lenet", "autoencoder_run",
+                 "single_run"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains a model or builds TFLM; the fast tier "
+                            "is pytest -m \"not slow\"")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def shared(*parts) -> Path:
@@ -67,7 +86,7 @@ def digits():
 @pytest.fixture(scope="session")
 def trained_lenet(digits):
     """LeNet trained briefly on digits, its QAT twin, and both int8 conversions."""
-    from tflm_pipeline import convert, qat
+    from tflm_pipeline.quantize import int8, qat
     from tflm_pipeline.models import build_model
     from tflm_pipeline.tf_env import load
 
@@ -81,10 +100,10 @@ def trained_lenet(digits):
     qat_model.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy",
                       ["accuracy"])
     qat_model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    calib = convert.representative_samples(x, 200)
+    calib = int8.representative_samples(x, 200)
     return {"float": model, "qat": qat_model,
-            "ptq_tflite": convert.to_int8_tflite(model, calib),
-            "qat_tflite": convert.to_int8_tflite(qat_model, calib)}
+            "ptq_tflite": int8.to_int8_tflite(model, calib),
+            "qat_tflite": int8.to_int8_tflite(qat_model, calib)}
 
 
 @pytest.fixture(scope="session")

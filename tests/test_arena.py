@@ -5,8 +5,9 @@ tflite-micro / esp-tflite-micro of 2026 and tflite-micro-arduino-examples of 202
 import pytest
 
 from conftest import shared
-from tflm_pipeline import arena, memory_plan
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.mcu import arena
+from tflm_pipeline.tflite import memory_plan
+from tflm_pipeline.tflite.model_info import read_model
 
 # model: {profile: (arena_used_bytes, smallest arena that works)}, measured.  The
 # CMSIS-NN profiles are the kernels an Arduino IDE build of Chirale compiles, without
@@ -63,5 +64,5 @@ def test_unmeasured_architecture_is_flagged():
 
 def test_target_takes_the_largest_release():
     info = read_model(shared("models", "person_detect.tflite"))
-    e = arena.for_target(info, ["tflm-2023", "tflm-2026"])
-    assert e.bytes == 82304 and e.profile == "tflm-2026"
+    e = arena.largest(info, ["tflm-2023", "tflm-2026"])
+    assert e.bytes == 82304 and e.release == "tflm-2026"

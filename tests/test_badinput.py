@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared
-from tflm_pipeline import cli, emulate
+from tflm_pipeline import cli
+from tflm_pipeline.tflm import interpreter
 from tflm_pipeline.errors import TflmpError
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.tflite.model_info import read_model
 
 _spec = importlib.util.spec_from_file_location("make_corpus",
                                                REPO / "tests" / "badinput" / "make_corpus.py")
@@ -76,6 +77,7 @@ def _mutants(model: bytes, n: int, rng):
         yield bytes(b)
 
 
+@pytest.mark.slow  # 1,000 mutants through convert and TFLM
 def test_fuzz_convert_and_verify_never_crash_or_hang(hello_world_int8, tmp_path):
     """Every mutant is either refused with a TflmpError or converted and run in TFLM,
     where a crash stays inside the child process."""
@@ -98,12 +100,12 @@ def test_fuzz_convert_and_verify_never_crash_or_hang(hello_world_int8, tmp_path)
     for mutant, info in valid:
         t0 = time.monotonic()
         try:
-            emulate.run(mutant, [np.zeros((1, *t.shape[1:]), t.dtype or np.int8)
+            interpreter.run(mutant, [np.zeros((1, *t.shape[1:]), t.dtype or np.int8)
                                  for t in info.inputs], info=info, workers=1)
             outcomes["ran"] += 1
         except TflmpError:
             outcomes["tflm_refused"] += 1
-        assert time.monotonic() - t0 < 2 * emulate.STALL_SECONDS
+        assert time.monotonic() - t0 < 2 * interpreter.STALL_SECONDS
     assert sum(outcomes.values()) == FUZZ_CASES
     print(f"fuzz outcomes over {FUZZ_CASES} mutants: {outcomes}")
 

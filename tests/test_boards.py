@@ -5,8 +5,9 @@ import json
 import pytest
 
 from conftest import run_cli, shared
-from tflm_pipeline import boards, latency, profile
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.mcu import boards, latency
+from tflm_pipeline.tflite import layers
+from tflm_pipeline.tflite.model_info import read_model
 
 PERSON = "person_detect.tflite"
 
@@ -49,7 +50,7 @@ def test_flash_counts_code_for_exactly_the_ops_used(person_profile):
 def test_latency_band_follows_macs_and_clock(person_profile):
     p, _ = person_profile
     board = boards.get_board("arduino-nano33ble")
-    rows = profile.layers(read_model(shared("models", PERSON)))
+    rows = layers.layers(read_model(shared("models", PERSON)))
     macs = sum(r.macs for r in rows)
     band = latency.latency_band(rows, board)
     lo, hi = board.kernels.cycles_per_mac
@@ -75,7 +76,7 @@ def test_too_small_board_fails_with_the_numbers(tmp_path):
                     "    clock_mhz: 48\n    ram_bytes: 65536\n    flash_bytes: 262144\n"
                     "    reserved_ram_bytes: 4096\n    reserved_flash_bytes: 16384\n"
                     "    stack_bytes: 4096\n    kernels: cortex-m4/reference\n"
-                    "    arena_profile: tflm-2026\n    targets: []\n")
+                    "    tflm_release: tflm-2026\n    targets: []\n")
     p = run_cli("profile", shared("models", PERSON), "--board", "tiny", "--boards-file", user)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()

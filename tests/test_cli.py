@@ -15,7 +15,7 @@ from conftest import run_cli, shared
 def test_train_writes_the_whole_run(digits_run):
     run, p = digits_run
     report = json.loads((run / "report.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["dataset"] == {**report["dataset"], "name": "digits", "train": 1258,
                                  "val": 359, "test": 180}
     m = report["metrics"]
@@ -67,13 +67,14 @@ def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path):
     run, _ = digits_run
     p = run_cli("convert", run / "float_best.h5", "--c-array", "--out", tmp_path)
     assert p.returncode == 0, p.stderr
-    from tflm_pipeline.model_info import read_model
+    from tflm_pipeline.tflite.model_info import read_model
 
     info = read_model(tmp_path / "lenet_int8.tflite")
     assert info.is_full_int8 and info.inputs[0].shape == (1, 8, 8, 1)
     assert (tmp_path / "lenet_model_data.h").exists()
 
 
+@pytest.mark.slow  # converts two Keras models with the real converter
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_keras_model_with_lambda_needs_trust(tmp_path, suffix):
     from tflm_pipeline.tf_env import load
@@ -130,6 +131,7 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
     assert message in p.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_from_last_epoch(tmp_path):
     run = tmp_path / "run"
     epochs = 14
@@ -175,6 +177,7 @@ def test_resume_refuses_changed_options(tmp_path):
     assert p.returncode == 2 and "drop --epochs" in p.stderr
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
     # SGD at this rate diverges within the first few epochs on digits
     run = tmp_path / "run"

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from tflm_pipeline import emulate
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.tflite import quant
+from tflm_pipeline.tflm import interpreter
+from tflm_pipeline.tflite.model_info import read_model
 from tflm_pipeline.tasks import CLASSIFICATION
-from tflm_pipeline.verify import evaluate
+from tflm_pipeline.tflm.harness import evaluate
 
 
 def test_ptq_and_qat_models_are_full_int8_batch_1(trained_lenet):
@@ -24,7 +25,7 @@ def test_int8_in_tflm_tracks_keras(trained_lenet, digits):
     keras_pred = trained_lenet["qat"].predict(x, verbose=0).argmax(1)
     r = evaluate(trained_lenet["qat_tflite"], CLASSIFICATION, {"test": (x, y)}, 10)
     info = read_model(trained_lenet["qat_tflite"])
-    out = emulate.run(trained_lenet["qat_tflite"], emulate.quantize(x, info.inputs[0]))[0]
+    out = interpreter.run(trained_lenet["qat_tflite"], quant.quantize(x, info.inputs[0]))[0]
     agreement = (out.argmax(1) == keras_pred).mean()
     assert agreement > 0.95
     assert abs(r["test"]["accuracy"] - (keras_pred == y).mean()) < 0.05

@@ -7,7 +7,7 @@ from tflm_pipeline.errors import TflmpError
 
 
 def test_digits_split_7_2_1_stratified(digits):
-    s = digits.summary()
+    s = digits.summary().to_dict()
     assert (s["train"], s["val"], s["test"]) == (1258, 359, 180)
     assert s["input_shape"] == [8, 8, 1]
     # stratified: every class in every split, in about the same proportion

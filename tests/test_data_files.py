@@ -8,11 +8,12 @@ import pytest
 from PIL import Image
 
 from conftest import shared
-from tflm_pipeline import audio_features
-from tflm_pipeline.audio_features import FeatureParams, log_mel, mfcc
-from tflm_pipeline.augment import augment_clips, image_augmenter, parse_augment
-from tflm_pipeline.data_files import (load_csv_windows, load_image_folder, load_wav_folder,
-                                      read_wav)
+from tflm_pipeline.data import audio_features
+from tflm_pipeline.data.audio_features import FeatureParams, log_mel, mfcc
+from tflm_pipeline.data.augment import augment_clips, image_augmenter, parse_augment
+from tflm_pipeline.data.image_folder import load_image_folder
+from tflm_pipeline.data.sensor_csv import load_csv_windows
+from tflm_pipeline.data.wav_folder import load_wav_folder, read_wav
 from tflm_pipeline.errors import TflmpError
 
 SPEECH = ("models", "testdata", "micro_speech")

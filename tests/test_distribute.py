@@ -43,6 +43,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_process(mnist_slice, single_run, tmp_path):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     run = tmp_path / "run"
@@ -66,6 +67,7 @@ def test_two_workers_match_one_process(mnist_slice, single_run, tmp_path):
         assert multi > 0.85 and abs(multi - one) < 0.03, (key, multi, one)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_and_quantizes(mnist_slice, single_run, tmp_path):
     run = tmp_path / "run"
     p = run_cli("train", "--strategy", "mirrored", "--dataset", mnist_slice, *ARGS, "--out", run)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import require_tool, run_cli
-from tflm_pipeline import arena, emulate
-from tflm_pipeline.codegen.project import generate
-from tflm_pipeline.convert import per_channel_dense_layers
+from tflm_pipeline import firmware, flash
 from tflm_pipeline.errors import TflmpError
-from tflm_pipeline.flash import flash
-from tflm_pipeline.model_info import read_model
-from tflm_pipeline.targets import get_target, targets
+from tflm_pipeline.firmware_files import render
+from tflm_pipeline.mcu.releases import get_release
+from tflm_pipeline.mcu.targets import get_target, targets
+from tflm_pipeline.tflite.model_info import per_channel_dense_layers, read_model
+from tflm_pipeline.tflm import interpreter
 from tflm_shim import write_shim
 
 TARGET_FILES = {
@@ -26,6 +26,11 @@ TARGET_FILES = {
                 "main/idf_component.yml", "main/main.cc", "main/lenet_runner.cc"],
     "platformio": ["platformio.ini", "src/main.cpp", "src/lenet_op_resolver.h"],
 }
+
+
+def generate(source, target, out=None):
+    """The project ``tflmp firmware`` writes."""
+    return firmware(source, target, out).project
 
 
 def c_bytes(text: str) -> bytes:
@@ -58,8 +63,11 @@ def test_project_files_resolver_arena_and_golden(projects, target):
     assert resolver.count("!= kTfLiteOk") == len(info.op_names)
     # arena constant = the derivation for this target's TFLM
     t = get_target(target)
-    expected = arena.for_target(info, t.arena_profiles)
+    expected = t.arena_for(info)
     assert f"constexpr size_t kArenaBytes = {expected.bytes};" in (code / "lenet_runner.h").read_text()
+    # the settings header states the same arena: one figure per project (B2)
+    settings = (code / "lenet_model_settings.h").read_text()
+    assert f"#define LENET_ARENA_BYTES {expected.bytes}\n" in settings
     meta = json.loads((d / "tflmp_project.json").read_text())
     assert meta["arena"]["arena_bytes"] == expected.bytes and meta["target"] == target
     # golden outputs are what TFLM computes for the golden inputs
@@ -69,7 +77,7 @@ def test_project_files_resolver_arena_and_golden(projects, target):
     outs = np.frombuffer(c_bytes(outs_text), np.int8)
     n = meta["golden"]["count"]
     assert n == 4 and "digits test samples" in meta["golden"]["source"]
-    got = emulate.run(model, ins.reshape(n, *info.inputs[0].shape[1:]), workers=1)[0]
+    got = interpreter.run(model, ins.reshape(n, *info.inputs[0].shape[1:]), workers=1)[0]
     np.testing.assert_array_equal(got.reshape(-1), outs)
     readme = (d / "README.md").read_text()
     assert t.tflm_library.split()[0] in readme and "USER HOOK" in readme
@@ -79,11 +87,9 @@ def test_project_files_resolver_arena_and_golden(projects, target):
 @pytest.mark.parametrize("target", ["arduino-nano33ble", "esp-idf"])
 def test_generated_runner_compiles(projects, tmp_path, cc, target):
     require_tool(cc)
-    from tflm_pipeline.codegen.templates import render
-
     project = projects[target]
     code = project.out_dir / ("main" if target == "esp-idf" else "")
-    shim = write_shim(tmp_path / "shim", get_target(target).tree)
+    shim = write_shim(tmp_path / "shim", get_release(get_target(target).releases[0]).op_set)
     main = tmp_path / "check_main.cc"
     main.write_text(render("check/check_main.cc.j2", name="lenet"))
     flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
@@ -138,17 +144,23 @@ def test_flash_command_lines(projects):
         return Done()
 
     nano = projects["arduino-nano33ble"].out_dir
-    cmds = flash(nano, "/dev/ttyACM0", dry_run=True)
-    assert cmds == [
+    plan = flash(nano, "/dev/ttyACM0", dry_run=True)
+    # a fresh machine first needs the core and the TFLM library
+    assert plan.setup == [["arduino-cli", "core", "update-index"],
+                          ["arduino-cli", "core", "install", "arduino:mbed_nano"],
+                          ["arduino-cli", "lib", "install", "Chirale_TensorFLowLite@2.0.0"]]
+    assert plan.commands == [
         ["arduino-cli", "compile", "--fqbn", "arduino:mbed_nano:nano33ble", "--output-dir",
          str(nano / "build"), str(nano)],
         ["arduino-cli", "upload", "-p", "/dev/ttyACM0", "--fqbn", "arduino:mbed_nano:nano33ble",
          str(nano)]]
     idf = projects["esp-idf"].out_dir
-    assert flash(idf, "/dev/ttyUSB0", dry_run=True) == [
+    plan = flash(idf, "/dev/ttyUSB0", dry_run=True)
+    assert plan.setup == [["idf.py", "-C", str(idf), "set-target", "esp32"]]
+    assert plan.commands == [
         ["idf.py", "-C", str(idf), "build"], ["idf.py", "-C", str(idf), "-p", "/dev/ttyUSB0", "flash"]]
     pio = projects["platformio"].out_dir
-    assert flash(pio, "COM3", env="esp32", dry_run=True) == [
+    assert flash(pio, "COM3", env="esp32", dry_run=True).commands == [
         ["pio", "run", "-d", str(pio), "-e", "esp32", "-t", "upload", "--upload-port", "COM3"]]
     with pytest.raises(TflmpError, match="pass --env"):
         flash(pio, "COM3", dry_run=True)
@@ -156,6 +168,16 @@ def test_flash_command_lines(projects):
     import shutil as _shutil
 
     real_which = _shutil.which
+    try:
+        _shutil.which = lambda name: "/usr/bin/" + name
+        flash(nano, "/dev/ttyACM0", run=fake_run)
+    finally:
+        _shutil.which = real_which
+    assert [c[1:3] for c in ran] == [["core", "update-index"], ["core", "install"],
+                                     ["lib", "install"], ["compile", "--fqbn"],
+                                     ["upload", "-p"]]
+    # the one-time setup ran: the next flash only builds and uploads
+    ran.clear()
     try:
         _shutil.which = lambda name: "/usr/bin/" + name
         flash(nano, "/dev/ttyACM0", run=fake_run)
@@ -188,10 +210,11 @@ def test_cli_firmware_and_convert_target(digits_run, tmp_path):
     assert p.returncode == 2 and "--check needs --tflm-dir" in p.stderr
 
 
+@pytest.mark.slow  # builds TFLM
 @pytest.mark.skipif(not os.environ.get("TFLMP_TFLM_DIR"),
                     reason="needs an esp-tflite-micro tree in TFLMP_TFLM_DIR (never in CI)")
 def test_check_against_a_real_tflm_tree(projects):
-    from tflm_pipeline.firmware_check import check_project
+    from tflm_pipeline.mcu.build_check import check_project
 
     project = projects["esp-idf"]
     results = check_project(project.out_dir, os.environ["TFLMP_TFLM_DIR"])
@@ -199,3 +222,13 @@ def test_check_against_a_real_tflm_tree(projects):
     for r in results:
         if r.platform.startswith("qemu"):
             assert r.arena_used_bytes <= r.arena_bytes <= 1.1 * r.arena_used_bytes + 1024
+
+
+def test_board_packages_are_pinned(projects):
+    # the op set and arena are checked against one release: the build must fetch that one
+    ini = (projects["platformio"].out_dir / "platformio.ini").read_text()
+    assert re.search(r"platform-espressif32/releases/download/\d+\.\d+\.\d+/", ini), ini
+    assert "@2.0.0" in ini  # Chirale_TensorFLowLite
+    esp32 = flash(projects["esp32"].out_dir, "PORT", dry_run=True)
+    assert ["arduino-cli", "core", "install", "esp32:esp32@3.0.4", "--additional-urls",
+            get_target("esp32").build["core_index_url"]] in esp32.setup

@@ -2,7 +2,7 @@ import pytest
 
 from conftest import shared
 from tflm_pipeline.errors import TflmpError
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.tflite.model_info import read_model
 
 # Ops the TFLM examples register for these models (their *_test.cc / main_functions.cc).
 EXAMPLE_OPS = {

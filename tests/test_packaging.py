@@ -22,13 +22,13 @@ def wheel(tmp_path_factory):
 def test_wheel_contains_zoo_and_templates(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tflm_pipeline/cli.py", "tflm_pipeline/models/__init__.py",
-                     "tflm_pipeline/models/lenet.py", "tflm_pipeline/firmware/__init__.py",
-                     "tflm_pipeline/firmware/model/model_data.cc.j2",
-                     "tflm_pipeline/firmware/model/model_data.h.j2",
-                     "tflm_pipeline/firmware/tflm_ops.json",
-                     "tflm_pipeline/firmware/boards.yaml",
-                     "tflm_pipeline/firmware/kernel_sizes.json",
-                     "tflm_pipeline/report_templates/report.html.j2",
+                     "tflm_pipeline/models/lenet.py", "tflm_pipeline/firmware_files/__init__.py",
+                     "tflm_pipeline/firmware_files/model/model_data.cc.j2",
+                     "tflm_pipeline/firmware_files/model/model_data.h.j2",
+                     "tflm_pipeline/firmware_files/tflm_ops.json",
+                     "tflm_pipeline/firmware_files/boards.yaml",
+                     "tflm_pipeline/firmware_files/kernel_sizes.json",
+                     "tflm_pipeline/reports/templates/report.html.j2",
                      "tflm_pipeline/codegen/c_array.py"):
         assert expected in names, expected
     assert not any(n.startswith(("models/", "firmware/", "tests/")) for n in names)
@@ -44,7 +44,7 @@ def test_installed_wheel_works_outside_the_repo(wheel, tmp_path, hello_world_int
                     str(target), str(wheel)], check=True, cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}  # shadows any editable install
     where = subprocess.run([sys.executable, "-c", "import tflm_pipeline.models as m, "
-                            "tflm_pipeline.firmware as f; print(m.__file__, f.__file__)"],
+                            "tflm_pipeline.firmware_files as f; print(m.__file__, f.__file__)"],
                            check=True, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert where.stdout.count(str(target)) == 2, where.stdout
     model = tmp_path / "hello.tflite"

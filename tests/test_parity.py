@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from tflm_pipeline import emulate, parity
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.tflite import quant
+from tflm_pipeline.tflm import interpreter, parity
+from tflm_pipeline.tflite.model_info import read_model
 
 
 def test_ladder_on_a_run(digits_run, tmp_path):
@@ -34,7 +35,7 @@ def test_ladder_on_a_run(digits_run, tmp_path):
 def test_first_divergence_names_the_op(trained_lenet, digits):
     model = trained_lenet["qat_tflite"]
     info = read_model(model)
-    x = emulate.quantize(digits.inputs("test")[0][:3], info.inputs[0])
+    x = quant.quantize(digits.inputs("test")[0][:3], info.inputs[0])
     # identical interpreters up to 127 steps: nothing diverges
     assert parity.first_divergence(model, x, tolerance=127) is None
     # any difference counts: the first op is reported with its statistics
@@ -46,7 +47,7 @@ def test_first_divergence_names_the_op(trained_lenet, digits):
 def test_tflite_reference_runs_fixed_batch_models(hello_world_int8):
     x = np.arange(-5, 5, dtype=np.int8).reshape(10, 1)
     ref = parity.tflite_reference(hello_world_int8, x)
-    tflm = emulate.run(hello_world_int8, x, workers=1)[0]
+    tflm = interpreter.run(hello_world_int8, x, workers=1)[0]
     assert parity.compare_outputs(tflm, ref)["max_diff"] <= 1
 
 

@@ -17,9 +17,10 @@ from PIL import Image
 
 from conftest import require_tool
 from tflm_pipeline.errors import TflmpError
-from tflm_pipeline.model_info import read_model
-from tflm_pipeline.profile import layers
-from tflm_pipeline.report import compare_runs, render_reports
+from tflm_pipeline.tflite.model_info import read_model
+from tflm_pipeline.tflite.layers import layers
+from tflm_pipeline.reports.compare import compare_runs
+from tflm_pipeline.reports.run_report import render_reports
 
 PNG_URI = re.compile(r'<img\b[^>]*\bsrc="data:image/png;base64,([^"]+)"')
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
@@ -67,7 +68,7 @@ def rendered(digits_run, tmp_path_factory):
 
 
 def test_train_writes_the_reports_with_profile_and_board_fit(digits_run):
-    from tflm_pipeline.boards import boards
+    from tflm_pipeline.mcu.boards import boards
 
     run = digits_run[0]
     rep = json.loads((run / "report.json").read_text())
@@ -80,17 +81,22 @@ def test_train_writes_the_reports_with_profile_and_board_fit(digits_run):
     html = (run / "report.html").read_text()
     tables = _Tables(html).tables
     assert len(tables["board-fit-table"]) == 1 + len(boards())
-    assert ["memory.lower_bound_bytes", f"{memory['lower_bound_bytes']:,}"] in \
+    # readable labels with units, no JSON keys
+    assert ["lower bound (no planner needs less)", f"{memory['lower_bound_bytes']:,} B"] in \
         tables["profile-table"]
+    assert not any("_" in row[0] for row in tables["profile-table"])
+    assert tables["board-fit-table"][0] == ["board", "fits", "RAM needed",
+                                            "flash: model + TFLM code", "latency (ms)"]
     assert "# lenet on digits" in (run / "report.md").read_text()
 
 
 def _ledger_cells(rep: dict) -> tuple[list[str], list[str]]:
-    """The metric and drop cells the ledger table must show, in report.json's order."""
+    """The metric and change-vs-float cells the ledger table must show (positive =
+    better than float: the sign of the console too), in report.json's order."""
     metric = rep["ledger"]["metric"]
     entries = [e for k, e in rep["ledger"].items() if k != "metric"]
     return ([f"{e[metric]:.4f}" for e in entries],
-            [f"{e['drop_pp']:+.2f}" if "drop_pp" in e else "—" for e in entries])
+            [f"{0.0 - e['drop_pp']:+.2f}" if "drop_pp" in e else "—" for e in entries])
 
 
 def test_html_holds_ledger_profile_memory_and_embedded_images(rendered):
@@ -135,7 +141,7 @@ def test_markdown_references_pngs_that_exist(rendered):
 
 
 def test_optional_sections_appear_with_their_data(rendered, tmp_path):
-    from tflm_pipeline.codegen.project import generate
+    from tflm_pipeline import firmware
 
     run = tmp_path / "run"
     shutil.copytree(rendered[0], run)
@@ -146,16 +152,20 @@ def test_optional_sections_appear_with_their_data(rendered, tmp_path):
          "mean_diff": 0.0004, "bit_exact_share": 0.875}]}
     rep["per_layer_error"] = [{"layer": "conv1", "op": "CONV_2D", "rmse_over_scale": 0.41},
                               {"layer": "fc1", "op": "FULLY_CONNECTED", "rmse_over_scale": 0.77}]
-    rep["board_fit"] = {"board": "nano33ble", "ram": {"free_bytes": 250000, "fits": True}}
+    rep["board_fit"] = [{"board": "arduino-nano33ble", "fits": True, "ram_needed": 250_000,
+                         "ram": 262_144, "flash_needed": 400_000, "flash": 1_048_576,
+                         "latency_ms": "12-17"}]
     (run / "report.json").write_text(json.dumps(rep))
-    project = generate(run, "esp32")
+    project = firmware(run, "esp32").project
 
     md, html = (p.read_text() for p in render_reports(run))
     tables = _Tables(html).tables
     assert tables["parity-rungs-table"][2] == ["TFLM int8", "0.9", "0.995", "0.0039",
                                                "0.0004", "0.875"]
     board = tables["board-fit-table"]
-    assert ["ram.free_bytes", "250,000"] in board and ["ram.fits", "yes"] in board
+    framework = 152_064  # the Nano 33 BLE's bootloader and mbed core (boards.yaml)
+    assert board[1] == ["arduino-nano33ble", "yes", "250,000 of 262,144 B",
+                        f"{400_000 - framework:,} of {1_048_576 - framework:,} B", "12-17"]
     arena = json.loads((project.out_dir / "tflmp_project.json").read_text())["arena"]
     assert tables["firmware-table"][1][:4] == ["esp32", "firmware/esp32",
                                               f"{arena['arena_bytes']:,} B", arena["tree"]]

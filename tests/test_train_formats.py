@@ -4,11 +4,16 @@ sensor CSV windows, image folders, WAV folders, autoencoder anomaly detection, a
 
 import csv
 import json
+import re
 import wave
 
 import numpy as np
+import pytest
 
 from conftest import run_cli, shared
+from tflm_pipeline.tflite.model_info import per_channel_dense_layers, read_model
+
+pytestmark = pytest.mark.slow  # every test here runs `tflmp train`
 
 
 def _train(tmp_path, *args):
@@ -94,13 +99,37 @@ def test_autoencoder_anomaly_detection(tmp_path, rng):
     assert "auc on the test set" in p.stdout
     v = run_cli("verify", run)
     assert v.returncode == 0 and "anomaly-detection AUC" in v.stdout
-    # firmware scores anomalies instead of classifying
-    from tflm_pipeline.codegen.project import generate
+    # firmware scores anomalies instead of classifying, on every target
+    from tflm_pipeline import firmware
+    from tflm_pipeline.mcu.targets import targets
 
-    project = generate(run, "esp-idf", tmp_path / "fw")
-    runner = (project.out_dir / "main" / "autoencoder_runner.h").read_text()
-    assert "float AnomalyScore(const float* raw);" in runner and "Classify" not in runner
-
+    # the selected QAT model has one scale per Dense layer; the PTQ candidate has
+    # per-channel Dense weights, which old TFLM releases compute wrong: it is re-converted
+    ptq = run / "model_ptq_int8.tflite"
+    sources = {"arduino-nano33ble": ptq, "esp32": ptq, "platformio": ptq, "esp-idf": run}
+    assert per_channel_dense_layers(read_model(ptq))
+    for target, t in targets().items():
+        source = sources.get(target, run)
+        project = firmware(source, target, tmp_path / target).project
+        code = project.out_dir / {"esp-idf": "main", "platformio": "src"}.get(target, "")
+        runner = (code / "autoencoder_runner.h").read_text()
+        assert "float AnomalyScore(const float* raw);" in runner and "Classify" not in runner
+        # B1: the per-tensor Dense re-conversion of old TFLM releases used to score every
+        # model as a classifier and fail; it is scored with the run's task now
+        model = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", (
+            code / "autoencoder_model_data.cc").read_text().split("= {", 1)[1]))
+        reconverted = [n for n in project.notes if "re-converted" in n]
+        if t.per_channel_dense or not per_channel_dense_layers(
+                read_model(source if source.is_file() else source / "model_int8.tflite")):
+            assert not reconverted, target
+        else:
+            assert len(reconverted) == 1 and " auc on the test set" in reconverted[0], target
+            assert not per_channel_dense_layers(read_model(model)), target
+        # B2: one arena figure per project, the target's, for the model it holds
+        settings = (code / "autoencoder_model_settings.h").read_text()
+        header = int(re.search(r"#define AUTOENCODER_ARENA_BYTES (\d+)", settings).group(1))
+        stated = int(re.search(r"kArenaBytes = (\d+);", runner).group(1))
+        assert header == stated == t.arena_for(read_model(model)).bytes, target
 
 def test_max_drop_fails_after_writing_the_run(tmp_path):
     run = tmp_path / "run"

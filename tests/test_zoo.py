@@ -6,10 +6,14 @@ import re
 import numpy as np
 import pytest
 
-from tflm_pipeline import convert, emulate, profile, qat, quantizable
-from tflm_pipeline.model_info import read_model
+from tflm_pipeline.quantize import int8, qat, rewrite
+from tflm_pipeline.tflite import layers, quant
+from tflm_pipeline.tflm import interpreter
+from tflm_pipeline.tflite.model_info import read_model
 from tflm_pipeline.models import MODELS, _module, build_model, task_of
 from tflm_pipeline.tf_env import load
+
+pytestmark = pytest.mark.slow  # every test here trains a zoo model
 
 # Small input shapes keep the test fast; the reference shapes are checked below.
 SMALL = {"lenet": ((28, 28, 1), 10), "dscnn": ((49, 10, 1), 12),
@@ -45,19 +49,19 @@ def test_float_qat_int8_tflm(name):
     model = build_model(name, shape, classes)
     model.compile("adam", loss)
     model.fit(x, target, epochs=1, batch_size=32, verbose=0)
-    prepared = quantizable.prepare(model, x[:8])
+    prepared = rewrite.prepare(model, x[:8])
     wrapped = qat.quantize(prepared.model)
     wrapped.model.compile(keras.optimizers.Adam(1e-4), loss)
     wrapped.model.fit(x, target, epochs=1, batch_size=32, verbose=0)
     keras_out = wrapped.model.predict(x[:16], verbose=0).reshape(16, -1)
     for keras_model in (prepared.model, wrapped.model):
-        flatbuffer = convert.to_int8_tflite(keras_model, x[:32])
+        flatbuffer = int8.to_int8_tflite(keras_model, x[:32])
         info = read_model(flatbuffer)
         assert info.is_full_int8 and info.inputs[0].shape[1:] == shape
-        out = emulate.run(flatbuffer, emulate.quantize(x[:16], info.inputs[0]), workers=1)[0]
-        assert out.shape[0] == 16 and np.isfinite(emulate.dequantize(out, info.outputs[0])).all()
+        out = interpreter.run(flatbuffer, quant.quantize(x[:16], info.inputs[0]), workers=1)[0]
+        assert out.shape[0] == 16 and np.isfinite(quant.dequantize(out, info.outputs[0])).all()
     # the QAT int8 model in TFLM computes what the QAT Keras model computes
-    tflm = emulate.dequantize(out, info.outputs[0]).reshape(16, -1)
+    tflm = quant.dequantize(out, info.outputs[0]).reshape(16, -1)
     scale = info.outputs[0].scales[0]
     assert np.mean(np.abs(tflm - keras_out)) < 4 * scale + 0.02 * np.abs(keras_out).mean()
 
@@ -72,4 +76,4 @@ def test_docstring_states_the_real_params_and_macs(name):
     model = build_model(name, shape, classes)
     assert model.count_params() == params
     calib = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
-    assert profile.totals(read_model(convert.to_int8_tflite(model, calib)))["macs"] == macs
+    assert layers.totals(read_model(int8.to_int8_tflite(model, calib)))["macs"] == macs

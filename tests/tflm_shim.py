@@ -1,14 +1,14 @@
-"""Declarations of the TFLM C++ API the generated code uses, per TFLM tree.
+"""Declarations of the TFLM C++ API the generated code uses, per TFLM source version.
 
 CI has no TFLM source (it is never committed here), so generated sources are compiled
 against these declarations: real compilers, real type checking of every call and of
-every resolver method against the methods that tree declares (firmware/tflm_ops.json).
+every resolver method against the methods that version declares (firmware/tflm_ops.json).
 Linking and running against a real tree is `tflmp firmware --check --tflm-dir`.
 """
 
 from pathlib import Path
 
-from tflm_pipeline.codegen.op_resolver import op_tables
+from tflm_pipeline.mcu.releases import op_tables
 
 _COMMON = """#pragma once
 #include <stddef.h>
@@ -43,9 +43,10 @@ namespace tflite { const Model* GetModel(const void* buf); }
 """
 
 
-def write_shim(root: Path, tree: str) -> Path:
+def write_shim(root: Path, op_set: str) -> Path:
+    """Declarations of the API of one TFLM source version (an op set of tflm_ops.json)."""
     tables = op_tables()
-    t = tables["trees"][tree]
+    t = tables["op_sets"][op_set]
     methods = [m for op, m in tables["builtin_methods"].items() if op not in t["missing_builtins"]]
     methods += [tables["custom_methods"][c] for c in t["custom_ops"]]
     decls = "\n".join(f"  TfLiteStatus {m}();" for m in methods)

@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import TflmpError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -49,10 +51,12 @@ def write_bytes(path: str | os.PathLike, data: bytes | list) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically."""
     return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as indented JSON atomically (NumPy values and paths allowed)."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
@@ -66,6 +70,18 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def read_json(path: str | os.PathLike, fix: str, default=None):
+    """A JSON file tflmp wrote; ``default`` when it does not exist, and a one-line error
+    naming ``fix`` when it is unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise TflmpError(f"{path} is corrupt ({e}); {fix}") from None
 
 
 def sha256_bytes(data: bytes) -> str:

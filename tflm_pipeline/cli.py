@@ -1,6 +1,8 @@
-"""``tflmp`` command line: parses options, calls the Python API, prints results.
+"""``tflmp`` command line: parses options, calls one command of :mod:`tflm_pipeline.commands`
+and hands its typed result to :mod:`tflm_pipeline.console`, which prints it.
 
-User mistakes (:class:`TflmpError`) print one line and exit with code 2.
+User mistakes (:class:`TflmpError`) print one line and exit with code 2.  Nothing heavy
+is imported before the options are checked.
 """
 
 from __future__ import annotations
@@ -67,25 +69,27 @@ def cli():
 @click.pass_context
 def train(ctx, resume, out, ladder, **options):
     """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""
-    from .data import parse_size, parse_split
-    from .pipeline import run_training
-    from .train import TrainConfig
+    from . import console
+    from .commands.train import train as run_train
+    from .config import RunConfig
+    from .data.spec import parse_size, parse_split
 
     if resume:
         changed = [k for k in options if ctx.get_parameter_source(k).name != "DEFAULT"]
         if changed or out:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed + (["out"] if out else []))
             raise TflmpError(f"--resume continues a run with its saved settings; drop {flags}")
-        report = run_training(resume=resume, command=sys.argv, ladder=ladder)
+        result = run_train(resume=resume, command=sys.argv, ladder=ladder)
     else:
         options["split"] = parse_split(options["split"])
         if options["image_size"]:
             options["image_size"] = parse_size(options["image_size"])
         if options["columns"]:
-            options["columns"] = [c.strip() for c in options["columns"].split(",") if c.strip()]
-        report = run_training(TrainConfig(**options), out, command=sys.argv, ladder=ladder)
-    if report is not None:  # None: a multi-worker run's non-chief worker
-        _print_train_summary(report)
+            options["columns"] = tuple(c.strip() for c in options["columns"].split(",")
+                                       if c.strip())
+        result = run_train(RunConfig(**options), out, command=sys.argv, ladder=ladder)
+    if result.record is not None:  # None: a multi-worker run's non-chief worker
+        console.train_summary(result)
 
 
 @cli.command()
@@ -96,22 +100,30 @@ def train(ctx, resume, out, ladder, **options):
 @click.option("--dataset", help="Calibration data when MODEL is a Keras .h5 file.")
 @click.option("--data-dir", type=click.Path())
 @click.option("--target", "target_name", metavar="TARGET",
-              help="Write a firmware project for TARGET instead (as 'tflmp firmware').")
+              help="Write a firmware project for TARGET instead (the same as "
+              "'tflmp firmware MODEL --target TARGET').")
 @click.option("--trust-model", is_flag=True,
               help="Load a Keras file even if its Lambda layers run code stored in it.")
 def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model):
     """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
-    from .convert import convert_model
+    from . import console
 
     if target_name:
-        _write_firmware(model, target_name, out, name)
+        given = [flag for flag, value in (("--c-array", c_array), ("--dataset", dataset),
+                                          ("--data-dir", data_dir),
+                                          ("--trust-model", trust_model)) if value]
+        if given:
+            raise TflmpError(f"convert --target writes a firmware project, which takes no "
+                             f"{', '.join(given)}; drop them or use 'tflmp convert' without "
+                             "--target")
+        from .commands.firmware import firmware as make_firmware
+
+        console.firmware_result(make_firmware(model, target_name, out, name=name))
         return
-    result = convert_model(model, out, name=name, c_array=c_array, dataset=dataset,
-                           data_dir=data_dir, trust_model=trust_model)
-    m = result["model"]
-    click.echo(f"{result['name']}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
-    for f in result["files"]:
-        click.echo(f"  wrote {f}")
+    from .commands.convert import convert as run_convert
+
+    console.convert_result(run_convert(model, out, name=name, c_array=c_array, dataset=dataset,
+                                       data_dir=data_dir, trust_model=trust_model))
 
 
 @cli.command()
@@ -126,27 +138,14 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
 @click.option("--no-qemu", is_flag=True, help="With --check: host only.")
 def firmware(source, target_name, out, name, check, tflm_dir, no_qemu):
     """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
-    if check and not tflm_dir:
-        raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
-                         "your Arduino TFLM library, or esp-tflite-micro)")
-    project = _write_firmware(source, target_name, out, name)
-    if check:
-        from .firmware_check import check_project
+    from . import console
+    from .commands.firmware import firmware as make_firmware
 
-        failed = False
-        for r in check_project(project.out_dir, tflm_dir, qemu=False if no_qemu else None):
-            used = (f"arena_used_bytes {r.arena_used_bytes:,} of {r.arena_bytes:,}"
-                    if r.arena_used_bytes is not None else "no arena report")
-            click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}, {used}")
-            lines = r.output.splitlines()
-            shown = lines[-8:] if not r.passed else [ln for ln in lines if "self-test" in ln]
-            if r.platform.startswith("qemu"):
-                shown = [ln + " (QEMU time, not device time)" if "per inference" in ln else ln
-                         for ln in shown]
-            click.echo("  " + "\n  ".join(shown))
-            failed = failed or not r.passed
-        if failed:
-            raise TflmpError("the generated firmware failed its self-test against that TFLM tree")
+    result = make_firmware(source, target_name, out, name=name, check=check, tflm_dir=tflm_dir,
+                           qemu=False if no_qemu else None)
+    console.firmware_result(result)
+    if not result.passed:
+        raise TflmpError("the generated firmware failed its self-test against that TFLM tree")
 
 
 @cli.command()
@@ -155,27 +154,11 @@ def firmware(source, target_name, out, name, check, tflm_dir, no_qemu):
 @click.option("--env", help="PlatformIO environment (board) to build and upload.")
 @click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
 def flash(project, port, env, dry_run):
-    """Build and upload a project written by 'tflmp firmware'."""
-    import shlex
+    """Set up (once), build and upload a project written by 'tflmp firmware'."""
+    from . import console
+    from .commands.flash import flash as run_flash
 
-    from .flash import flash as run_flash
-
-    for cmd in run_flash(project, port, env=env, dry_run=dry_run):
-        click.echo(shlex.join(cmd))
-
-
-def _write_firmware(source, target_name, out, name):
-    from .codegen.project import generate
-
-    project = generate(source, target_name, out, name=name)
-    a = project.arena
-    click.echo(f"{project.target} project for {project.name} in {project.out_dir}")
-    click.echo(f"  arena {a.bytes:,} bytes for a 32-bit MCU ({a.planned:,} activations + "
-               f"{a.bookkeeping:,} bookkeeping){'' if a.exact else ' (estimated)'}")
-    for note in project.notes:
-        click.echo(f"  note: {note}")
-    click.echo(f"  {len(project.files)} files; build and flash: see {project.out_dir}/README.md")
-    return project
+    console.flash_result(run_flash(project, port, env=env, dry_run=dry_run))
 
 
 @cli.command()
@@ -194,55 +177,16 @@ def _write_firmware(source, target_name, out, name):
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
+    from . import console
     from .artifacts import write_json
-    from .verify import verify_model
+    from .commands.verify import verify as run_verify
 
-    result = verify_model(model, dataset=dataset, data_dir=data_dir, split=split,
-                          preprocessing=preprocessing, workers=workers, ladder=ladder,
-                          tolerance=tolerance)
-    m = result["metrics"]
-    if "accuracy" in m:
-        click.echo(f"TFLM accuracy on {result['dataset']} {split}: {m['accuracy']:.4f} "
-                   f"({m['n']} samples)")
-    else:
-        auc = "n/a (no anomalies in the split)" if m["auc"] is None else f"{m['auc']:.4f}"
-        click.echo(f"TFLM anomaly-detection AUC on {result['dataset']} {split}: {auc} "
-                   f"({m['n']} samples, reconstruction MSE of normal samples "
-                   f"{m['mse_normal']:.5f})")
-    click.echo(f"arena: {result['arena_bytes']:,} bytes measured on this 64-bit host")
-    if result["arena_32bit"]:
-        a = result["arena_32bit"]
-        click.echo(f"       {a['arena_bytes']:,} bytes derived for a 32-bit MCU ({a['profile']}"
-                   f"{'' if a['exact'] else ', estimated'}; 'tflmp firmware' sizes it per target)")
-    if "parity" in result:
-        _print_ladder(result)
-    if "confusion" in m:
-        click.echo("confusion (rows true, columns predicted):")
-        width = max(len(str(v)) for row in m["confusion"] for v in row)
-        for label, row in zip(result["labels"], m["confusion"]):
-            click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+    result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
+                        preprocessing=preprocessing, workers=workers, ladder=ladder,
+                        tolerance=tolerance)
+    console.verify_result(result)
     if out:
-        click.echo(f"wrote {write_json(out, result)}")
-
-
-def _print_ladder(result: dict) -> None:
-    p = result["parity"]
-    click.echo(f"parity ladder ({p['split_size']} samples):")
-    for r in p["rungs"]:
-        metric = next(k for k in ("accuracy", "auc") if k in r)
-        agree = (f", agrees with float on {r['agreement_with_float']:.2%}"
-                 if "agreement_with_float" in r else "")
-        click.echo(f"  {r['rung']:<16} {metric} {r[metric]:.4f}{agree}")
-    d = p["tflm_vs_tflite"]
-    click.echo(f"  TFLM vs TFLite reference: {d['bit_exact_share']:.2%} of samples bit-exact, "
-               f"max diff {d['max_diff']}, mean {d['mean_diff']:.4f} int8 steps")
-    div = p["first_divergence"]
-    if div:
-        click.echo(f"  first diverging op: #{div['op_index']} {div['op']} (layer {div['layer']}), "
-                   f"max diff {div['max_diff']}, {div['differing_share']:.1%} of values differ")
-    worst = sorted(result["per_layer_error"], key=lambda r: -r["rmse_over_scale"])[:3]
-    click.echo("  quantization error, worst layers (RMSE / scale): "
-               + ", ".join(f"{r['layer']} {r['rmse_over_scale']:.2f}" for r in worst))
+        console.wrote(write_json(out, result.to_dict()))
 
 
 @cli.command()
@@ -257,68 +201,28 @@ def _print_ladder(result: dict) -> None:
 def profile(model, board, boards_file, measured_us, measured_macs, out):
     """Per-layer MACs and memory, memory plan, flash, latency band and board fit of MODEL
     (a .tflite or a run folder).  Exits with 2 when it does not fit --board."""
+    from . import console
     from .artifacts import write_json
-    from .latency import Measurement
-    from .profile import model_profile
-    from .runs import resolve
+    from .commands.profile import profile as run_profile
 
-    if measured_us is not None and not board:
-        raise TflmpError("--measured-us needs --board (the clock it was measured at)")
-    measured = Measurement(measured_us, measured_macs) if measured_us is not None else None
-    p = model_profile(resolve(model).model_path, board=board, boards_file=boards_file,
-                      measured=measured)
-    _print_profile(p)
+    p = run_profile(model, board=board, boards_file=boards_file, measured_us=measured_us,
+                    measured_macs=measured_macs)
+    console.profile_result(p)
     if out:
-        click.echo(f"wrote {write_json(out, p)}")
-    if board and not p["board"]["fits"]:
-        raise TflmpError(p["board"]["message"])
-
-
-def _print_profile(p: dict) -> None:
-    rows = [[str(r["index"]), r["op"], r["name"][:32],
-             " ".join("x".join(map(str, s)) for s in r["output_shapes"]),
-             f"{r['params']:,}", f"{r['macs']:,}", f"{r['activation_bytes']:,}"]
-            for r in p["layers"]]
-    t = p["totals"]
-    rows.append(["", f"{t['ops']} ops", "", "", f"{t['params']:,}", f"{t['macs']:,}",
-                 f"{t['activation_bytes']:,}"])
-    _print_table(["#", "op", "layer", "output", "params", "MACs", "act. bytes"], rows)
-    m, f = p["memory"], p["flash"]
-    click.echo(f"memory plan: peak at {m['peak_op']}, live: "
-               + ", ".join(f"{b['tensor'][:24]} {b['bytes']:,}" for b in m["live_at_peak"]))
-    click.echo(f"  lower bound {m['lower_bound_bytes']:,} B <= TFLM planner "
-               f"{m['planned_bytes']:,} B <= arena {m['arena_32bit_bytes']:,} B (32-bit, "
-               f"{m['arena_32bit_profile']}{'' if m['arena_32bit_exact'] else ', estimated'}); "
-               f"gap {m['gap_bytes']:,} B; 64-bit host arena {m['arena_host_bytes']:,} B")
-    click.echo(f"flash: model {f['model_bytes']:,} B + TFLM code ~{f['code_bytes']:,} B "
-               f"({f['code_basis']})")
-    _print_table(["board", "fits", "RAM needed", "flash needed", "latency ms"],
-                 [[b["board"], "yes" if b["fits"] else "NO",
-                   f"{b['ram_needed']:,} / {b['ram']:,}", f"{b['flash_needed']:,} / {b['flash']:,}",
-                   b["latency_ms"]] for b in p["boards"]])
-    if "board" in p:
-        b = p["board"]
-        click.echo(b["message"])
-        lat = b["latency"]
-        click.echo(f"latency on {b['board']}: {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms "
-                   f"({lat['basis']})")
-
-
-def _print_table(head: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    for row in [head, *rows]:
-        click.echo("  ".join(str(c).rjust(w) if i >= 4 or c[:1].isdigit() and i else
-                             str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        console.wrote(write_json(out, p.to_dict()))
+    if p.board is not None and not p.board.fit.fits:
+        raise TflmpError(p.board.fit.message)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def report(run_dir):
     """Regenerate RUN_DIR's report.md and report.html from its report.json."""
-    from .report import render_reports
+    from . import console
+    from .commands.report import report as run_report
 
-    for path in render_reports(run_dir):
-        click.echo(f"wrote {path}")
+    result = run_report(run_dir)
+    console.wrote(result.markdown, result.html)
 
 
 @cli.command()
@@ -327,39 +231,20 @@ def report(run_dir):
 @click.option("--out", type=click.Path(), help="Folder or file name (default: here, compare.*).")
 def compare(run_a, run_b, out):
     """Put two runs side by side: ledger, sizes, timings, config differences."""
-    from .report import compare_runs
+    from . import console
+    from .commands.compare import compare as run_compare
 
-    click.echo(f"wrote {compare_runs(run_a, run_b, out)}")
-
-
-def _print_train_summary(report: dict) -> None:
-    ledger, m = report["ledger"], report["metrics"]
-    metric = ledger["metric"]
-    click.echo("")
-    click.echo(f"quantization ledger ({metric} on the test set):")
-    titles = {"float": "float (Keras)", "qat_keras": "QAT (Keras)",
-              "ptq_int8_tflm": "PTQ int8 (TFLM)", "qat_int8_tflm": "QAT int8 (TFLM)"}
-    for key, title in titles.items():
-        if key in ledger:
-            row = ledger[key]
-            drop = f"  ({0.0 - row['drop_pp']:+.2f} pp)" if "drop_pp" in row else ""
-            mark = "  <- selected" if key == m["selected"] else ""
-            click.echo(f"  {title:<17} {row[metric]:.4f}{drop}{mark}")
-    model = report["model"]
-    click.echo(f"model_int8.tflite: {model['tflite_bytes']:,} bytes, ops {', '.join(model['ops'])}")
-    click.echo(f"arena: {model['arena_bytes']:,} bytes on this 64-bit host, "
-               f"{model['arena_32bit']['arena_bytes']:,} derived for a 32-bit MCU")
-    t = report["timings_s"]
-    click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t.get('qat', 0):.0f}, "
-               f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
-    click.echo(f"run folder: {report['run_dir']}")
+    console.wrote(run_compare(run_a, run_b, out).html)
 
 
 def main(argv=None) -> int:
+    from . import console
+
+    console.install_logging()
     try:
         cli.main(args=argv, prog_name="tflmp", standalone_mode=False)
     except TflmpError as e:
-        click.echo(f"tflmp: error: {e}", err=True)
+        console.error(str(e))
         return 2
     except click.exceptions.Abort:
         click.echo("tflmp: interrupted", err=True)

@@ -1,42 +1,126 @@
-"""What a model is trained and judged for: classification or anomaly detection with an
-autoencoder.  One object per task gives the loss, the checkpoint metric and the metric
-that Keras, TFLite and TFLM outputs are all scored with."""
+"""What a model is trained and judged for.  One object per task knows its loss, the
+checkpoint metric, what the model learns to output, how Keras, TFLite and TFLM outputs
+are scored (the same way for all three), and which output shapes make sense; nothing
+else in tflmp compares task names.
+
+Tasks: ``classification`` and ``autoencoder`` (anomaly detection: the score of a
+sample is its reconstruction error).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
-from . import metrics
+from .errors import TflmpError
 
 
-@dataclass(frozen=True)
 class Task:
+    """The behaviour of one task; subclasses fill in the class attributes."""
+
     name: str
-    loss: str
-    keras_metrics: tuple[str, ...]
+    loss: str  # Keras loss
+    keras_metrics: tuple[str, ...] = ()
     monitor: str  # Keras log key for the best checkpoint and early stopping
     monitor_mode: str  # "max" or "min"
     metric: str  # headline metric in reports and the quantization ledger (higher is better)
+    curve_metric: str | None = None  # Keras metric drawn beside the loss in training curves
 
     def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """What the model learns to output for inputs ``x`` with labels ``y``."""
-        return x.reshape(len(x), -1) if self.name == "autoencoder" else y
+        raise NotImplementedError
 
     def training_rows(self, y: np.ndarray) -> np.ndarray:
-        """Samples to train on: an anomaly detector learns from normal samples only."""
-        return y == 0 if self.name == "autoencoder" else np.ones(len(y), bool)
+        """Boolean mask of the samples to train on."""
+        return np.ones(len(y), bool)
 
     def score(self, x: np.ndarray, y: np.ndarray, outputs: np.ndarray,
               num_classes: int) -> dict:
         """The task's metrics of ``outputs`` (float, dequantized) for inputs ``x``."""
-        if self.name == "classification":
-            return metrics.classification(y, outputs, num_classes)
-        return metrics.anomaly(x.reshape(len(x), -1), outputs.reshape(len(x), -1), y)
+        raise NotImplementedError
+
+    def check_outputs(self, input_shape, output_shape, num_classes: int) -> None:
+        """Raise a TflmpError when a model with these shapes cannot do this task."""
+
+    def agreement(self, outputs: np.ndarray, reference: np.ndarray) -> float | None:
+        """Share of samples on which ``outputs`` decide as ``reference`` does (None when
+        the task has no discrete decision)."""
+        return None
 
 
-CLASSIFICATION = Task("classification", "sparse_categorical_crossentropy", ("accuracy",),
-                      "val_accuracy", "max", "accuracy")
-AUTOENCODER = Task("autoencoder", "mse", (), "val_loss", "min", "auc")
-TASKS = {t.name: t for t in (CLASSIFICATION, AUTOENCODER)}
+class Classification(Task):
+    name = "classification"
+    loss = "sparse_categorical_crossentropy"
+    keras_metrics = ("accuracy",)
+    monitor, monitor_mode = "val_accuracy", "max"
+    metric = "accuracy"
+    curve_metric = "accuracy"
+
+    def targets(self, x, y):
+        return y
+
+    def score(self, x, y, outputs, num_classes):
+        """Accuracy and confusion matrix (rows: true class, columns: predicted)."""
+        y_true = np.asarray(y).reshape(-1)
+        pred = np.asarray(outputs).reshape(len(y_true), -1).argmax(axis=1)
+        confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+        np.add.at(confusion, (y_true, pred), 1)
+        return {"accuracy": float((pred == y_true).mean()), "n": int(len(y_true)),
+                "confusion": confusion.tolist()}
+
+    def check_outputs(self, input_shape, output_shape, num_classes):
+        if prod(output_shape) != num_classes:
+            raise TflmpError(f"the model outputs {list(output_shape)} values but the dataset "
+                             f"has {num_classes} classes; is it the right model for this "
+                             "dataset?")
+
+    def agreement(self, outputs, reference):
+        n = len(outputs)
+        return float((np.asarray(outputs).reshape(n, -1).argmax(1)
+                      == np.asarray(reference).reshape(n, -1).argmax(1)).mean())
+
+
+class AnomalyDetection(Task):
+    """An autoencoder learns to reconstruct normal samples (label 0); a sample's anomaly
+    score is its reconstruction mean squared error, judged by AUC against the labels
+    (1 = anomalous)."""
+
+    name = "autoencoder"
+    loss = "mse"
+    monitor, monitor_mode = "val_loss", "min"
+    metric = "auc"
+
+    def targets(self, x, y):
+        return x.reshape(len(x), -1)
+
+    def training_rows(self, y):
+        return y == 0
+
+    def score(self, x, y, outputs, num_classes):
+        from sklearn.metrics import roc_auc_score
+
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        error = np.mean((x - np.asarray(outputs, np.float64).reshape(len(x), -1)) ** 2, axis=1)
+        y = np.asarray(y).reshape(-1)
+        normal = error[y == 0]
+        return {"auc": float(roc_auc_score(y != 0, error)) if 0 < (y != 0).sum() < len(y)
+                else None,
+                "mse_normal": float(normal.mean()) if len(normal) else None, "n": int(len(y))}
+
+    def check_outputs(self, input_shape, output_shape, num_classes):
+        if prod(output_shape) != prod(input_shape):
+            raise TflmpError(f"an autoencoder must output as many values as it takes; this "
+                             f"one maps {list(input_shape)} to {list(output_shape)}")
+
+
+CLASSIFICATION = Classification()
+AUTOENCODER = AnomalyDetection()
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, AUTOENCODER)}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (as report.json and the zoo modules name it)."""
+    if name not in TASKS:
+        raise TflmpError(f"unknown task '{name}': tflmp knows {', '.join(TASKS)}")
+    return TASKS[name]

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import emulate
-from .model_info import read_model, read_model_bytes
+from .tflite.model_info import read_model, read_model_bytes
+from .tflite.quant import dequantize, quantize
+from .tflm import interpreter
 
 
 def _model(model: bytes | str | Path) -> bytes:
@@ -32,8 +33,8 @@ def run(model: bytes | str | Path, inputs: np.ndarray) -> np.ndarray:
     info = read_model(model)
     x = np.asarray(inputs)
     if x.dtype != info.inputs[0].dtype:
-        x = emulate.quantize(x, info.inputs[0])
-    return emulate.run(model, x.reshape((-1, *info.inputs[0].shape[1:])), info=info)[0]
+        x = quantize(x, info.inputs[0])
+    return interpreter.run(model, x.reshape((-1, *info.inputs[0].shape[1:])), info=info)[0]
 
 
 def assert_matches_goldens(model, inputs: np.ndarray, expected: np.ndarray,
@@ -57,7 +58,7 @@ def assert_close_to_float(model, inputs: np.ndarray, reference: np.ndarray,
     ``agreement`` of the samples."""
     model = _model(model)
     info = read_model(model)
-    got = emulate.dequantize(run(model, inputs), info.outputs[0]).reshape(len(reference), -1)
+    got = dequantize(run(model, inputs), info.outputs[0]).reshape(len(reference), -1)
     ref = np.asarray(reference, np.float32).reshape(len(reference), -1)
     err = float(np.abs(got - ref).mean())
     if err > atol:

@@ -6,51 +6,16 @@ named after the model, and its bytes equal the ``.tflite`` exactly.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..artifacts import sha256_bytes, write_bytes, write_text
-from .templates import render
+from ..firmware_files import render
+from .c_literals import c_identifier
 
 BYTES_PER_LINE = 12
-
-# C and C++ keywords plus names the TFLM headers or libc already use.
-_RESERVED = frozenset("""
-alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t
-char16_t char32_t class compl concept const consteval constexpr constinit const_cast
-continue co_await co_return co_yield decltype default delete do double dynamic_cast else
-enum explicit export extern false float for friend goto if inline int long mutable
-namespace new noexcept not not_eq nullptr operator or or_eq private protected public
-register reinterpret_cast requires restrict return short signed sizeof static
-static_assert static_cast struct switch template this thread_local throw true try typedef
-typeid typename union unsigned using virtual void volatile wchar_t while xor xor_eq
-_Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert
-_Thread_local main tflite errno assert
-""".split())
-
-
-def c_identifier(name: str) -> str:
-    """Turn any ``--name`` into a valid, non-reserved C identifier (never injectable).
-
-    Accents are folded to ASCII, every other character outside ``[A-Za-z0-9_]``
-    becomes ``_``, a leading digit gets a ``m_`` prefix, and keywords get a ``_model``
-    suffix.  When non-ASCII letters had to be dropped, a short hash of the original
-    name keeps different names apart ("модель" and "模型" do not both become "model").
-    """
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", folded)
-    ident = re.sub(r"_+", "_", ident).strip("_")
-    if not name.isascii() or not ident:
-        ident = "_".join(filter(None, [ident or "model", sha256_bytes(name.encode())[:6]]))
-    if ident[0].isdigit():
-        ident = "m_" + ident
-    if ident in _RESERVED or ident.startswith("__"):
-        ident += "_model"
-    return ident
 
 
 def format_bytes(data: bytes, per_line: int = BYTES_PER_LINE) -> str:

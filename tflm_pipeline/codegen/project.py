@@ -1,10 +1,10 @@
-"""``tflmp firmware``: a ready-to-build project for one target from a run or a model.
+"""A ready-to-build firmware project for one target, written from a :class:`ProjectSpec`.
 
-Checks first, writes second: the model must be full int8, every op must exist in the
-TFLM the target links, and Dense layers must be quantized the way that TFLM computes
-correctly (a run is re-converted when needed).  Then the model sources, the runner with
-the exact arena constant, the golden vectors and the target's project files are written
-from the templates in ``firmware/``.
+Writes the model sources, the runner (shared by all targets) with the arena constant,
+the golden vectors, the target's own project files from the templates in ``firmware/``,
+a README with the build and flash commands, and ``tflmp_project.json``.  Everything
+it states is handed in: ``tflmp firmware`` checks the model, re-converts it when the
+target's TFLM needs that, sizes the arena and computes the golden vectors first.
 """
 
 from __future__ import annotations
@@ -13,21 +13,39 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .. import __version__, arena, runs
-from ..artifacts import write_json, write_text
-from ..convert import per_channel_dense_layers
+from .. import __version__
+from ..artifacts import write_text
 from ..errors import TflmpError
-from ..model_info import ModelInfo, read_model, read_model_bytes
-from ..targets import Target, get_target
+from ..firmware_files import render
+from ..firmware_project import ProjectMeta, write_project
+from ..mcu.arena import ArenaEstimate
+from ..mcu.releases import OpRegistration
+from ..mcu.targets import Target
+from ..mcu.toolchains import build_commands, setup_commands, shell_lines
+from ..preprocessing import Preprocessing
+from ..tflite.model_info import ModelInfo
 from . import write_model_sources
-from .c_array import c_identifier
-from .golden import golden_vectors, write_golden_header
-from .op_resolver import camel_case, registrations
-from .templates import render
+from .c_literals import camel_case
+from .golden import GoldenVectors, write_golden_header
 
-PROJECT_FILE = "tflmp_project.json"
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """Everything a project states, decided before anything is written."""
+
+    target: Target
+    ident: str  # the model's C identifier
+    out_dir: Path
+    model: bytes  # the flatbuffer the firmware runs (re-converted when the target needs)
+    info: ModelInfo
+    source: str  # file name the model came from
+    preprocessing: Preprocessing | None
+    task: str  # "classification" or "autoencoder": which inference API the runner has
+    ops: list[OpRegistration]
+    arena: ArenaEstimate
+    vectors: GoldenVectors
+    reconverted: str | None = None  # the re-converted model's TFLM accuracy, in words
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -36,51 +54,35 @@ class Project:
     name: str
     out_dir: Path
     files: list[Path]
-    arena: arena.ArenaEstimate
+    arena: ArenaEstimate
     model_sha256: str
     notes: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        return {"target": self.target, "name": self.name, "out_dir": str(self.out_dir),
+                "files": [str(f) for f in self.files], "arena": self.arena.to_dict(),
+                "model_sha256": self.model_sha256, "notes": list(self.notes)}
 
-def generate(source: str | Path, target_name: str, out_dir: str | Path | None = None, *,
-             name: str | None = None) -> Project:
-    """Write the ``target_name`` project for ``source`` (run folder or ``.tflite``)."""
-    target = get_target(target_name)
-    src = runs.resolve(source)
-    model = read_model_bytes(src.model_path)
-    info = read_model(model)
-    ident = c_identifier(name or (src.config.model if src.config else src.model_path.stem))
-    if out_dir is None:
-        base = src.run_dir or Path("build")
-        out_dir = base / "firmware" / target.name
-    out_dir = Path(out_dir)
-    notes: list[str] = []
 
-    if not info.is_full_int8:
-        raise TflmpError(f"{src.model_path.name} has {info.inputs[0].type} input / "
-                         f"{info.outputs[0].type} output; firmware needs a full-int8 model "
-                         "(tflmp train writes one)")
-    model, info, reconverted = _fit_dense_quantization(model, info, src, target)
-    if reconverted:
-        notes.append(reconverted)
-    registrations(info, target.tree)  # every op exists in this TFLM, or a clear error
-    estimate = arena.for_target(info, target.arena_profiles)
-    if estimate.unmeasured_ops:
-        notes.append("ops without measured 32-bit bookkeeping ("
-                     + ", ".join(estimate.unmeasured_ops) + ") were sized generously; "
-                     "check arena_used_bytes on the board or with --check")
-    if not estimate.measured_profile:
-        notes.append("the arena is derived from TFLM's Cortex-M sizes plus an allowance for "
-                     "this board's architecture, which cannot be measured here; the board "
-                     "prints arena_used_bytes at boot")
-    dataset = src.dataset()
-    vectors = golden_vectors(model, info, dataset)
+def check_sketch_folder(target: Target, out_dir: Path) -> None:
+    """Arduino needs the sketch folder named like its .ino."""
+    if target.template in ("arduino", "esp32") and not re.fullmatch(
+            r"[A-Za-z0-9_][A-Za-z0-9_.-]*", out_dir.name):
+        raise TflmpError(f"Arduino needs the sketch folder named like its .ino: "
+                         f"'{out_dir.name}' is not a valid sketch name; pick an --out folder "
+                         "named with letters, digits, '_', '-' or '.'")
 
-    layout = _layout(target, out_dir, ident)
+
+def write_firmware_project(spec: ProjectSpec) -> Project:
+    """Write the project of ``spec`` into ``spec.out_dir``."""
+    target, ident, out_dir, info = spec.target, spec.ident, spec.out_dir, spec.info
+    layout = _layout(target, out_dir)
     code_dir = layout["code_dir"]
-    files = write_model_sources(model, info, ident, code_dir, preprocessing=src.preprocessing,
-                                tree=target.tree, source=src.model_path.name)
-    files.append(write_golden_header(vectors, info, ident, code_dir))
-    ctx = _context(target, ident, info, src, estimate, vectors, layout, reconverted)
+    files = write_model_sources(spec.model, info, ident, code_dir, ops=spec.ops,
+                                op_sources=target.op_sources, arena=spec.arena,
+                                preprocessing=spec.preprocessing, source=spec.source)
+    files.append(write_golden_header(spec.vectors, info, ident, code_dir))
+    ctx = _context(spec, layout)
     for template, rel in (("common/runner.h.j2", f"{ident}_runner.h"),
                           ("common/runner.cc.j2", f"{ident}_runner.cc")):
         files.append(write_text(code_dir / rel, render(template, **ctx)))
@@ -88,58 +90,18 @@ def generate(source: str | Path, target_name: str, out_dir: str | Path | None = 
         files.append(write_text(path, render(template, **ctx)))
     ctx["files"] = sorted(str(f.relative_to(out_dir)) for f in files) + ["README.md"]
     files.append(write_text(out_dir / "README.md", render("common/README.md.j2", **ctx)))
-    write_json(out_dir / PROJECT_FILE, {
-        "tflmp_version": __version__, "target": target.name, "name": ident,
-        "sketch": layout.get("sketch"), "model_sha256": info.sha256,
-        "arena": {**estimate.to_dict(), "tree": ctx["arena"]["tree"]},
-        "golden": {"count": len(vectors.inputs), "source": vectors.source}, "notes": notes})
-    return Project(target.name, ident, out_dir, files, estimate, info.sha256, notes)
+    write_project(out_dir, ProjectMeta(
+        __version__, target.name, ident, layout.get("sketch"), info.sha256,
+        {**spec.arena.to_dict(), "tree": target.releases_title},
+        {"count": len(spec.vectors.inputs), "source": spec.vectors.source}, spec.notes))
+    return Project(target.name, ident, out_dir, files, spec.arena, info.sha256, spec.notes)
 
 
-def _fit_dense_quantization(model: bytes, info: ModelInfo, src, target: Target):
-    """Re-convert with per-tensor Dense weights for TFLM releases that compute
-    per-channel Dense layers wrong; return (model, info, note or None)."""
-    layers = per_channel_dense_layers(info)
-    if target.per_channel_dense or not layers:
-        return model, info, None
-    report = src.report()
-    if src.run_dir is None or report is None:
-        raise TflmpError(
-            f"{src.model_path.name} has per-channel Dense (FULLY_CONNECTED) weights (ops "
-            f"{', '.join(map(str, layers))}), which {target.tflm_library} computes wrong "
-            "without an error; pass the run folder so tflmp can re-convert it with one scale "
-            "per layer, or choose --target esp-idf")
-    from ..convert import representative_samples, to_int8_tflite
-    from ..qat import load_float, load_qat
-    from ..tasks import CLASSIFICATION
-    from ..verify import evaluate
-
-    selected = report["metrics"]["selected"]
-    run = src.run_dir
-    keras_model = (load_qat(run / "float_best.h5", run / "qat_best_weights.h5")
-                   if selected == "qat_int8_tflm" else load_float(run / "float_best.h5"))
-    ds = src.dataset()
-    x_train, _ = ds.inputs("train")
-    calibration = representative_samples(x_train, src.config.calibration_samples,
-                                         src.config.seed)
-    model = to_int8_tflite(keras_model, calibration, per_channel_dense=False)
-    info = read_model(model)
-    x, y = ds.inputs("test")
-    acc = evaluate(model, CLASSIFICATION, {"test": (x, y)}, ds.preprocessing.num_classes,
-                   info=info, label="TFLM per-tensor Dense")["test"]["accuracy"]
-    before = report["metrics"][selected]["accuracy"]
-    return model, info, (f"{acc:.4f} on the test set (per-channel Dense: {before:.4f}); "
-                         f"re-converted for {target.tflm_library}")
-
-
-def _layout(target: Target, out_dir: Path, ident: str) -> dict:
+def _layout(target: Target, out_dir: Path) -> dict:
     """Where each file of the target's project goes."""
     if target.template in ("arduino", "esp32"):
+        check_sketch_folder(target, out_dir)
         sketch = out_dir.name
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", sketch):
-            raise TflmpError(f"Arduino needs the sketch folder named like its .ino: '{sketch}' "
-                             "is not a valid sketch name; pick an --out folder named with "
-                             "letters, digits, '_', '-' or '.'")
         return {"code_dir": out_dir, "sketch": sketch, "main_file": f"{sketch}.ino",
                 "files": [(f"{target.template}/sketch.ino.j2", out_dir / f"{sketch}.ino")]}
     if target.template == "esp-idf":
@@ -157,12 +119,10 @@ def _layout(target: Target, out_dir: Path, ident: str) -> dict:
     raise TflmpError(f"target {target.name} has an unknown template '{target.template}'")
 
 
-def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -> dict:
-    pre = src.preprocessing
-    t_in = info.inputs[0]
-    titles = [arena.profile_title(p) for p in target.arena_profiles]
-    tree = (f"the larger of {' and '.join(titles)}, as the release the board links varies"
-            if len(titles) > 1 else titles[0])
+def _context(spec: ProjectSpec, layout: dict) -> dict:
+    """The templates' names: one value each, all derived from ``spec``."""
+    target, ident, info, arena, pre = spec.target, spec.ident, spec.info, spec.arena, \
+        spec.preprocessing
     if pre is None:
         raw = "raw values as the model's training data had them"
     elif pre.per_channel:
@@ -170,54 +130,30 @@ def _context(target, ident, info, src, estimate, vectors, layout, reconverted) -
     else:
         raw = (f"{pre.dataset}: {pre.raw_dtype} values; the model input is "
                f"raw * {pre.scale:.6g} + {pre.offset:g}")
-    sources = sorted(p for p in (f"{ident}_model_data.cc", f"{ident}_runner.cc", "main.cc"))
+    sources = sorted((f"{ident}_model_data.cc", f"{ident}_runner.cc", "main.cc"))
     return {
         "name": ident, "camel": camel_case(ident), "macro": ident.upper(),
         "guard": f"{ident.upper()}_RUNNER_H_", "tool_version": __version__,
         "target": target.name, "target_title": target.title,
         "tflm_library": target.tflm_library, "platform_include": target.platform_include,
-        "source": src.model_path.name, "sha256": info.sha256,
+        "source": spec.source, "sha256": info.sha256,
         "sketch": layout.get("sketch", ident), "main_file": layout["main_file"],
-        "arena": {"bytes": estimate.bytes, "used": estimate.used, "planned": estimate.planned,
-                  "bookkeeping": estimate.bookkeeping, "binding": estimate.binding,
-                  "tree": tree, "basis": f"a 32-bit MCU with {target.tflm_library}",
-                  "unmeasured": list(estimate.unmeasured_ops)},
+        "arena": {"bytes": arena.bytes, "used": arena.used, "planned": arena.planned,
+                  "bookkeeping": arena.bookkeeping, "binding": arena.binding,
+                  "tree": target.releases_title,
+                  "basis": f"a 32-bit MCU with {target.tflm_library}",
+                  "unmeasured": list(arena.unmeasured_ops)},
         "arena_placement": ("Allocated in internal RAM, or PSRAM when internal RAM is short."
                             if target.arena == "heap" else
                             "A static 16-byte-aligned array."),
-        "golden_count": len(vectors.inputs), "golden_source": vectors.source,
+        "golden_count": len(spec.vectors.inputs), "golden_source": spec.vectors.source,
         "golden_tolerance": target.golden_tolerance,
-        "task": _task(src),
-        "input_elements": int(np.prod(t_in.shape)), "raw_description": raw,
-        "ops": [r.name for r in registrations(info, target.tree)],
-        "reconverted": reconverted,
+        "task": spec.task,
+        "input_elements": info.inputs[0].elements, "raw_description": raw,
+        "ops": [r.name for r in spec.ops],
+        "reconverted": spec.reconverted,
         "component_version": target.build.get("component_version"),
         "sources": sources, "project_dir": ".",
-        "setup_commands": setup_commands(target), "build_commands": build_commands(target),
+        "setup_commands": shell_lines(setup_commands(target)),
+        "build_commands": shell_lines(build_commands(target, Path("."), "PORT")),
     }
-
-
-def _task(src) -> str:
-    from ..models import task_of
-
-    return task_of(src.config.model) if src.config else "classification"
-
-
-def setup_commands(target: Target) -> list[str]:
-    """One-time installation of the toolchain and library the project builds with."""
-    b = target.build
-    if b["tool"] == "arduino-cli":
-        urls = f" --additional-urls {b['core_index_url']}" if b.get("core_index_url") else ""
-        cmds = [f"arduino-cli core update-index{urls}", f"arduino-cli core install {b['core']}{urls}"]
-        cmds += [f'arduino-cli lib install "{lib}"' for lib in b.get("libraries", [])]
-        return cmds
-    if b["tool"] == "idf.py":
-        return [f"idf.py set-target {b['chip']}"]
-    return []
-
-
-def build_commands(target: Target, port: str = "PORT", project: str = ".") -> list[str]:
-    """Build and upload, as shell lines (see :mod:`tflm_pipeline.flash`)."""
-    from ..flash import plan_commands
-
-    return [" ".join(cmd) for cmd in plan_commands(target, Path(project), port)]

@@ -1,0 +1,328 @@
+"""``tflmp train``: data -> float training -> QAT -> int8 (PTQ and QAT) -> TFLM evaluation
+-> run record and reports, all in one run folder that ``--resume`` picks up after an
+interruption."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..artifacts import write_bytes
+from ..config import RunConfig
+from ..data import DataSpec, load_dataset
+from ..data.augment import image_augmenter, parse_augment_kind
+from ..errors import TflmpError
+from ..mcu.arena import estimate
+from ..mcu.device_profile import device_profile
+from ..models import build_model, check_model_name, task_of
+from ..progress import Progress
+from ..quantize import rewrite
+from ..quantize.int8 import representative_samples, to_int8_tflite
+from ..quantize.qat import load_qat, quantize
+from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Ledger,
+                      ModelFacts, RunRecord, TrainingFacts)
+from ..reports.plots import plot_run_curves
+from ..reports.run_report import render_reports
+from ..runs import RunFolder
+from ..tasks import Task, get_task
+from ..tf_env import load
+from ..tflite.model_info import read_model
+from ..tflm.harness import evaluate
+from ..training.distribute import Distribution
+from ..training.fit import auto_batch_size, fit, make_optimizer
+from ..training.keras_io import load_keras_model, save_keras_model, save_weights
+from .verify import verify
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its folder, its record and the reports written from it.
+    ``record`` is None for a multi-worker run's non-chief worker, which writes nothing."""
+
+    run_dir: Path
+    record: RunRecord | None
+    reports: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"run_dir": str(self.run_dir),
+                "record": self.record.to_dict() if self.record else None,
+                "reports": [str(p) for p in self.reports]}
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.model}-{Path(config.dataset).stem}-{stamp}"
+
+
+def train(config: RunConfig | None = None, out: str | Path | None = None, *,
+          resume: str | Path | None = None, command: list[str] | None = None,
+          ladder: bool = False) -> TrainResult:
+    """Run (or resume) the whole chain and return the run record written to report.json.
+
+    ``ladder`` adds the parity ladder and per-layer quantization error of the selected
+    model (as ``tflmp verify --ladder``) to the record.
+
+    Raises TflmpError after writing everything when the selected int8 model loses more
+    than ``config.max_drop`` points against float.  With ``config.strategy``
+    "multi-worker", workers other than the chief train in a scratch folder and return a
+    result without a record after QAT (:mod:`tflm_pipeline.training.distribute`).
+    """
+    t_start = time.monotonic()
+    saved = RunFolder.open(resume) if resume is not None else None
+    config = saved.config if saved is not None else (config or RunConfig())
+    config.validate()  # every check that needs no TensorFlow comes first: they are instant
+    check_model_name(config.model)
+    spec = DataSpec.of(config)
+    spec.check()
+    if saved is not None and config.strategy == "multi-worker":
+        raise TflmpError("--resume continues single-process runs; a multi-worker run restarts: "
+                         "start all workers again with a new --out")
+    # Created first: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs
+    # (and a bad TF_CONFIG is reported before TensorFlow loads).
+    dist = Distribution(config.strategy)
+    _, keras, _ = load()
+    if saved is not None:
+        run = saved
+    else:
+        if not dist.is_chief:
+            out = Path(tempfile.mkdtemp(prefix=f"tflmp-{dist.task_type}{dist.task_index}-"))
+        run = RunFolder.create(out if out is not None else default_run_dir(config), config)
+    keras.utils.set_random_seed(config.seed)
+    training = _Training(run, config, spec, dist)
+    record = training.execute(t_start, command or sys.argv, ladder)
+    if record is None:
+        return TrainResult(run.path, None)
+    reports = training.reports
+    row = record.selected_row
+    if row.drop_pp > config.max_drop:
+        raise TflmpError(
+            f"the selected int8 model ({record.selected}) scores {row.value:.4f} "
+            f"{record.metric} in TFLM, {row.drop_pp:.2f} points below float "
+            f"({record.ledger.rows[FLOAT].value:.4f}), more than --max-drop "
+            f"{config.max_drop:g}; the run is kept in {run.path}: try more --qat-epochs or a "
+            "lower --qat-lr")
+    return TrainResult(run.path, record, reports)
+
+
+class _Training:
+    """One training run's folder, settings, data and bookkeeping, shared by its steps."""
+
+    def __init__(self, run: RunFolder, config: RunConfig, spec, dist):
+        self.run, self.config, self.dist = run, config, dist
+        self.task: Task = get_task(task_of(config.model))
+        self.dataset = load_dataset(spec)
+        run.check_same_data(self.dataset.fingerprint())
+        self.stages = run.stages()
+        self.timings: dict[str, float] = {}
+        self.float_layers: list[tuple[str, str]] = []
+        self.reports: list[Path] = []
+        self.preprocessing = self.dataset.preprocessing
+        # the float Keras model keeps its own inputs if int8 preparation moves a layer out
+        run.save_preprocessing(self.preprocessing, float_model=True)
+        self.batch = config.batch_size or auto_batch_size(len(self.dataset.y_train))
+        self.augment = None
+        if config.augment:
+            kind, options = parse_augment_kind(config.augment)
+            if kind == "image":
+                self.augment = image_augmenter(**options, seed=config.seed)
+
+    # --- the chain ------------------------------------------------------------------
+
+    def execute(self, t_start: float, command: list[str], ladder: bool) -> RunRecord | None:
+        s = self.dataset.summary()
+        log.info("data: %s train %d / val %d / test %d, input %s, %d classes; batch %d; "
+                 "task %s", s.name, s.train, s.val, s.test,
+                 tuple(self.preprocessing.input_shape), self.preprocessing.num_classes,
+                 self.batch, self.task.name)
+        float_model = self._timed("train", self._train_float)
+        prepared = rewrite.prepare(float_model, self.x("val")[:32])
+        for change in prepared.changes:
+            log.info("int8 prep: %s", change)
+        self._use_preprocessing(self.preprocessing.then(prepared.input_scale,
+                                                        prepared.input_offset))
+        qat_model = (self._timed("qat", self._train_qat, prepared.model)
+                     if self.config.qat_epochs else None)
+        if not self.dist.is_chief:
+            import shutil
+
+            log.info("%s %d: training done (scratch folder %s); the chief converts and "
+                     "evaluates", self.dist.task_type, self.dist.task_index, self.run.path)
+            shutil.rmtree(self.run.path, ignore_errors=True)
+            return None
+        candidates = self._timed("convert", self._convert, prepared.model, qat_model)
+        scores, arenas = self._timed("evaluate", self._evaluate, float_model, qat_model,
+                                     candidates)
+        selected, selection = self._select(scores, candidates)
+        write_bytes(self.run.selected_model, candidates[selected])
+        self._plot_curves()
+        self.timings["total"] = time.monotonic() - t_start
+        record = self._record(float_model, prepared, candidates, scores, arenas, selected,
+                              selection)
+        self.run.write_record(record)
+        self.run.write_manifest(command=command, data_fingerprint=self.dataset.fingerprint())
+        self.run.remove_checkpoints()
+        if ladder:  # verify stores the ladder in the record and renders the reports
+
+            result = verify(self.run.path, ladder=True, workers=self.config.workers)
+            record = dataclasses.replace(record, parity=result.record_parity,
+                                         per_layer_error=result.per_layer_error)
+            self.reports = result.reports
+        else:
+            self.reports = list(render_reports(self.run.path))
+        for path in self.reports:
+            log.info("wrote %s", path)
+        return record
+
+    def _train_float(self):
+        path = self.run.float_model
+        if "float" not in self.stages:
+            pre = self.dataset.preprocessing
+            with self.dist.scope():
+                model = build_model(self.config.model, pre.input_shape, pre.num_classes)
+                self._compile(model, self.config.lr)
+            log.info("model: %s, %s parameters; training %d epochs", self.config.model,
+                     f"{model.count_params():,}", self.config.epochs)
+            self._fit("float", model, path, save_keras_model, self.config.epochs,
+                      self.config.seed)
+        return load_keras_model(path)
+
+    def _train_qat(self, prepared_model):
+        weights = self.run.qat_weights
+        with self.dist.scope():
+            wrapped = quantize(prepared_model)
+        self.float_layers = wrapped.float_layers
+        for layer, reason in wrapped.float_layers:
+            log.info("QAT: layer '%s' stays float (%s)", layer, reason)
+        model = wrapped.model
+        if "qat" not in self.stages:
+            lr = self.config.qat_learning_rate
+            with self.dist.scope():
+                self._compile(model, lr)
+            log.info("QAT: fine-tuning %d epochs at lr %g", self.config.qat_epochs, lr)
+            self._fit("qat", model, weights, save_weights, self.config.qat_epochs,
+                      self.config.seed + 1)
+        if self.dist.strategy is not None:
+            # a model bound to the strategy would evaluate through it; the chief goes on alone
+            return load_qat(self.run.float_model, weights)
+        model.load_weights(weights)
+        return model
+
+    def _fit(self, phase: str, model, best_path: Path, save_best, epochs: int, seed: int):
+        """One training phase (float or QAT), resumable, recorded in stages.json."""
+        result = fit(model, self._fit_data("train"), self._fit_data("val"),
+                     phase_dir=self.run.checkpoints(phase), history_csv=self.run.history(phase),
+                     best_path=best_path, save_best=save_best, epochs=epochs,
+                     batch_size=self.batch, patience=self.config.patience, seed=seed,
+                     monitor=self.task.monitor, mode=self.task.monitor_mode,
+                     augment=self.augment, tensorboard_dir=self.run.tensorboard(phase))
+        self.stages[phase] = result.to_dict()
+        self.run.save_stages(self.stages)
+
+    def _convert(self, prepared_model, qat_model) -> dict[str, bytes]:
+        calibration = representative_samples(self.x("train"), self.config.calibration_samples,
+                                             self.config.seed)
+        models = {k: m for k, m in ((PTQ_INT8, prepared_model), (QAT_INT8, qat_model))
+                  if m is not None}
+        candidates = {}
+        with Progress(len(models), "converting to int8 TFLite", summary_after=2.0) as progress:
+            for key, model in models.items():
+                candidates[key] = to_int8_tflite(model, calibration)
+                write_bytes(self.run.candidate(key), candidates[key])
+                progress.update(len(candidates))
+        log.info("converted to int8: %s", ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
+                                                    for k, v in candidates.items()))
+        return candidates
+
+    def _evaluate(self, float_model, qat_model, candidates):
+        task, classes = self.task, self.dataset.preprocessing.num_classes
+        x_test, y_test = self.x("test"), self.y("test")
+        float_x = self.dataset.inputs("test")[0]  # the float model keeps its own preprocessing
+        scores = {FLOAT: task.score(x_test, y_test, float_model.predict(
+            float_x, batch_size=512, verbose=0), classes)}
+        if qat_model is not None:
+            scores[QAT_KERAS] = task.score(x_test, y_test, qat_model.predict(
+                x_test, batch_size=512, verbose=0), classes)
+        arenas = {}
+        for key, flatbuffer in candidates.items():
+            e = evaluate(flatbuffer, task, {"val": (self.x("val"), self.y("val")),
+                                            "test": (x_test, y_test)}, classes,
+                         workers=self.config.workers,
+                         label=f"TFLM {key.split('_')[0].upper()} int8")
+            arenas[key] = e.arena
+            scores[key] = {**e["test"], f"val_{task.metric}": e["val"][task.metric]}
+        return scores, arenas
+
+    def _select(self, scores: dict, candidates: dict) -> tuple[str, str]:
+        """The candidate with the better validation metric in TFLM (never the test set);
+        a tie goes to QAT."""
+        key = f"val_{self.task.metric}"
+        selected = max(candidates, key=lambda k: (scores[k][key], k == QAT_INT8))
+        why = (f"{selected} has the higher validation {self.task.metric} in TFLM: "
+               + ", ".join(f"{k} {scores[k][key]:.4f}" for k in candidates)
+               + " (ties go to QAT)")
+        return selected, why
+
+    def _record(self, float_model, prepared, candidates, scores, arenas, selected,
+                selection) -> RunRecord:
+        info = read_model(candidates[selected])
+        profile = device_profile(info, arenas[selected].bytes)
+        io = info.to_dict()
+        model = ModelFacts(
+            name=self.config.model, params=int(float_model.count_params()),
+            tflite_bytes=info.size, sha256=info.sha256, arena_bytes=arenas[selected].bytes,
+            arena_basis=arenas[selected].basis, arena_32bit=estimate(info).to_dict(),
+            ops=info.op_names, input=io["inputs"][0], output=io["outputs"][0],
+            candidates={k: {"tflite_bytes": len(v), **arenas[k].to_dict()}
+                        for k, v in candidates.items()})
+        phases = {p: self.stages[p] for p in ("float", "qat") if p in self.stages}
+        return RunRecord(
+            run_dir=str(self.run.path), task=self.task.name, dataset=self.dataset.summary(),
+            scores=scores, selected=selected, selection=selection,
+            ledger=Ledger.of(self.task.metric, scores),
+            int8_preparation=Int8Preparation(list(prepared.changes), list(self.float_layers)),
+            model=model,
+            training=TrainingFacts(self.batch, self.config.optimizer, self.config.lr, phases),
+            timings_s={k: round(v, 2) for k, v in self.timings.items()},
+            profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards])
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _plot_curves(self) -> None:
+        plot_run_curves(self.run, self.task.curve_metric)
+
+    def _use_preprocessing(self, pre) -> None:
+        """From now on (int8 models) the inputs are prepared this way; saved for the
+        harness and firmware."""
+        self.preprocessing = pre
+        self.run.save_preprocessing(pre)
+
+    def x(self, split: str):
+        return self.preprocessing.apply(self.dataset.raw(split)[0])
+
+    def y(self, split: str):
+        return self.dataset.raw(split)[1]
+
+    def _fit_data(self, split: str):
+        """(inputs, targets) for training on ``split``, as the task learns."""
+        x, y = self.x(split), self.y(split)
+        rows = self.task.training_rows(y)
+        return x[rows], self.task.targets(x[rows], y[rows])
+
+    def _timed(self, name, fn, *args):
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[name] = time.monotonic() - t0
+
+    def _compile(self, model, lr: float) -> None:
+        model.compile(optimizer=make_optimizer(self.config.optimizer, lr), loss=self.task.loss,
+                      metrics=list(self.task.keras_metrics))

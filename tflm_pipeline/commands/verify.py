@@ -1,0 +1,146 @@
+"""``tflmp verify``: an int8 model over a dataset split in the real TFLM interpreter —
+the task's metric, the confusion or anomaly scores, the host arena — and, for a run,
+the parity ladder from Keras down to TFLM with the per-layer quantization error."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data import DataSpec, Preprocessing, load_dataset, load_run_dataset
+from ..errors import TflmpError
+from ..mcu.arena import ArenaEstimate, estimate
+from ..models import task_of
+from ..progress import Progress
+from ..quantize.int8 import quantization_error
+from ..quantize.qat import load_qat
+from ..reports.run_report import render_reports
+from ..runs import resolve
+from ..tasks import CLASSIFICATION, get_task
+from ..tflite.model_info import read_model, read_model_bytes
+from ..tflite.quant import quantize
+from ..tflm import parity
+from ..tflm.harness import evaluate
+from ..tflm.interpreter import ArenaSize
+from ..training.keras_io import load_keras_model
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class VerifyResult:
+    model: Path
+    sha256: str
+    tflite_bytes: int
+    dataset: str
+    split: str
+    samples: int
+    labels: list[str]
+    ops: list[str]
+    task: str
+    scores: dict  # the task's metrics on the split
+    arena: ArenaSize  # 64-bit host, measured
+    arena_32bit: ArenaEstimate | None  # derived for the default TFLM release
+    parity: dict | None = None  # the ladder (with the disagreeing sample indices)
+    per_layer_error: list[dict] | None = None
+    reports: list[Path] = field(default_factory=list)  # re-rendered after a ladder
+
+    @property
+    def record_parity(self) -> dict | None:
+        """The ladder as the run record keeps it (without the sample indices)."""
+        if self.parity is None:
+            return None
+        return {k: v for k, v in self.parity.items() if k != "disagreeing_samples"}
+
+    def to_dict(self) -> dict:
+        extra = {} if self.parity is None else {"parity": self.parity,
+                                                "per_layer_error": self.per_layer_error}
+        return {**extra, "model": str(self.model), "sha256": self.sha256,
+                "tflite_bytes": self.tflite_bytes, "dataset": self.dataset, "split": self.split,
+                "samples": self.samples, "labels": self.labels, "ops": self.ops,
+                "metrics": self.scores, **self.arena.to_dict(),
+                "arena_32bit": self.arena_32bit.to_dict() if self.arena_32bit else None}
+
+
+def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
+           preprocessing: str | Path | None = None, split: str = "test",
+           workers: int | None = None, ladder: bool = False, tolerance: int = 0) -> VerifyResult:
+    """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
+
+    Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
+    run folder holding the model (on the run's own data), else the dataset's default.
+    ``ladder`` (run folders only) adds the parity ladder Keras float -> Keras QAT ->
+    TFLite reference -> TFLM, the first diverging layer when TFLite and TFLM differ by
+    more than ``tolerance`` int8 steps, and the per-layer quantization error; they are
+    also stored in the run's report.json and its reports re-rendered.
+    """
+    if split not in SPLITS:
+        raise TflmpError(f"--split must be train, val or test, got '{split}'")
+    src = resolve(model_path)
+    run = src.run
+    model = read_model_bytes(src.model_path)
+    info = read_model(model)
+    if preprocessing is not None and not Path(preprocessing).is_file():
+        raise TflmpError(f"--preprocessing {preprocessing} does not exist")
+    if ladder and (run is None or not run.float_model.is_file()):
+        raise TflmpError("--ladder needs a tflmp run folder (it runs the run's Keras models); "
+                         "pass the run folder or a model inside one")
+    if dataset is None or (run is not None and dataset == run.config.dataset):
+        if run is None:
+            raise TflmpError("--dataset is required for a model outside a tflmp run folder")
+        ds = load_run_dataset(run)  # the run's data, splits and preprocessing
+    else:
+        spec = DataSpec(dataset, data_dir)
+        spec.check()
+        ds = load_dataset(spec)
+    if preprocessing is not None:
+        ds = dataclasses.replace(ds, preprocessing=Preprocessing.load(preprocessing))
+    x, y = ds.inputs(split)
+    task = get_task(task_of(run.config.model)) if run is not None else CLASSIFICATION
+    result = evaluate(model, task, {split: (x, y)}, ds.preprocessing.num_classes, info=info,
+                      workers=workers, label=f"TFLM {split}")
+    out = VerifyResult(src.model_path, info.sha256, info.size, ds.name, split, int(len(y)),
+                       ds.preprocessing.labels, info.op_names, task.name, result[split],
+                       result.arena, estimate(info) if info.subgraphs == 1 else None)
+    if ladder:
+        out.parity, out.per_layer_error = _ladder(run, ds, split, model, task, tolerance, workers)
+        if run.has_record:
+            rec = run.record()
+            run.write_record(dataclasses.replace(rec, parity=out.record_parity,
+                                                 per_layer_error=out.per_layer_error))
+            out.reports = list(render_reports(run.path))
+            for path in out.reports:
+                log.info("wrote %s", path)
+    return out
+
+
+def _ladder(run, ds, split, model, task, tolerance, workers) -> tuple[dict, list[dict]]:
+    """The parity ladder (with the first divergence) and the per-layer error of a run's
+    selected model on ``split``."""
+    float_model = load_keras_model(run.float_model)
+    qat_model = load_qat(run.float_model, run.qat_weights) if run.qat_weights.is_file() else None
+    raw, y = ds.raw(split)
+    x_float = run.float_preprocessing.apply(raw)
+    x_int8 = ds.preprocessing.apply(raw)
+    # one step per stage; TFLM's own run inside the ladder draws its bar too
+    progress = Progress(3, "parity ladder, first divergence, per-layer error",
+                        summary_after=2.0)
+    result = parity.ladder(float_model, qat_model, model, x_float, x_int8, y, task,
+                           ds.preprocessing.num_classes, workers=workers)
+    progress.update(1)
+    divergence = None
+    if result["tflm_vs_tflite"]["max_diff"] > tolerance:
+        info = read_model(model)
+        picks = result["disagreeing_samples"][:8]
+        q = quantize(x_int8[picks].reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
+        divergence = parity.first_divergence(model, q, tolerance)
+    result["first_divergence"] = divergence
+    progress.update(2)
+    x_train = run.float_preprocessing.apply(ds.x_train)
+    layers = quantization_error(float_model, x_train[:200], x_float[:50])
+    progress.update(3)
+    progress.close()
+    return result, layers

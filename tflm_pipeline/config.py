@@ -1,0 +1,96 @@
+"""The settings of one training run, with the command line's names: ``config.json``.
+
+:class:`RunConfig` is flat and frozen: it holds decisions, never actions.  The stages
+take typed views of it (``data.DataSpec.of(config)`` for the data); ``--resume`` reads
+it back from the run folder, so a resumed run cannot drift from the one it continues.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .errors import TflmpError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+STRATEGIES = ("mirrored", "multi-worker")  # tf.distribute strategies (training.distribute)
+DEFAULT_CALIBRATION_SAMPLES = 500
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a training run; saved as ``config.json`` for --resume."""
+
+    model: str = "lenet"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int = 30
+    batch_size: int | None = None  # None: chosen from the training-set size
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    patience: int = 8
+    qat_epochs: int = 3
+    qat_lr: float | None = None  # None: lr / 10
+    seed: int = 0
+    val_split: float = 0.1
+    split: tuple[float, float, float] = (7.0, 2.0, 1.0)
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    workers: int | None = None
+    max_drop: float = 1.0  # percentage points the selected int8 model may lose vs float
+    # file formats (see data.DataSpec)
+    window: int | None = None
+    stride: int | None = None
+    label_column: str = "label"
+    columns: tuple[str, ...] | None = None
+    image_size: tuple[int, int] | None = None
+    color: str = "grayscale"
+    audio_features: str = "mfcc"
+    clip_seconds: float = 1.0
+    augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
+    strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
+
+    def validate(self) -> None:
+        """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
+        if self.epochs < 1:
+            raise TflmpError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.qat_epochs < 0:
+            raise TflmpError(f"--qat-epochs must be 0 (no QAT) or more, got {self.qat_epochs}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise TflmpError(f"--batch-size must be positive, got {self.batch_size}")
+        for flag, value in (("--lr", self.lr), ("--qat-lr", self.qat_lr)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise TflmpError(f"{flag} must be a positive number, got {value}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise TflmpError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if not 0.0 < self.val_split < 1.0:
+            raise TflmpError(f"--val-split must be between 0 and 1, got {self.val_split}")
+        if len(self.split) != 3 or min(self.split) <= 0:
+            raise TflmpError(f"--split needs three positive parts like 7:2:1, got {self.split}")
+        if self.calibration_samples < 1:
+            raise TflmpError("calibration_samples must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise TflmpError(f"--workers must be at least 1, got {self.workers}")
+
+    @property
+    def qat_learning_rate(self) -> float:
+        """The QAT fine-tuning rate: ``qat_lr``, or a tenth of ``lr``."""
+        return self.qat_lr or self.lr / 10
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("split", "columns", "image_size"):
+            if d[key] is not None:
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """A config from ``config.json`` (unknown keys ignored, lists back to tuples)."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in d.items() if k in names}
+        for key in ("split", "columns", "image_size"):
+            if known.get(key) is not None:
+                known[key] = tuple(known[key])
+        return cls(**known)

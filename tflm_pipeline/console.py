@@ -1,0 +1,219 @@
+"""Every line the ``tflmp`` command line prints, rendered from the commands' typed
+results.  Library code only logs (``logging``); :func:`install_logging` is how the CLI
+shows those messages: information on stdout as plain lines, warnings on stderr."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .record import TITLES
+
+_LEDGER_ORDER = tuple(TITLES)
+
+
+class _ClickHandler(logging.Handler):
+    """Log records as plain lines: INFO on stdout, WARNING and above on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.WARNING:
+                click.echo(f"tflmp: warning: {text}", err=True)
+            else:
+                click.echo(text)
+        except Exception:  # never let printing take the command down
+            self.handleError(record)
+
+
+def install_logging() -> None:
+    """Show the package's log messages the way the CLI prints (once per process)."""
+    logger = logging.getLogger("tflm_pipeline")
+    if not any(isinstance(h, _ClickHandler) for h in logger.handlers):
+        handler = _ClickHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def error(message: str) -> None:
+    click.echo(f"tflmp: error: {message}", err=True)
+
+
+# --- train -----------------------------------------------------------------------------
+
+def train_summary(result) -> None:
+    """The quantization ledger, the selected model, arenas, timings and the run folder."""
+    rec = result.record
+    metric = rec.metric
+    click.echo("")
+    click.echo(f"quantization ledger ({metric} on the test set; change vs float in points, "
+               "+ = better):")
+    for key in _LEDGER_ORDER:
+        row = rec.ledger.rows.get(key)
+        if row is None:
+            continue
+        change = "" if row.change_pp is None else f"  ({row.change_pp:+.2f} pp)"
+        mark = "  <- selected" if key == rec.selected else ""
+        click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
+    model = rec.model
+    click.echo(f"model_int8.tflite: {model.tflite_bytes:,} bytes, ops {', '.join(model.ops)}")
+    click.echo(f"arena: {model.arena_bytes:,} bytes on this 64-bit host, "
+               f"{model.arena_32bit['arena_bytes']:,} derived for a 32-bit MCU")
+    t = rec.timings_s
+    click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t.get('qat', 0):.0f}, "
+               f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
+    click.echo(f"run folder: {rec.run_dir}")
+
+
+# --- convert, firmware, flash ------------------------------------------------------------
+
+def convert_result(result) -> None:
+    m = result.model
+    click.echo(f"{result.name}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
+    for f in result.files:
+        click.echo(f"  wrote {f}")
+
+
+def firmware_result(result) -> None:
+    """The project, its arena and notes, and the self-test of each check."""
+    project = result.project
+    a = project.arena
+    click.echo(f"{project.target} project for {project.name} in {project.out_dir}")
+    click.echo(f"  arena {a.bytes:,} bytes for a 32-bit MCU ({a.planned:,} activations + "
+               f"{a.bookkeeping:,} bookkeeping){'' if a.exact else ' (estimated)'}")
+    for note in project.notes:
+        click.echo(f"  note: {note}")
+    click.echo(f"  {len(project.files)} files; build and flash: see {project.out_dir}/README.md")
+    for r in result.checks:
+        used = (f"arena_used_bytes {r.arena_used_bytes:,} of {r.arena_bytes:,}"
+                if r.arena_used_bytes is not None else "no arena report")
+        click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}, {used}")
+        lines = r.output.splitlines()
+        shown = lines[-8:] if not r.passed else [ln for ln in lines if "self-test" in ln]
+        if r.platform.startswith("qemu"):
+            shown = [ln + " (QEMU time, not device time)" if "per inference" in ln else ln
+                     for ln in shown]
+        click.echo("  " + "\n  ".join(shown))
+
+
+def flash_result(result) -> None:
+    """The commands, setup first; a dry run says they did not run."""
+    from .mcu.toolchains import shell_lines
+
+    if not result.ran:
+        if result.setup:
+            click.echo("# once, on a fresh machine:")
+            for line in shell_lines(result.setup):
+                click.echo(line)
+            click.echo("# build and upload:")
+        for line in shell_lines(result.commands):
+            click.echo(line)
+        return
+    for line in shell_lines(result.setup + result.commands):
+        click.echo(line)
+
+
+# --- verify ------------------------------------------------------------------------------
+
+def verify_result(result) -> None:
+    m = result.scores
+    _SCORE_LINES[result.task](result, m)
+    click.echo(f"arena: {result.arena.bytes:,} bytes measured on this 64-bit host")
+    a = result.arena_32bit
+    if a is not None:
+        click.echo(f"       {a.bytes:,} bytes derived for a 32-bit MCU ({a.release}"
+                   f"{'' if a.exact else ', estimated'}; 'tflmp firmware' sizes it per target)")
+    if result.parity is not None:
+        _ladder(result)
+    if "confusion" in m:
+        click.echo("confusion (rows true, columns predicted):")
+        width = max(len(str(v)) for row in m["confusion"] for v in row)
+        for label, row in zip(result.labels, m["confusion"]):
+            click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+
+
+def _accuracy_line(result, m: dict) -> None:
+    click.echo(f"TFLM accuracy on {result.dataset} {result.split}: {m['accuracy']:.4f} "
+               f"({m['n']} samples)")
+
+
+def _auc_line(result, m: dict) -> None:
+    auc = "n/a (no anomalies in the split)" if m["auc"] is None else f"{m['auc']:.4f}"
+    click.echo(f"TFLM anomaly-detection AUC on {result.dataset} {result.split}: {auc} "
+               f"({m['n']} samples, reconstruction MSE of normal samples "
+               f"{m['mse_normal']:.5f})")
+
+
+_SCORE_LINES = {"classification": _accuracy_line, "autoencoder": _auc_line}
+
+
+def _ladder(result) -> None:
+    p = result.parity
+    click.echo(f"parity ladder ({p['split_size']} samples):")
+    for r in p["rungs"]:
+        metric = next(k for k in ("accuracy", "auc") if k in r)
+        agree = (f", agrees with float on {r['agreement_with_float']:.2%}"
+                 if "agreement_with_float" in r else "")
+        click.echo(f"  {r['rung']:<16} {metric} {r[metric]:.4f}{agree}")
+    d = p["tflm_vs_tflite"]
+    click.echo(f"  TFLM vs TFLite reference: {d['bit_exact_share']:.2%} of samples bit-exact, "
+               f"max diff {d['max_diff']}, mean {d['mean_diff']:.4f} int8 steps")
+    div = p["first_divergence"]
+    if div:
+        click.echo(f"  first diverging op: #{div['op_index']} {div['op']} (layer {div['layer']}), "
+                   f"max diff {div['max_diff']}, {div['differing_share']:.1%} of values differ")
+    worst = sorted(result.per_layer_error, key=lambda r: -r["rmse_over_scale"])[:3]
+    click.echo("  quantization error, worst layers (RMSE / scale): "
+               + ", ".join(f"{r['layer']} {r['rmse_over_scale']:.2f}" for r in worst))
+
+
+# --- profile -----------------------------------------------------------------------------
+
+def profile_result(p) -> None:
+    """Layers, memory plan, flash, every board's fit and latency; the --board detail."""
+    rows = [[str(r.index), r.op, r.name[:32], " ".join("x".join(map(str, s))
+                                                       for s in r.output_shapes),
+             f"{r.params:,}", f"{r.macs:,}", f"{r.activation_bytes:,}"] for r in p.layers]
+    t = p.totals
+    rows.append(["", f"{t['ops']} ops", "", "", f"{t['params']:,}", f"{t['macs']:,}",
+                 f"{t['activation_bytes']:,}"])
+    _table(["#", "op", "layer", "output", "params", "MACs", "act. bytes"], rows)
+    m, f = p.memory, p.flash
+    a = m.arena_32bit
+    click.echo(f"memory plan: peak at {m.peak_op}, live: "
+               + ", ".join(f"{name[:24]} {size:,}" for name, size in m.live_at_peak))
+    click.echo(f"  lower bound {m.lower_bound_bytes:,} B <= TFLM planner "
+               f"{m.planned_bytes:,} B <= arena {a.bytes:,} B (32-bit, "
+               f"{a.release}{'' if a.exact else ', estimated'}); "
+               f"{m.gap_bytes:,} B above the lower bound; 64-bit host arena "
+               f"{m.arena_host_bytes:,} B")
+    click.echo(f"flash: model {f.model_bytes:,} B + TFLM code ~{f.code_bytes:,} B "
+               f"({f.code_basis})")
+    _table(["board", "fits", "RAM needed", "flash: model + TFLM code", "latency ms"],
+           [[b.board.name, "yes" if b.fit.fits else "NO",
+             f"{sum(b.fit.ram.values()):,} of {b.board.ram_bytes:,}",
+             f"{b.model_flash_bytes:,} of {b.flash_room_bytes:,}", b.latency.text]
+            for b in p.boards])
+    click.echo("  (flash: of what the bootloader, other partitions and the framework leave)")
+    if p.board is not None:
+        b = p.board
+        click.echo(b.fit.message)
+        click.echo(f"latency on {b.board.name}: {b.latency.low_ms:.3g}-{b.latency.high_ms:.3g} "
+                   f"ms ({b.latency.basis})")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    for row in [head, *rows]:
+        click.echo("  ".join(str(c).rjust(w) if i >= 4 or c[:1].isdigit() and i else
+                             str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+# --- report, compare -----------------------------------------------------------------------
+
+def wrote(*paths) -> None:
+    for path in paths:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,57 @@
+"""A loaded dataset: raw train/val/test splits and the preprocessing of its samples."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..preprocessing import Preprocessing
+from ..record import DatasetSummary
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Raw train/val/test splits plus the preprocessing that turns them into inputs.
+
+    Raw samples stay in their stored dtype (MNIST: uint8 pixels); ``preprocessing``
+    turns them into model inputs.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    preprocessing: Preprocessing
+    notes: list[str] = field(default_factory=list)
+
+    def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw samples and integer labels of ``split`` (train/val/test)."""
+        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}").astype(np.int64)
+
+    def inputs(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed float inputs and integer labels of ``split`` (train/val/test)."""
+        x, y = self.raw(split)
+        return self.preprocessing.apply(x), y
+
+    def summary(self) -> DatasetSummary:
+        return DatasetSummary(self.name, int(len(self.y_train)), int(len(self.y_val)),
+                              int(len(self.y_test)), self.preprocessing.num_classes,
+                              list(self.preprocessing.input_shape), list(self.notes))
+
+    def fingerprint(self) -> dict:
+        """sha256 of every split's raw arrays, for the run manifest."""
+        out = {}
+        for split in SPLITS:
+            h = hashlib.sha256()
+            for arr in (getattr(self, f"x_{split}"), getattr(self, f"y_{split}")):
+                h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+            out[split] = h.hexdigest()
+        return out

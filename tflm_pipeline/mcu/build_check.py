@@ -1,0 +1,308 @@
+"""The build check behind ``tflmp firmware --check --tflm-dir PATH``: compile a generated
+project's C++ against a real TFLM source tree and run its golden self-test on this host
+and, when ``arm-none-eabi-g++`` and ``qemu-system-arm`` are installed, on a Cortex-M4
+under QEMU.
+
+The tree is compiled the way its board build compiles it: an Arduino library's
+optimized kernels (CMSIS-NN) replace the reference ones, other trees use the reference
+kernels (ESP-NN needs the Xtensa toolchain and cannot be built here).  The static
+library is cached per tree, compiler and flags (``~/.cache/tflmp/tflm``), since a full
+Cortex-M4 build takes minutes on two cores.  TFLM source is never part of tflmp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TflmpError
+from ..firmware_files import path as firmware_file
+from ..firmware_files import render
+from ..firmware_project import read_project
+from ..progress import Progress
+
+CM4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mthumb"]
+COMMON_FLAGS = ["-O2", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
+                "-DTFLMP_CHECK", "-ffunction-sections", "-fdata-sections",
+                "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-w"]
+CXX_FLAGS = ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
+C_FLAGS = ["-std=c11"]
+# Sources no board build compiles: tests, test doubles, board glue that needs Arduino.h.
+_SKIP_STEMS = {"test_helpers", "test_helper_custom_ops", "fake_micro_context",
+               "mock_micro_graph", "kernel_runner", "system_setup", "micro_test",
+               "micro_speech_quantized_model_data"}
+# (hexagon, xtensa, ceva: ports to other DSPs, e.g. upstream's signal/micro/kernels/hexagon)
+_SKIP_DIRS = {"examples", "testing", "tools", "python", "experimental", "benchmarks",
+              "peripherals", "integration_tests", "test", "tests", "docs", "hexagon",
+              "xtensa", "ceva"}
+_MICRO_DIRS = {"arena_allocator", "memory_planner", "tflite_bridge", "kernels"}
+HOST_ARENA_FACTOR = 2  # 8-byte pointers: the 64-bit host needs more bookkeeping
+
+
+@dataclass
+class CheckResult:
+    platform: str
+    passed: bool
+    arena_bytes: int
+    arena_used_bytes: int | None
+    output: str
+
+    def to_dict(self) -> dict:
+        return {"platform": self.platform, "passed": self.passed, "arena_bytes": self.arena_bytes,
+                "arena_used_bytes": self.arena_used_bytes, "output": self.output}
+
+
+@dataclass
+class Tree:
+    root: Path  # the directory holding tensorflow/
+    sources: list[Path]
+    includes: list[Path]
+    defines: list[str]
+    kernels: str  # description for the report
+    debug_log: str | None  # DebugLog definition to add, when the tree has none
+
+
+def check_project(project: str | Path, tflm_dir: str | Path, *, qemu: bool | None = None,
+                  cache_dir: Path | None = None) -> list[CheckResult]:
+    """Build and run the project's self-test on the host and (optionally) QEMU."""
+    project = Path(project)
+    meta = read_project(project)
+    tree = find_tree(Path(tflm_dir))
+    code_dir = _code_dir(project, meta.name)
+    cache_dir = cache_dir or Path(os.environ.get("TFLMP_CACHE", Path.home() / ".cache" / "tflmp"))
+    arena = meta.arena_bytes
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tflmp-check-") as tmp:
+        tmp = Path(tmp)
+        main = tmp / "check_main.cc"
+        main.write_text(render("check/check_main.cc.j2", name=meta.name))
+        host = _Toolchain("host", "gcc", "g++", "ar", [])
+        results.append(_build_and_run(host, tree, code_dir, meta.name, main, tmp,
+                                      arena * HOST_ARENA_FACTOR + 4096, cache_dir))
+        want_qemu = qemu if qemu is not None else bool(
+            shutil.which("arm-none-eabi-g++") and shutil.which("qemu-system-arm"))
+        if want_qemu:
+            for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+                if shutil.which(tool) is None:
+                    raise TflmpError(f"{tool} not found: apt-get install gcc-arm-none-eabi "
+                                     "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+            cm4 = _Toolchain("cortex-m4", "arm-none-eabi-gcc", "arm-none-eabi-g++",
+                             "arm-none-eabi-ar", CM4_FLAGS)
+            results.append(_build_and_run(cm4, tree, code_dir, meta.name, main, tmp, arena,
+                                          cache_dir))
+    return results
+
+
+def find_tree(path: Path) -> Tree:
+    """Locate the sources of a TFLM tree (upstream, esp-tflite-micro, Arduino library)."""
+    candidates = [path, path / "src"]
+    root = next((c for c in candidates
+                 if (c / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file()), None)
+    if root is None:
+        raise TflmpError(f"{path} holds no TFLM sources (tensorflow/lite/micro/"
+                         "micro_interpreter.h); pass the TFLM tree or the src/ of an Arduino "
+                         "TFLM library")
+    arduino = (root.parent / "library.properties").is_file() or (root / "library.properties").is_file()
+    micro = root / "tensorflow" / "lite" / "micro"
+    kernels = micro / "kernels"
+    sources = [p for p in _walk(root / "tensorflow") if _portable(p, micro)]
+    optimized = kernels / "cmsis_nn"
+    if arduino and optimized.is_dir():
+        # The Arduino build compiles CMSIS-NN kernels in place of the reference ones.
+        cmsis = [p for p in _walk(optimized)]
+        replaced = {p.stem for p in cmsis}
+        sources = [p for p in sources if not (p.parent == kernels and p.stem in replaced)]
+        sources += cmsis + _walk(root / "third_party" / "cmsis_nn")
+        kernel_note = "CMSIS-NN kernels, as the Arduino library builds them"
+    else:
+        kernel_note = "reference kernels"
+    for sub in ("signal/micro/kernels", "signal/src"):  # the Signal library's audio ops
+        sources += _walk(root / sub)
+    includes = [root]
+    third = root / "third_party"
+    if not (third / "flatbuffers" / "include").is_dir():
+        raise TflmpError(f"{path} lacks third_party/flatbuffers (run its download step, or use "
+                         "a self-contained tree such as esp-tflite-micro or an Arduino library)")
+    for sub in ("flatbuffers/include", "gemmlowp", "ruy", "kissfft", "cmsis_nn",
+                "cmsis_nn/Include", "cmsis/CMSIS/Core/Include", "cmsis"):
+        if (third / sub).is_dir():
+            includes.append(third / sub)
+    if (third / "kissfft").is_dir():
+        sources += [p for p in _walk(third / "kissfft") if p.name in ("kiss_fft.c", "kiss_fftr.c")]
+    header = (micro / "debug_log.h").read_text(errors="replace")
+    new_signature = "va_list" in header
+    debug_log_defined = any(p.stem == "debug_log" and re.search(
+        r"void\s+DebugLog\s*\([^)]*\)\s*\{", p.read_text(errors="replace")) for p in sources)
+    debug_log = None
+    if not debug_log_defined:
+        debug_log = ("#include <stdarg.h>\n#include <stdio.h>\nextern \"C\" void "
+                     "DebugLog(const char* format, va_list args) { vfprintf(stderr, format, "
+                     "args); }\n" if new_signature else
+                     "#include <stdio.h>\nextern \"C\" void DebugLog(const char* s) "
+                     "{ fputs(s, stderr); }\n")
+    # An Arduino IDE build cannot pass defines to a library, so TF_LITE_STATIC_MEMORY is
+    # unset there (full-size TfLiteTensor); ESP-IDF and arduino-esp32 define it.
+    defines = ["-DARDUINO"] if arduino else ["-DTF_LITE_STATIC_MEMORY"]
+    return Tree(root, sorted(set(sources)), includes, defines, kernel_note, debug_log)
+
+
+def _walk(top: Path) -> list[Path]:
+    out = []
+    if not top.is_dir():
+        return out
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for f in sorted(filenames):
+            p = Path(dirpath) / f
+            if p.suffix in (".cc", ".cpp", ".c") and not p.stem.endswith(("_test", "_benchmark")) \
+                    and p.stem not in _SKIP_STEMS:
+                out.append(p)
+    return out
+
+
+def _portable(p: Path, micro: Path) -> bool:
+    """Core TFLM sources: micro/ itself, its allocator, planner and bridge folders and
+    the reference kernels; no board ports (micro/esp, cortex_m_generic, ...)."""
+    try:
+        rel = p.relative_to(micro)
+    except ValueError:
+        return True  # tensorflow/lite/{core,kernels,schema,...} and tensorflow/compiler
+    return len(rel.parts) == 1 or (len(rel.parts) == 2 and rel.parts[0] in _MICRO_DIRS)
+
+
+@dataclass
+class _Toolchain:
+    name: str
+    cc: str
+    cxx: str
+    ar: str
+    arch: list[str]
+
+    def version(self) -> str:
+        out = subprocess.run([self.cxx, "--version"], capture_output=True, text=True)
+        return out.stdout.splitlines()[0] if out.stdout else self.cxx
+
+
+def _flags(tool: _Toolchain, tree: Tree, c: bool) -> list[str]:
+    return (tool.arch + COMMON_FLAGS + tree.defines + (C_FLAGS if c else CXX_FLAGS)
+            + [f"-I{p}" for p in tree.includes])
+
+
+def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
+    """Compile the tree into a static library once per tree, compiler and flags."""
+    key = hashlib.sha256()
+    key.update(" ".join(_flags(tool, tree, False) + [tool.version()]).encode())
+    stamps = hashlib.sha256()
+    for p in tree.sources:
+        key.update(str(p).encode())
+        st = p.stat()
+        stamps.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    out = cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
+    lib = out / "libtflm.a"
+    stamp = out / "sources.sha256"
+    if lib.is_file() and stamp.is_file() and stamp.read_text() == stamps.hexdigest():
+        return lib
+    obj = out / "obj"
+    obj.mkdir(parents=True, exist_ok=True)
+    progress = Progress(len(tree.sources), f"building TFLM for {tool.name} ({tree.kernels})")
+    done = 0
+
+    def compile_one(src: Path):
+        st = src.stat()
+        tag = hashlib.sha1(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+        o = obj / f"{tag}_{src.stem}.o"
+        if o.is_file():  # compiled by an earlier, interrupted build
+            return src, o, None
+        c = src.suffix == ".c"
+        tmp = f"{o}.{os.getpid()}.tmp"  # another build of the same tree may run at once
+        cmd = [tool.cc if c else tool.cxx, *_flags(tool, tree, c), "-c", str(src), "-o", tmp]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0:
+            os.replace(tmp, o)
+        return src, o, r
+
+    failures, objects = [], []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for src, o, r in pool.map(compile_one, tree.sources):
+            objects.append(str(o))
+            done += 1
+            progress.update(done)
+            if r is not None and r.returncode != 0:
+                failures.append((src, r.stderr))
+    progress.close()
+    if failures:
+        src, err = failures[0]
+        first = next((ln for ln in err.splitlines() if "error" in ln), err.strip()[:200])
+        raise TflmpError(f"{len(failures)} TFLM source(s) failed to compile for {tool.name}, "
+                         f"first {src.relative_to(tree.root)}: {first}")
+    tmp_lib = out / f"libtflm.{os.getpid()}.tmp.a"  # concurrent builds never share it
+    tmp_lib.unlink(missing_ok=True)
+    _run([tool.ar, "rcs", str(tmp_lib), *objects], f"archiving TFLM for {tool.name}")
+    os.replace(tmp_lib, lib)
+    stamp.write_text(stamps.hexdigest())
+    return lib
+
+
+def _code_dir(project: Path, name: str) -> Path:
+    for d in (project, project / "main", project / "src"):
+        if (d / f"{name}_runner.cc").is_file():
+            return d
+    raise TflmpError(f"{project} has no {name}_runner.cc; regenerate it with 'tflmp firmware'")
+
+
+def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main: Path,
+                   tmp: Path, arena_bytes: int, cache_dir: Path) -> CheckResult:
+    lib = build_library(tool, tree, cache_dir)
+    work = tmp / tool.name
+    work.mkdir()
+    sources = [main, code_dir / f"{name}_runner.cc", code_dir / f"{name}_model_data.cc"]
+    if tree.debug_log:
+        (work / "debug_log_check.cc").write_text(tree.debug_log)
+        sources.append(work / "debug_log_check.cc")
+    objects = []
+    for src in sources:
+        o = work / (src.stem + ".o")
+        cmd = [tool.cxx, *_flags(tool, tree, False), f"-I{code_dir}",
+               f"-DTFLMP_CHECK_ARENA_BYTES={arena_bytes}", "-c", str(src), "-o", str(o)]
+        _run(cmd, f"compiling {src.name} for {tool.name}")
+        objects.append(str(o))
+    exe = work / ("check.elf" if tool.arch else "check")
+    if tool.arch:
+        startup = work / "startup.o"
+        _run([tool.cc, *tool.arch, "-O2", "-c", str(firmware_file("check/cm4_startup.c")),
+              "-o", str(startup)], "compiling the Cortex-M4 start-up code")
+        _run([tool.cxx, *tool.arch, "--specs=rdimon.specs", "-nostartfiles", "-T",
+              str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
+              *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
+        run_cmd = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                   "-serial", "none", "-semihosting-config", "enable=on,target=native",
+                   "-kernel", str(exe)]
+        platform = "qemu-cortex-m4 (32-bit)"
+    else:
+        _run([tool.cxx, *objects, str(lib), "-Wl,--gc-sections", "-lm", "-o", str(exe)],
+             "linking for the host")
+        run_cmd = [str(exe)]
+        platform = "host (64-bit)"
+    try:
+        r = subprocess.run(run_cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return CheckResult(platform, False, arena_bytes, None, "timed out after 300 s")
+    output = (r.stdout + r.stderr).strip()
+    m = re.search(r"arena_used_bytes (\d+)\s*$", r.stdout, re.MULTILINE)
+    used = int(m.group(1)) if m else None
+    passed = r.returncode == 0 and "self-test PASS" in r.stdout
+    return CheckResult(platform, passed, arena_bytes, used, output)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        err = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])
+        raise TflmpError(f"{what} failed: {err}")

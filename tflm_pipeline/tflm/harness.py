@@ -1,0 +1,70 @@
+"""The harness: a model's task metrics over dataset splits, computed in TFLM.
+
+This is the device-emulating measurement every accuracy figure of tflmp comes from:
+float inputs are quantized exactly as TFLite does, each sample is invoked in the TFLM
+interpreter (child processes, all cores), and the dequantized outputs are scored by the
+run's :class:`~tflm_pipeline.tasks.Task`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TflmpError
+from ..tasks import Task
+from ..tflite.model_info import ModelInfo, read_model
+from ..tflite.quant import dequantize, quantize
+from .interpreter import ArenaSize, find_arena_size, run
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The smallest working host arena and the task's metrics per split."""
+
+    arena: ArenaSize
+    scores: dict[str, dict]  # split name -> the task's metrics
+
+    def __getitem__(self, split: str) -> dict:
+        return self.scores[split]
+
+
+def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+             num_classes: int, *, info: ModelInfo | None = None, workers: int | None = None,
+             label: str = "TFLM") -> Evaluation:
+    """The task's metrics of ``model`` in TFLM on each split of float inputs.
+
+    All splits run in one pass over the CPU cores; the smallest working arena is
+    measured first.
+    """
+    info = info or read_model(model)
+    check_model_for(info, task, num_classes)
+    arena = find_arena_size(model, info=info)
+    x_all = np.concatenate([x for x, _ in splits.values()])
+    check_input_shape(info, x_all.shape[1:])
+    x_all = x_all.reshape((-1, *info.inputs[0].shape[1:]))
+    out = run(model, quantize(x_all, info.inputs[0]), info=info, arena_size=arena.bytes,
+              workers=workers, label=label)[0]
+    outputs = dequantize(out, info.outputs[0])
+    scores, start = {}, 0
+    for name, (x, y) in splits.items():
+        scores[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
+        start += len(x)
+    return Evaluation(arena, scores)
+
+
+def check_model_for(info: ModelInfo, task: Task, num_classes: int) -> None:
+    """One input and one output, shaped as ``task`` needs them."""
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise TflmpError(f"the model has {len(info.inputs)} inputs and {len(info.outputs)} "
+                         f"outputs; {task.name} needs one of each")
+    task.check_outputs(info.inputs[0].shape, info.outputs[0].shape, num_classes)
+
+
+def check_input_shape(info: ModelInfo, sample_shape) -> None:
+    """The data's samples hold as many values as the model's input."""
+    want = tuple(info.inputs[0].shape[1:])
+    if int(np.prod(want)) != int(np.prod(sample_shape)):
+        raise TflmpError(f"the model expects inputs of shape {list(want)} but the data gives "
+                         f"{list(sample_shape)}; pass the dataset the model was trained on")
