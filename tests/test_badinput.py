@@ -125,3 +125,80 @@ def test_any_name_writes_valid_identifiers_only_inside_out(tmp_path, hello_world
     header = next(p for p in written if p.name.endswith("_model_data.h")).read_text()
     ident = re.search(r"const unsigned char (\w+)_model_data\[\]", header).group(1)
     assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident) and ident != "int"
+
+
+def _sweep(model: bytes, count: int, deltas=(0x01, 0xFF)):
+    """Single-byte changes at ``count`` positions spread over the structure (and a
+    quarter as many over the weights), each by the XOR values ``deltas``
+    (bench/byte_flip_sweep.py sweeps with four)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from byte_flip_sweep import positions
+
+    for pos in positions(model, count):
+        for delta in deltas:
+            mutant = bytearray(model)
+            mutant[pos] ^= delta
+            yield bytes(mutant)
+
+
+@pytest.mark.slow  # about 1,000 mutants through the analysis, 24 through TFLM
+@pytest.mark.parametrize("which", ["person_detect", "lenet"])
+def test_byte_flips_give_one_line_errors_in_every_command(which, digits_run, tmp_path):
+    """convert, profile and firmware read a model the same way: every mutant either
+    passes all of their analysis or is refused with a TflmpError, never another
+    exception; the ones that pass run in TFLM as verify runs them."""
+    from tflm_pipeline.codegen.op_resolver import write_op_resolver
+    from tflm_pipeline.codegen.settings import write_settings_header
+    from tflm_pipeline.mcu.arena import estimate
+    from tflm_pipeline.mcu.device_profile import device_profile
+    from tflm_pipeline.mcu.releases import registrations
+    from tflm_pipeline.mcu.targets import targets
+
+    model = (shared("models", "person_detect.tflite") if which == "person_detect"
+             else digits_run[0] / "model_int8.tflite").read_bytes()
+    original = read_model(model).sha256
+    outcomes, valid = {"refused": 0, "passed": 0}, []
+    for mutant in _sweep(model, 200):
+        try:
+            info = read_model(mutant)  # validation: every command starts here
+            ops = registrations(info)  # convert: resolver, settings, arena
+            arena = estimate(info) if info.subgraphs == 1 else None
+            write_settings_header(info, "m", tmp_path, preprocessing=None, arena=arena)
+            write_op_resolver(info, "m", tmp_path, ops=ops, op_sources="sweep")
+            device_profile(info, host_arena_bytes=1)  # profile, besides TFLM
+            for target in targets().values():  # firmware's checks
+                target.registrations(info)
+                target.arena_for(info)
+            outcomes["passed"] += 1
+            if len(valid) < 12 and info.sha256 != original:
+                valid.append((mutant, info))
+        except TflmpError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] and outcomes["passed"]
+    for mutant, info in valid:  # a crash stays in the child: a TflmpError here
+        try:
+            interpreter.run(mutant, [np.zeros((1, *t.shape[1:]), t.dtype) for t in info.inputs],
+                            info=info, workers=1)
+        except TflmpError:
+            pass
+    print(f"{which}: {outcomes}, {len(valid)} run in TFLM")
+
+
+@pytest.mark.slow
+def test_byte_flips_through_the_cli_are_one_line(tmp_path):
+    """A few structural mutants of a real model through the real CLI: exit 0 or 2 with
+    one line, no traceback (bench/byte_flip_sweep.py runs hundreds)."""
+    from conftest import run_cli
+
+    model = shared("models", "person_detect.tflite").read_bytes()
+    mutants = list(_sweep(model, 200))
+    rng = np.random.default_rng(3)
+    for k in rng.choice(len(mutants), 4, replace=False):
+        path = tmp_path / f"m{k}.tflite"
+        path.write_bytes(mutants[k])
+        for args in (["convert", path, "--c-array", "--out", tmp_path / "c"], ["profile", path]):
+            p = run_cli(*args)
+            assert p.returncode in (0, 2) and "Traceback" not in p.stderr, p.stderr
+            assert p.returncode == 0 or p.stderr.strip().count("\n") == 0, p.stderr

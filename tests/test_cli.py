@@ -187,3 +187,32 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
     err = p.stderr.strip().splitlines()[-1]
     assert "became NaN" in err and "lower --lr" in err, p.stderr[-2000:]
     assert "Traceback" not in p.stderr
+
+
+def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path):
+    # the model cannot take the data: the run fails before its first epoch
+    run = tmp_path / "run"
+    for _ in range(2):  # the retry gets the same clear error, not "already holds a run"
+        p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
+        assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+        assert not run.exists()
+    run.mkdir()  # a folder the user made stays, empty
+    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
+    assert p.returncode == 2 and run.is_dir() and not list(run.iterdir())
+
+
+@pytest.mark.slow
+def test_a_run_works_from_any_directory(tmp_path, digits):
+    import numpy as np
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    np.savez(here / "small.npz", x=digits.x_train[:400], y=digits.y_train[:400])
+    p = run_cli("train", "--dataset", "small.npz", "--epochs", "2", "--qat-epochs", "0",
+                "--max-drop", "100", "--out", "run", cwd=here)
+    assert p.returncode == 0, p.stderr
+    config = json.loads((here / "run" / "config.json").read_text())
+    assert config["dataset"] == str(here / "small.npz")  # absolute
+    p = run_cli("verify", here / "run", cwd=elsewhere)
+    assert p.returncode == 0 and "TFLM accuracy on small test" in p.stdout, p.stderr

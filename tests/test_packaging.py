@@ -1,6 +1,7 @@
 """A non-editable install must carry models/ and firmware/ templates."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,13 @@ from conftest import REPO
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    # built from a clean copy: a build/ left in the checkout by an earlier layout would
+    # put stale modules into the wheel
+    source = out / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "runs", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(REPO)], check=True, cwd=out)
+                    "-q", "-w", str(out), str(source)], check=True, cwd=out)
     (path,) = out.glob("tflmp-*.whl")
     return path
 
@@ -28,6 +34,8 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/firmware_files/tflm_ops.json",
                      "tflm_pipeline/firmware_files/boards.yaml",
                      "tflm_pipeline/firmware_files/kernel_sizes.json",
+                     "tflm_pipeline/firmware_files/check/platform/Arduino.h",
+                     "tflm_pipeline/firmware_files/check/platform/freertos/task.h",
                      "tflm_pipeline/reports/templates/report.html.j2",
                      "tflm_pipeline/codegen/c_array.py"):
         assert expected in names, expected

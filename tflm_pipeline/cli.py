@@ -132,16 +132,27 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               help="arduino-nano33ble, esp32, esp-idf or platformio.")
 @click.option("--out", type=click.Path(), help="Project folder (default RUN/firmware/TARGET).")
 @click.option("--name", help="Model name for C identifiers and file names.")
+@click.option("--task", type=click.Choice(["classification", "regression", "autoencoder"]),
+              help="A .tflite from outside a run: what its output is (default classification).")
+@click.option("--labels", help="A .tflite from outside a run: class names, comma-separated "
+              "(default class_0..class_N-1).")
+@click.option("--dataset", help="A .tflite from outside a run: test data for the golden vectors "
+              "and for measuring a Dense re-quantization.")
+@click.option("--data-dir", type=click.Path())
 @click.option("--check", is_flag=True,
-              help="Compile against --tflm-dir and run the golden self-test (host, QEMU M4).")
+              help="Compile every source against --tflm-dir and run the golden self-test "
+              "(host, QEMU M4).")
 @click.option("--tflm-dir", type=click.Path(), help="TFLM source tree for --check.")
 @click.option("--no-qemu", is_flag=True, help="With --check: host only.")
-def firmware(source, target_name, out, name, check, tflm_dir, no_qemu):
+def firmware(source, target_name, out, name, task, labels, dataset, data_dir, check, tflm_dir,
+             no_qemu):
     """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
     from . import console
     from .commands.firmware import firmware as make_firmware
 
-    result = make_firmware(source, target_name, out, name=name, check=check, tflm_dir=tflm_dir,
+    names = [x.strip() for x in labels.split(",")] if labels else None
+    result = make_firmware(source, target_name, out, name=name, task=task, labels=names,
+                           dataset=dataset, data_dir=data_dir, check=check, tflm_dir=tflm_dir,
                            qemu=False if no_qemu else None)
     console.firmware_result(result)
     if not result.passed:

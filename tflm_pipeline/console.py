@@ -88,6 +88,10 @@ def firmware_result(result) -> None:
         click.echo(f"  note: {note}")
     click.echo(f"  {len(project.files)} files; build and flash: see {project.out_dir}/README.md")
     for r in result.checks:
+        if r.compile_only:
+            click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}")
+            click.echo("  " + "\n  ".join(r.output.splitlines()))
+            continue
         used = (f"arena_used_bytes {r.arena_used_bytes:,} of {r.arena_bytes:,}"
                 if r.arena_used_bytes is not None else "no arena report")
         click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}, {used}")

@@ -69,6 +69,8 @@ class RunFolder:
     def create(cls, path: str | os.PathLike, config: RunConfig) -> "RunFolder":
         """A new run folder holding ``config.json``; refuses a folder with a run in it."""
         run = cls(path)
+        if (run.path / cls.REPORT).exists():
+            raise TflmpError(f"{run.path} already holds a finished run; choose another --out")
         if (run.path / cls.CONFIG).exists():
             raise TflmpError(f"{run.path} already holds a run; continue it with --resume "
                              f"{run.path} or choose another --out")
@@ -196,6 +198,23 @@ class RunFolder:
         elif saved != fingerprint:
             raise TflmpError(f"the dataset differs from the one {self.path} started with; "
                              "resume with the same data or start a new run")
+
+    def has_progress(self) -> bool:
+        """Whether any training epoch of this run has been saved (it can be resumed)."""
+        return bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
+
+    def discard(self, *, keep_folder: bool) -> None:
+        """Remove a run that failed before any progress, so it blocks no retry: the whole
+        folder, or (``keep_folder``: it existed before the run) only the run's files."""
+        if not keep_folder:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        names = [self.CONFIG, self.PREPROCESSING, self.FLOAT_PREPROCESSING, self.DATA_SHA256,
+                 self.STAGES, *self.HISTORY.values()]
+        for name in names:
+            self.file(name).unlink(missing_ok=True)
+        for folder in (self.CHECKPOINTS, self.TENSORBOARD):
+            shutil.rmtree(self.path / folder, ignore_errors=True)
 
     def remove_checkpoints(self) -> None:
         shutil.rmtree(self.path / self.CHECKPOINTS, ignore_errors=True)

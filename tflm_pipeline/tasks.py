@@ -3,8 +3,8 @@ checkpoint metric, what the model learns to output, how Keras, TFLite and TFLM o
 are scored (the same way for all three), and which output shapes make sense; nothing
 else in tflmp compares task names.
 
-Tasks: ``classification`` and ``autoencoder`` (anomaly detection: the score of a
-sample is its reconstruction error).
+Tasks: ``classification``, ``autoencoder`` (anomaly detection: the score of a sample is
+its reconstruction error) and ``regression`` (float targets).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Task:
     monitor_mode: str  # "max" or "min"
     metric: str  # headline metric in reports and the quantization ledger (higher is better)
     curve_metric: str | None = None  # Keras metric drawn beside the loss in training curves
+    firmware_output: str  # what the generated runner returns: "class", "anomaly_score", "values"
 
     def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """What the model learns to output for inputs ``x`` with labels ``y``."""
@@ -56,6 +57,7 @@ class Classification(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     metric = "accuracy"
     curve_metric = "accuracy"
+    firmware_output = "class"
 
     def targets(self, x, y):
         return y
@@ -90,6 +92,7 @@ class AnomalyDetection(Task):
     loss = "mse"
     monitor, monitor_mode = "val_loss", "min"
     metric = "auc"
+    firmware_output = "anomaly_score"
 
     def targets(self, x, y):
         return x.reshape(len(x), -1)
@@ -114,9 +117,40 @@ class AnomalyDetection(Task):
                              f"one maps {list(input_shape)} to {list(output_shape)}")
 
 
+class Regression(Task):
+    """One or more float targets per sample, learnt with mean squared error and judged
+    by mean absolute error (also RMSE and R²)."""
+
+    name = "regression"
+    loss = "mse"
+    keras_metrics = ("mae",)
+    monitor, monitor_mode = "val_loss", "min"
+    metric = "mae"
+    curve_metric = "mae"
+    firmware_output = "values"
+
+    def targets(self, x, y):
+        return np.asarray(y, np.float32).reshape(len(y), -1)
+
+    def score(self, x, y, outputs, num_classes):
+        y = np.asarray(y, np.float64).reshape(len(y), -1)
+        out = np.asarray(outputs, np.float64).reshape(len(y), -1)
+        error = out - y
+        spread = float(((y - y.mean(axis=0)) ** 2).sum())
+        return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
+                "r2": 1.0 - float((error ** 2).sum()) / spread if spread > 0 else None,
+                "n": int(len(y))}
+
+    def check_outputs(self, input_shape, output_shape, num_classes):
+        if prod(output_shape) != num_classes:
+            raise TflmpError(f"the model outputs {list(output_shape)} values but the data has "
+                             f"{num_classes} target value(s) per sample; is it the right model?")
+
+
 CLASSIFICATION = Classification()
 AUTOENCODER = AnomalyDetection()
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, AUTOENCODER)}
+REGRESSION = Regression()
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, AUTOENCODER, REGRESSION)}
 
 
 def get_task(name: str) -> Task:

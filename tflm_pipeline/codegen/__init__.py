@@ -22,10 +22,12 @@ from .settings import write_settings_header
 def write_model_sources(model: bytes, info: ModelInfo, ident: str, out_dir: str | Path, *,
                         ops: list[OpRegistration], op_sources: str,
                         arena: ArenaEstimate | None, preprocessing: Preprocessing | None = None,
+                        labels: list[str] | None = None,
                         source: str = "model.tflite") -> list[Path]:
-    """The model's C files: data array (.h/.cc), settings header, op resolver header."""
+    """The model's C files: data array (.h/.cc), settings header, op resolver header.
+    ``labels`` default to the preprocessing's."""
     return [*write_c_array(model, ident, out_dir, source=source),
             write_settings_header(info, ident, out_dir, preprocessing=preprocessing,
-                                  arena=arena, source=source),
+                                  arena=arena, labels=labels, source=source),
             write_op_resolver(info, ident, out_dir, ops=ops, op_sources=op_sources,
                               source=source)]

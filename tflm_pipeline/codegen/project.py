@@ -40,7 +40,8 @@ class ProjectSpec:
     info: ModelInfo
     source: str  # file name the model came from
     preprocessing: Preprocessing | None
-    task: str  # "classification" or "autoencoder": which inference API the runner has
+    output: str  # what the runner returns: "class", "anomaly_score" or "values" (Task)
+    labels: list[str]  # class names in output order (empty unless output == "class")
     ops: list[OpRegistration]
     arena: ArenaEstimate
     vectors: GoldenVectors
@@ -80,7 +81,8 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
     code_dir = layout["code_dir"]
     files = write_model_sources(spec.model, info, ident, code_dir, ops=spec.ops,
                                 op_sources=target.op_sources, arena=spec.arena,
-                                preprocessing=spec.preprocessing, source=spec.source)
+                                preprocessing=spec.preprocessing, labels=spec.labels,
+                                source=spec.source)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
     ctx = _context(spec, layout)
     for template, rel in (("common/runner.h.j2", f"{ident}_runner.h"),
@@ -148,7 +150,7 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
                             "A static 16-byte-aligned array."),
         "golden_count": len(spec.vectors.inputs), "golden_source": spec.vectors.source,
         "golden_tolerance": target.golden_tolerance,
-        "task": spec.task,
+        "output": spec.output, "output_elements": info.outputs[0].elements,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,

@@ -22,14 +22,17 @@ _CTYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "i
 
 def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                           preprocessing: Preprocessing | None, arena: ArenaEstimate | None,
+                          labels: list[str] | None = None,
                           source: str = "model.tflite") -> Path:
     """Write ``<ident>_model_settings.h``; ``arena`` is stated as ``<IDENT>_ARENA_BYTES``
-    (the one figure a project's runner uses too)."""
+    (the one figure a project's runner uses too); ``labels`` default to the
+    preprocessing's."""
     file_name = f"{ident}_model_settings.h"
     tensors = ([_tensor(t, ident, "input", i, len(info.inputs)) for i, t in enumerate(info.inputs)]
                + [_tensor(t, ident, "output", i, len(info.outputs))
                   for i, t in enumerate(info.outputs)])
-    labels = preprocessing.labels if preprocessing is not None else []
+    if labels is None:
+        labels = preprocessing.labels if preprocessing is not None else []
     pre = None
     if preprocessing is not None:
         p = preprocessing

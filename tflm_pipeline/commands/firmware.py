@@ -19,7 +19,7 @@ import numpy as np
 from ..codegen.c_literals import c_identifier
 from ..codegen.golden import GoldenVectors
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
-from ..data import load_run_dataset
+from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project
 from ..mcu.targets import get_target
@@ -31,12 +31,14 @@ from ..runs import resolve
 from ..tasks import CLASSIFICATION, Task, get_task
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
 from ..tflite.quant import quantize
+from ..tflite.requantize import per_tensor_dense
+from ..tflm import interpreter
 from ..tflm.harness import evaluate
-from ..tflm.interpreter import run, tflm_version
 from ..training.keras_io import load_keras_model
 
 log = logging.getLogger(__name__)
 GOLDEN_COUNT = 4
+RANDOM_INPUTS = 64  # inputs a re-quantization is measured on when no data is given
 
 
 @dataclass
@@ -53,11 +55,19 @@ class FirmwareResult:
 
 
 def firmware(source: str | Path, target: str, out_dir: str | Path | None = None, *,
-             name: str | None = None, check: bool = False, tflm_dir: str | Path | None = None,
-             qemu: bool | None = None) -> FirmwareResult:
+             name: str | None = None, task: str | None = None,
+             labels: list[str] | None = None, dataset: str | None = None,
+             data_dir: str | None = None, check: bool = False,
+             tflm_dir: str | Path | None = None, qemu: bool | None = None) -> FirmwareResult:
     """Write the ``target`` project for ``source`` (run folder or ``.tflite``); with
     ``check``, build it against the TFLM tree ``tflm_dir`` and run its self-test (on
-    this host, and under QEMU unless ``qemu`` is False)."""
+    this host, and under QEMU unless ``qemu`` is False).
+
+    A model from a run has the run's task and class names.  For any other ``.tflite``,
+    ``task`` says what its output is (default classification), ``labels`` names the
+    classes (default ``class_0`` ... ``class_<N-1>``), and ``dataset`` gives test data
+    for the golden vectors and for measuring a Dense re-quantization.
+    """
     if check and not tflm_dir:
         raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
                          "your Arduino TFLM library, or esp-tflite-micro)")
@@ -74,10 +84,11 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         raise TflmpError(f"{src.model_path.name} has {info.inputs[0].type} input / "
                          f"{info.outputs[0].type} output; firmware needs a full-int8 model "
                          "(tflmp train writes one)")
-    task = get_task(task_of(run.config.model)) if run is not None else CLASSIFICATION
-    dataset = load_run_dataset(run) if run is not None else None
+    dataset = _dataset(run, dataset, data_dir)
+    preprocessing = src.preprocessing or (dataset.preprocessing if dataset else None)
+    the_task, class_names = _task_and_labels(run, preprocessing, info, task, labels)
     notes: list[str] = []
-    model, info, reconverted = _fit_dense_quantization(model, info, src, t, task, dataset)
+    model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset)
     if reconverted:
         notes.append(reconverted)
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
@@ -92,10 +103,47 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
                      "prints arena_used_bytes at boot")
     project = write_firmware_project(ProjectSpec(
         target=t, ident=ident, out_dir=out, model=model, info=info, source=src.model_path.name,
-        preprocessing=src.preprocessing, task=task.name, ops=ops, arena=arena,
+        preprocessing=preprocessing, output=the_task.firmware_output,
+        labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset), reconverted=reconverted, notes=notes))
     checks = check_project(project.out_dir, tflm_dir, qemu=qemu) if check else []
     return FirmwareResult(project, checks)
+
+
+def _dataset(run, dataset: str | None, data_dir: str | None):
+    """The run's data with its splits, or the data given for a model from outside a run."""
+    if run is not None:
+        if dataset is not None:
+            raise TflmpError("a run's firmware uses the run's data; drop --dataset")
+        return load_run_dataset(run)
+    if dataset is None:
+        return None
+    spec = DataSpec(dataset, data_dir)
+    spec.check()
+    return load_dataset(spec)
+
+
+def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[str] | None):
+    """The task the project's runner serves and its class names (empty unless it
+    classifies)."""
+    if run is not None:
+        run_task = get_task(task_of(run.config.model))
+        if task is not None and task != run_task.name:
+            raise TflmpError(f"the run's model is a {run_task.name} model; drop --task {task}")
+        the_task = run_task
+    else:
+        the_task = get_task(task) if task is not None else CLASSIFICATION
+    if the_task.firmware_output != "class":
+        if labels:
+            raise TflmpError(f"--labels names classes; a {the_task.name} model has none")
+        return the_task, []
+    outputs = info.outputs[0].elements
+    names = list(labels) if labels else (preprocessing.labels if preprocessing
+                                         else [f"class_{i}" for i in range(outputs)])
+    if len(names) != outputs:
+        raise TflmpError(f"{len(names)} labels for a model with {outputs} output values; give "
+                         f"one label per output with --labels")
+    return the_task, names
 
 
 def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset):
@@ -106,11 +154,7 @@ def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset
         return model, info, None
     run = src.run
     if run is None or not run.has_record:
-        raise TflmpError(
-            f"{src.model_path.name} has per-channel Dense (FULLY_CONNECTED) weights (ops "
-            f"{', '.join(map(str, layers))}), which {target.tflm_library} computes wrong "
-            "without an error; pass the run folder so tflmp can re-convert it with one scale "
-            "per layer, or choose --target esp-idf")
+        return _requantize_dense(model, info, target, task, dataset, layers)
 
     record = run.record()
     key = run.candidate_key(src.model_path, record.selected)  # which conversion this file is
@@ -131,6 +175,37 @@ def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset
     before = record.scores[key][task.metric]
     return model, info, (f"{_value(score)} {task.metric} on the test set (per-channel Dense: "
                          f"{_value(before)}); re-converted for {target.tflm_library}")
+
+
+def _requantize_dense(model: bytes, info, target, task: Task, dataset, layers):
+    """A model from outside a run: its per-channel Dense weights re-quantized to one scale
+    per layer from the int8 weights, and what that changes measured in TFLM (on the
+    test split of ``dataset`` when given, else on seeded random inputs)."""
+    new = per_tensor_dense(model)
+    new_info = read_model(new)
+    where = f"{len(layers)} per-channel Dense layer(s) re-quantized to one scale each"
+    if dataset is not None:
+        x, y = dataset.inputs("test")
+        scores = [evaluate(m, task, {"test": (x, y)}, dataset.preprocessing.num_classes,
+                           label="TFLM Dense re-quantization")["test"][task.metric]
+                  for m in (model, new)]
+        return new, new_info, (f"{_value(scores[1])} {task.metric} on the test set of "
+                               f"{dataset.name} (per-channel: {_value(scores[0])}); {where} "
+                               f"for {target.tflm_library}")
+    t_in, t_out = info.inputs[0], info.outputs[0]
+    rng = np.random.default_rng(0)
+    limits = np.iinfo(t_in.dtype)
+    x = rng.integers(limits.min, limits.max + 1, (RANDOM_INPUTS, *t_in.shape[1:]),
+                     endpoint=False).astype(t_in.dtype)
+    before, after = (interpreter.run(m, x, info=i)[0]
+                     for m, i in ((model, info), (new, new_info)))
+    steps = int(np.abs(before.astype(np.int32) - after.astype(np.int32)).max())
+    agree = task.agreement(after, before)
+    same = f", the same top class on {agree:.0%}" if agree is not None else ""
+    return new, new_info, (f"outputs change by up to {steps} int8 steps "
+                           f"({steps * t_out.scales[0]:.3g} in output units) on "
+                           f"{RANDOM_INPUTS} random inputs{same}; {where} for "
+                           f"{target.tflm_library} (pass --dataset to measure the accuracy)")
 
 
 def _value(v) -> str:
@@ -154,8 +229,9 @@ def _golden_vectors(model: bytes, info, dataset) -> GoldenVectors:
                               endpoint=False).astype(t_in.dtype)
         labels = [None] * GOLDEN_COUNT
         source = "seeded random inputs"
-    outputs = run(model, inputs, info=info, workers=1)[0]
-    return GoldenVectors(inputs, outputs, labels, source, f"tflite-micro {tflm_version()}")
+    outputs = interpreter.run(model, inputs, info=info, workers=1)[0]
+    return GoldenVectors(inputs, outputs, labels, source,
+                         f"tflite-micro {interpreter.tflm_version()}")
 
 
 def _distinct_classes(y: np.ndarray, count: int) -> list[int]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..artifacts import write_bytes
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset
+from ..data.spec import with_absolute_paths
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
 from ..mcu.arena import estimate
@@ -94,10 +95,19 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     else:
         if not dist.is_chief:
             out = Path(tempfile.mkdtemp(prefix=f"tflmp-{dist.task_type}{dist.task_index}-"))
-        run = RunFolder.create(out if out is not None else default_run_dir(config), config)
+        path = Path(out) if out is not None else default_run_dir(config)
+        existed = path.exists()
+        run = RunFolder.create(path, with_absolute_paths(config))
     keras.utils.set_random_seed(config.seed)
-    training = _Training(run, config, spec, dist)
-    record = training.execute(t_start, command or sys.argv, ladder)
+    try:
+        training = _Training(run, config, spec, dist)
+        record = training.execute(t_start, command or sys.argv, ladder)
+    except BaseException:
+        # a run that failed before its first saved epoch is removed: the retry starts
+        # afresh instead of being told to resume what cannot resume
+        if saved is None and not run.has_progress():
+            run.discard(keep_folder=existed)
+        raise
     if record is None:
         return TrainResult(run.path, None)
     reports = training.reports

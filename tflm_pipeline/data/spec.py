@@ -3,6 +3,7 @@ run's settings, and the parsers of the command line's size and split notations."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,17 @@ class DataSpec:
             raise TflmpError(f"unknown dataset '{self.dataset}': use one of "
                              f"{', '.join(BUILTIN_DATASETS)}, an .npz or .csv file, or a folder "
                              "of class folders (images or .wav)")
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with its dataset and data folder as absolute paths, so a run folder is
+    usable from any working directory (built-in names stay names)."""
+    changes = {}
+    if config.dataset not in BUILTIN_DATASETS and Path(config.dataset).exists():
+        changes["dataset"] = str(Path(config.dataset).resolve())
+    if config.data_dir is not None:
+        changes["data_dir"] = str(Path(config.data_dir).resolve())
+    return dataclasses.replace(config, **changes)
 
 
 def parse_size(size: str | tuple) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from ..firmware_files import path as firmware_file
 from ..firmware_files import render
 from ..firmware_project import read_project
 from ..progress import Progress
+from .targets import get_target
 
 CM4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mthumb"]
 COMMON_FLAGS = ["-O2", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
@@ -53,10 +54,12 @@ class CheckResult:
     arena_bytes: int
     arena_used_bytes: int | None
     output: str
+    compile_only: bool = False  # a compile of the board main, nothing run
 
     def to_dict(self) -> dict:
         return {"platform": self.platform, "passed": self.passed, "arena_bytes": self.arena_bytes,
-                "arena_used_bytes": self.arena_used_bytes, "output": self.output}
+                "arena_used_bytes": self.arena_used_bytes, "output": self.output,
+                "compile_only": self.compile_only}
 
 
 @dataclass
@@ -79,6 +82,7 @@ def check_project(project: str | Path, tflm_dir: str | Path, *, qemu: bool | Non
     cache_dir = cache_dir or Path(os.environ.get("TFLMP_CACHE", Path.home() / ".cache" / "tflmp"))
     arena = meta.arena_bytes
     results = []
+    results.append(compile_board_main(project, meta.target, code_dir))
     with tempfile.TemporaryDirectory(prefix="tflmp-check-") as tmp:
         tmp = Path(tmp)
         main = tmp / "check_main.cc"
@@ -98,6 +102,50 @@ def check_project(project: str | Path, tflm_dir: str | Path, *, qemu: bool | Non
             results.append(_build_and_run(cm4, tree, code_dir, meta.name, main, tmp, arena,
                                           cache_dir))
     return results
+
+
+# How each template's main is compiled: the defines and forced includes of the board
+# builds, one compile per variant (a PlatformIO project builds for two boards).
+_MAIN_VARIANTS = {
+    "arduino": [["-DARDUINO", "-DARDUINO_ARCH_MBED", "-include", "Arduino.h"]],
+    "esp32": [["-DARDUINO", "-DARDUINO_ARCH_ESP32", "-include", "Arduino.h"]],
+    "esp-idf": [[]],
+    "platformio": [["-DARDUINO", "-DARDUINO_ARCH_MBED"], ["-DARDUINO", "-DARDUINO_ARCH_ESP32"]],
+}
+
+
+def main_file(project: Path, template: str, code_dir: Path) -> Path:
+    """The board project's own main: the sketch, main.cc or main.cpp."""
+    if template in ("arduino", "esp32"):
+        sketches = sorted(project.glob("*.ino"))
+        if len(sketches) != 1:
+            raise TflmpError(f"{project} should hold one .ino sketch, it holds {len(sketches)}")
+        return sketches[0]
+    return code_dir / ("main.cc" if template == "esp-idf" else "main.cpp")
+
+
+def compile_board_main(project: Path, target_name: str, code_dir: Path) -> CheckResult:
+    """Compile the project's main (the file the user edits) on this host against
+    declarations of the board's platform API (``firmware/check/platform``): it is part
+    of the check, so a project whose main does not build cannot pass."""
+    template = get_target(target_name).template
+    main = main_file(project, template, code_dir)
+    platform = firmware_file("check/platform")
+    failures = []
+    for variant in _MAIN_VARIANTS[template]:
+        cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", "-x", "c++",
+               f"-I{platform}", f"-I{code_dir}", *variant, str(main)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            defines = " ".join(v for v in variant if v.startswith("-D"))
+            failures.append((f"{defines}: " if defines else "")
+                            + next((ln for ln in r.stderr.splitlines() if "error" in ln),
+                                   r.stderr.strip()[-300:]))
+    where = main.relative_to(project)
+    output = "\n".join(failures) if failures else (
+        f"{where} compiles ({len(_MAIN_VARIANTS[template])} board variant(s))")
+    return CheckResult(f"host compile of {where}", not failures, 0, None, output,
+                       compile_only=True)
 
 
 def find_tree(path: Path) -> Tree:

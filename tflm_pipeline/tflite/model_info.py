@@ -284,10 +284,56 @@ def _parse(data: bytes) -> ModelInfo:
         if t.shape_signature and any(d < 0 for d in t.shape_signature[1:]):
             raise _Unsuitable(f"input '{t.name}' has a dynamic dimension (shape signature "
                               f"{list(t.shape_signature)}): {_FIXED_SHAPES}")
+    for op in operators:
+        _check_signature(op, tensors)
     description = (model.Description() or b"").decode("utf-8", "replace")
     return ModelInfo(size=size, sha256=sha256_bytes(data), schema_version=version,
                      description=description, subgraphs=n_subgraphs, tensors=tensors,
                      operators=operators, input_indices=ins, output_indices=outs)
+
+
+# What the ops tflmp reasons about (MACs, arena rules, resolver) must look like, as TFLM's
+# kernels check in Prepare: (tensor inputs required, {input position: rank}, output rank,
+# option keys).  A model that breaks one is malformed and never reaches TFLM.
+_SIGNATURES = {
+    "CONV_2D": (2, {0: 4, 1: 4}, 4, ("padding", "stride_h", "dilation_h")),
+    "DEPTHWISE_CONV_2D": (2, {0: 4, 1: 4}, 4, ("padding", "stride_h", "dilation_h")),
+    "TRANSPOSE_CONV": (3, {1: 4, 2: 4}, 4, ()),
+    "AVERAGE_POOL_2D": (1, {0: 4}, 4, ("padding", "stride_h", "filter_h")),
+    "MAX_POOL_2D": (1, {0: 4}, 4, ("padding", "stride_h", "filter_h")),
+    "FULLY_CONNECTED": (2, {1: 2}, None, ()),
+    "BATCH_MATMUL": (2, {}, None, ()),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, {}, None, ()),
+    "SOFTMAX": (1, {}, None, ()),
+    "MEAN": (2, {}, None, ()),
+}
+
+
+def _check_signature(op: OpInfo, tensors: list[TensorInfo]) -> None:
+    if not op.outputs or op.outputs[0] < 0:
+        raise _Corrupt(f"operator {op.index} ({op.name}) has no output")
+    rule = None if op.custom else _SIGNATURES.get(op.name)
+    if rule is None:
+        return
+    n_inputs, ranks, out_rank, keys = rule
+    ins = op.inputs
+    if len(ins) < n_inputs or any(i < 0 for i in ins[:n_inputs]):
+        raise _Corrupt(f"operator {op.index} ({op.name}) has {len(ins)} inputs, it needs "
+                       f"{n_inputs}")
+    for pos, rank in ranks.items():
+        if pos < len(ins) and ins[pos] >= 0 and len(tensors[ins[pos]].shape) != rank:
+            raise _Corrupt(f"operator {op.index} ({op.name}) input {pos} has shape "
+                           f"{list(tensors[ins[pos]].shape)}, not rank {rank}")
+    if out_rank is not None and len(tensors[op.outputs[0]].shape) != out_rank:
+        raise _Corrupt(f"operator {op.index} ({op.name}) output has shape "
+                       f"{list(tensors[op.outputs[0]].shape)}, not rank {out_rank}")
+    if any(k not in op.options for k in keys):
+        raise _Corrupt(f"operator {op.index} ({op.name}) lacks its {op.name.lower()} options")
+    bad = [k for k in ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h", "filter_w")
+           if k in op.options and op.options[k] < 1]
+    if bad:
+        raise _Corrupt(f"operator {op.index} ({op.name}) has {bad[0]} {op.options[bad[0]]}; "
+                       "it must be at least 1")
 
 
 _PADDING = {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"}

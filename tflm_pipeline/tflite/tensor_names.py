@@ -21,9 +21,7 @@ def compact_tensor_names(flatbuffer: bytes) -> bytes:
     is re-serialized and its buffers re-aligned with the tool tflite-micro ships, so
     every weight keeps the alignment TFLM expects.
     """
-    import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
 
     info = read_model(flatbuffer)
     names = {}
@@ -44,7 +42,16 @@ def compact_tensor_names(flatbuffer: bytes) -> bytes:
     for index, tensor in enumerate(model.subgraphs[0].tensors):
         if index in names:
             tensor.name = names[index].encode()
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    return repack(model, len(flatbuffer))
+
+
+def repack(model, size_hint: int = 0) -> bytes:
+    """Serialize a ``schema.ModelT`` and re-align its buffers with the tool tflite-micro
+    ships, so every weight keeps the alignment TFLM expects."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
+
+    builder = flatbuffers.Builder(size_hint + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with tempfile.TemporaryDirectory(prefix="tflmp-") as tmp:
         packed, aligned = Path(tmp) / "packed.tflite", Path(tmp) / "aligned.tflite"
