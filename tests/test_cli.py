@@ -192,13 +192,13 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
 def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path):
     # the model cannot take the data: the run fails before its first epoch
     run = tmp_path / "run"
-    for _ in range(2):  # the retry gets the same clear error, not "already holds a run"
-        p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-        assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
-        assert not run.exists()
-    run.mkdir()  # a folder the user made stays, empty
     p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-    assert p.returncode == 2 and run.is_dir() and not list(run.iterdir())
+    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    assert not run.exists()  # so a retry meets the same state: no "already holds a run"
+    run.mkdir()  # a folder the user made stays, empty, and the retry says the same
+    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
+    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    assert run.is_dir() and not list(run.iterdir())
 
 
 @pytest.mark.slow

@@ -426,3 +426,39 @@ def test_image_augmenter_in_tf_data_pipeline():
     assert np.array_equal(moved, again)
     with _raises("--augment sets no image augmentation"):
         image_augmenter(False, 0.0, 0.0, seed=0)
+
+
+# --- .ts series (UCR/UEA/Monash archives) --------------------------------------------
+
+def test_ts_classification_and_regression_series():
+    from tflm_pipeline.data import load_dataset, task_hint
+    from tflm_pipeline.data.spec import DataSpec
+
+    motions = load_dataset(str(shared("datasets", "timeseries", "basicmotions")))
+    assert motions.preprocessing.input_shape == (100, 6)
+    assert motions.preprocessing.labels == ["Standing", "Running", "Walking", "Badminton"]
+    assert len(motions.y_test) == 40 and len(motions.y_train) + len(motions.y_val) == 40
+    assert motions.y_train.dtype == np.int64 and motions.task == "classification"
+    x, _ = motions.inputs("train")  # standardized per channel on train
+    assert np.allclose(x.reshape(-1, 6).mean(0), 0, atol=1e-4)
+    covid = load_dataset(str(shared("datasets", "timeseries", "covid3month")))
+    assert covid.preprocessing.input_shape == (84, 1) and covid.task == "regression"
+    assert covid.y_test.dtype == np.float32 and len(covid.y_test) == 61
+    assert 0 <= covid.y_train.min() and covid.y_train.max() < 1  # death rates
+    assert task_hint(DataSpec(str(shared("datasets", "timeseries", "covid3month")))) == \
+        "regression"
+    assert task_hint(DataSpec(str(shared("datasets", "timeseries", "basicmotions")))) is None
+
+
+def test_ts_errors_name_the_line(tmp_path):
+    from tflm_pipeline.data import load_dataset
+
+    head = "@problemName t\n@univariate true\n@classLabel true a b\n@data\n"
+    for body, message in (("1,2,3:a\n1,?,3:b\n", "t.ts:6: a value is not a number"),
+                          ("1,2,3:a\n1,2:b\n", "different lengths"),
+                          ("1,2,3:a\n1,2,3:c\n", "label(s) c are not classes"),
+                          ("", "has no @data section")):
+        path = tmp_path / "t.ts"
+        path.write_text(head + body)
+        with _raises(message):
+            load_dataset(str(path))

@@ -38,7 +38,9 @@ def c_bytes(text: str) -> bytes:
 
 
 def project_model(project, code_dir) -> bytes:
-    return c_bytes((project / code_dir / "lenet_model_data.cc").read_text().split("= {", 1)[1])
+    """The model bytes of the project's one ``<name>_model_data.cc``."""
+    (source,) = (project / code_dir).glob("*_model_data.cc")
+    return c_bytes(source.read_text().split("= {", 1)[1])
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,19 @@ def cli():
 
 
 @cli.command()
-@click.option("--model", default="lenet", show_default=True, help="Model from the zoo.")
+@click.option("--model", default="lenet", show_default=True,
+              help="A zoo model (tflmp models), a Python file path.py[:function] building a "
+              "tf_keras model, or a saved Keras model (.h5, .keras, SavedModel folder).")
+@click.option("--task", type=click.Choice(["classification", "regression", "autoencoder"]),
+              help="Default: what the data implies (.ts regression targets), else the model's.")
+@click.option("--reinit", is_flag=True,
+              help="A saved Keras model: train its architecture from scratch (default: "
+              "fine-tune its weights).")
+@click.option("--freeze", metavar="N|up-to-LAYER",
+              help="A saved Keras model: keep the first N layers (or all up to LAYER) fixed "
+              "during float training; QAT then fine-tunes the whole model.")
+@click.option("--trust-model", is_flag=True,
+              help="Load a Keras file even if its Lambda layers run code stored in it.")
 @click.option("--dataset", default="digits", show_default=True,
               help="digits, mnist, fashion-mnist, or a path to an .npz file.")
 @click.option("--data-dir", type=click.Path(), help="Folder with the dataset's idx .gz files.")
@@ -223,6 +235,34 @@ def profile(model, board, boards_file, measured_us, measured_macs, out):
         console.wrote(write_json(out, p.to_dict()))
     if p.board is not None and not p.board.fit.fits:
         raise TflmpError(p.board.fit.message)
+
+
+@cli.command()
+def models():
+    """The model zoo: task, reference input shape, parameters and MACs of each."""
+    from . import console
+    from .commands.models import list_models
+
+    console.models_table(list_models())
+
+
+@cli.command()
+@click.option("--boards-file", type=click.Path(), help="Your boards YAML, merged over ours.")
+def boards(boards_file):
+    """The boards models are checked against: core, clock, RAM, flash, TFLM release."""
+    from . import console
+    from .commands.boards import list_boards
+
+    console.boards_table(list_boards(boards_file))
+
+
+@cli.command()
+def targets():
+    """The firmware targets: what each project builds with and the TFLM it links."""
+    from . import console
+    from .commands.targets import list_targets
+
+    console.targets_table(list_targets())
 
 
 @cli.command()

@@ -9,19 +9,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from .errors import TflmpError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+TASK_NAMES = ("classification", "regression", "autoencoder")  # tflm_pipeline.tasks
 STRATEGIES = ("mirrored", "multi-worker")  # tf.distribute strategies (training.distribute)
 DEFAULT_CALIBRATION_SAMPLES = 500
+
+
+def model_name(model: str) -> str:
+    """A ``--model``'s short name, for run folders, reports and generated C: the zoo name,
+    or the stem of the file or folder (``nets/kws.py:small`` -> ``kws``)."""
+    path = model.split(".py:")[0] + ".py" if ".py:" in model else model
+    return Path(path).name.split(".")[0] if ("/" in path or "." in path) else model
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that decides a training run; saved as ``config.json`` for --resume."""
 
-    model: str = "lenet"
+    model: str = "lenet"  # a zoo name, path.py[:function], or a saved Keras model
+    task: str | None = None  # None: what the data implies, else the model's task
+    reinit: bool = False  # a saved Keras model: train its architecture from scratch
+    freeze: str | None = None  # "N" or "up-to-LAYER": frozen during float training
+    trust_model: bool = False  # load Keras files whose Lambda layers run stored code
     dataset: str = "digits"
     data_dir: str | None = None
     epochs: int = 30
@@ -60,6 +73,8 @@ class RunConfig:
         for flag, value in (("--lr", self.lr), ("--qat-lr", self.qat_lr)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise TflmpError(f"{flag} must be a positive number, got {value}")
+        if self.task is not None and self.task not in TASK_NAMES:
+            raise TflmpError(f"--task must be one of {', '.join(TASK_NAMES)}, got '{self.task}'")
         if self.optimizer not in OPTIMIZERS:
             raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.strategy is not None and self.strategy not in STRATEGIES:
@@ -72,6 +87,10 @@ class RunConfig:
             raise TflmpError("calibration_samples must be at least 1")
         if self.workers is not None and self.workers < 1:
             raise TflmpError(f"--workers must be at least 1, got {self.workers}")
+
+    @property
+    def model_name(self) -> str:
+        return model_name(self.model)
 
     @property
     def qat_learning_rate(self) -> float:

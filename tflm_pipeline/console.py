@@ -47,15 +47,16 @@ def error(message: str) -> None:
 def train_summary(result) -> None:
     """The quantization ledger, the selected model, arenas, timings and the run folder."""
     rec = result.record
-    metric = rec.metric
+    metric, unit = rec.metric, rec.ledger.unit
     click.echo("")
-    click.echo(f"quantization ledger ({metric} on the test set; change vs float in points, "
+    in_what = "points" if unit == "pp" else "% of float's error"
+    click.echo(f"quantization ledger ({metric} on the test set; change vs float in {in_what}, "
                "+ = better):")
     for key in _LEDGER_ORDER:
         row = rec.ledger.rows.get(key)
         if row is None:
             continue
-        change = "" if row.change_pp is None else f"  ({row.change_pp:+.2f} pp)"
+        change = "" if row.change is None else f"  ({row.change:+.2f} {unit})"
         mark = "  <- selected" if key == rec.selected else ""
         click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
     model = rec.model
@@ -151,14 +152,21 @@ def _auc_line(result, m: dict) -> None:
                f"{m['mse_normal']:.5f})")
 
 
-_SCORE_LINES = {"classification": _accuracy_line, "autoencoder": _auc_line}
+def _error_line(result, m: dict) -> None:
+    r2 = "n/a" if m.get("r2") is None else f"{m['r2']:.4f}"
+    click.echo(f"TFLM MAE on {result.dataset} {result.split}: {m['mae']:.6g} ({m['n']} "
+               f"samples, RMSE {m['rmse']:.6g}, R² {r2})")
+
+
+_SCORE_LINES = {"classification": _accuracy_line, "autoencoder": _auc_line,
+                "regression": _error_line}
 
 
 def _ladder(result) -> None:
     p = result.parity
     click.echo(f"parity ladder ({p['split_size']} samples):")
     for r in p["rungs"]:
-        metric = next(k for k in ("accuracy", "auc") if k in r)
+        metric = next(k for k in ("accuracy", "auc", "mae") if k in r)
         agree = (f", agrees with float on {r['agreement_with_float']:.2%}"
                  if "agreement_with_float" in r else "")
         click.echo(f"  {r['rung']:<16} {metric} {r[metric]:.4f}{agree}")
@@ -209,11 +217,15 @@ def profile_result(p) -> None:
                    f"ms ({b.latency.basis})")
 
 
-def _table(head: list[str], rows: list[list[str]]) -> None:
+def _table(head: list[str], rows: list[list[str]], right: set[int] | None = None) -> None:
+    """Columns padded to their widest cell; ``right`` are right-aligned (default: the
+    fifth column on, and cells that start with a digit)."""
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     for row in [head, *rows]:
-        click.echo("  ".join(str(c).rjust(w) if i >= 4 or c[:1].isdigit() and i else
-                             str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        click.echo("  ".join(
+            (str(c).rjust(w) if (i in right if right is not None else
+                                 i >= 4 or c[:1].isdigit() and i) else str(c).ljust(w))
+            for i, (c, w) in enumerate(zip(row, widths))).rstrip())
 
 
 # --- report, compare -----------------------------------------------------------------------
@@ -221,3 +233,25 @@ def _table(head: list[str], rows: list[list[str]]) -> None:
 def wrote(*paths) -> None:
     for path in paths:
         click.echo(f"wrote {path}")
+
+
+# --- models, boards, targets ---------------------------------------------------------------
+
+def models_table(entries) -> None:
+    _table(["model", "task", "params", "MACs", "reference input", "for"],
+           [[e.name, e.task, f"{e.params:,}", f"{e.macs:,}", e.reference, e.summary]
+            for e in entries], right={2, 3})
+
+
+def boards_table(entries) -> None:
+    _table(["board", "core", "MHz", "RAM", "flash", "TFLM release", "targets"],
+           [[b.name, b.core.split(" (")[0], f"{b.clock_mhz:g}", f"{b.ram_bytes:,}",
+             f"{b.flash_bytes:,}", b.tflm_release, ", ".join(b.targets) or "-"]
+            for b in entries], right={2, 3, 4})
+
+
+def targets_table(entries) -> None:
+    _table(["target", "builds with", "TFLM", "title"],
+           [[t.name, t.build["tool"], ", ".join(t.releases), t.title] for t in entries],
+           right=set())
+

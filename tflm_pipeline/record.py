@@ -37,44 +37,56 @@ def title(key: str) -> str:
 @dataclass
 class LedgerRow:
     value: float | None  # the task's metric on the test set
-    drop_pp: float | None = None  # points below float (None for float itself)
+    drop: float | None = None  # how much worse than float, in the ledger's unit (None: float)
 
     @property
-    def change_pp(self) -> float | None:
-        """Change vs float in points, positive = better (the sign every view shows)."""
-        return None if self.drop_pp is None else 0.0 - self.drop_pp
+    def change(self) -> float | None:
+        """Change vs float in the ledger's unit, positive = better (the sign every view
+        shows)."""
+        return None if self.drop is None else 0.0 - self.drop
+
+
+# a ledger's unit -> the key its rows' drops have in report.json
+_DROP_KEYS = {"pp": "drop_pp", "%": "drop_pct"}
 
 
 @dataclass
 class Ledger:
-    """Float and each quantized model on the test set, and how far each is from float."""
+    """Float and each quantized model on the test set, and how far each is from float:
+    in percentage points for accuracy and AUC, in percent of float's error for
+    regression (the task decides, :meth:`tflm_pipeline.tasks.Task.drop`)."""
 
     metric: str
     rows: dict[str, LedgerRow]
+    unit: str = "pp"
 
     @classmethod
-    def of(cls, metric: str, test_scores: dict[str, dict]) -> "Ledger":
+    def of(cls, task, test_scores: dict[str, dict]) -> "Ledger":
         """The ledger of the test-set scores of ``FLOAT`` and the models after it."""
-        base = test_scores[FLOAT][metric]
+        base = test_scores[FLOAT][task.metric]
         rows = {FLOAT: LedgerRow(base)}
         for key in (QAT_KERAS, *INT8_CANDIDATES):
             if key in test_scores:
-                value = test_scores[key][metric]
-                rows[key] = LedgerRow(value, round((base - value) * 100, 2))
-        return cls(metric, rows)
+                value = test_scores[key][task.metric]
+                rows[key] = LedgerRow(value, task.drop(base, value))
+        return cls(task.metric, rows, task.drop_unit)
 
     def to_dict(self) -> dict:
         out = {"metric": self.metric}
-        for key, row in self.rows.items():
-            out[key] = ({self.metric: row.value} if row.drop_pp is None
-                        else {self.metric: row.value, "drop_pp": row.drop_pp})
+        if self.unit != "pp":
+            out["drop_unit"] = self.unit
+        key = _DROP_KEYS[self.unit]
+        for name, row in self.rows.items():
+            out[name] = ({self.metric: row.value} if row.drop is None
+                         else {self.metric: row.value, key: row.drop})
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Ledger":
-        metric = d["metric"]
-        return cls(metric, {k: LedgerRow(v.get(metric), v.get("drop_pp"))
-                            for k, v in d.items() if k != "metric"})
+        metric, unit = d["metric"], d.get("drop_unit", "pp")
+        key = _DROP_KEYS[unit]
+        return cls(metric, {k: LedgerRow(v.get(metric), v.get(key)) for k, v in d.items()
+                            if k not in ("metric", "drop_unit")}, unit)
 
 
 @dataclass

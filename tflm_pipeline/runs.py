@@ -269,7 +269,7 @@ class ModelSource:
     @property
     def default_name(self) -> str:
         """The name generated C is given without ``--name``: the run's model, or the file's."""
-        return self.run.config.model if self.run else self.model_path.stem
+        return self.run.config.model_name if self.run else self.model_path.stem
 
     @property
     def preprocessing(self) -> Preprocessing | None:

@@ -27,6 +27,21 @@ class Task:
     metric: str  # headline metric in reports and the quantization ledger (higher is better)
     curve_metric: str | None = None  # Keras metric drawn beside the loss in training curves
     firmware_output: str  # what the generated runner returns: "class", "anomaly_score", "values"
+    higher_is_better = True  # of ``metric``
+    drop_unit = "pp"  # the unit of :meth:`drop`
+
+    def drop(self, base: float | None, value: float | None) -> float | None:
+        """How much worse ``value`` is than the float model's ``base``: percentage points
+        of a share (accuracy, AUC); a task whose metric is an error overrides it."""
+        if base is None or value is None:
+            return None
+        return round((base - value) * 100, 2)
+
+    def rank(self, value: float | None) -> float:
+        """A sort key: larger is better (missing values rank last)."""
+        if value is None:
+            return float("-inf")
+        return value if self.higher_is_better else -value
 
     def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """What the model learns to output for inputs ``x`` with labels ``y``."""
@@ -128,6 +143,14 @@ class Regression(Task):
     metric = "mae"
     curve_metric = "mae"
     firmware_output = "values"
+    higher_is_better = False
+    drop_unit = "%"
+
+    def drop(self, base, value):
+        """How much larger the error is than the float model's, in percent of it."""
+        if base is None or value is None:
+            return None
+        return round((value - base) / base * 100, 2) if base else round((value - base) * 100, 2)
 
     def targets(self, x, y):
         return np.asarray(y, np.float32).reshape(len(y), -1)

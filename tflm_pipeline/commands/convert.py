@@ -5,6 +5,7 @@ its C sources (``<name>_model_data.h/.cc``, ``<name>_model_settings.h``,
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ..mcu.releases import DEFAULT_RELEASE, get_release, registrations
 from ..runs import resolve
 from ..tflite.model_info import read_model, read_model_bytes
 from ..training.keras_io import KERAS_SUFFIXES, load_keras_model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +71,9 @@ def _convert_keras_file(src, dataset, data_dir, trust: bool) -> bytes:
     # imported for Keras files only: the .tflite -> C path keeps its short start-up
     # (bench/c_array_speed.py)
     from ..data import DataSpec, load_dataset, load_run_dataset
-    from ..quantize.int8 import representative_samples, to_int8_tflite
+    from ..quantize.int8 import (ConversionJob, check_convertible, convert_contained,
+                                 representative_samples)
+    from ..training.keras3 import is_keras3, post_training_int8
 
     if dataset is not None:
         spec = DataSpec(dataset, data_dir)
@@ -81,7 +86,18 @@ def _convert_keras_file(src, dataset, data_dir, trust: bool) -> bytes:
     else:
         raise TflmpError(f"converting Keras model {src.model_path.name} needs calibration "
                          "data: pass --dataset (and --data-dir)")
-    model = load_keras_model(src.model_path, trust=trust)
     x, _ = ds.inputs("train")
     seed = src.run.config.seed if src.run else 0
-    return to_int8_tflite(model, representative_samples(x, seed=seed))
+    calibration = representative_samples(x, seed=seed)
+    try:
+        model = load_keras_model(src.model_path, trust=trust)
+    except TflmpError:
+        if not is_keras3(src.model_path):
+            raise
+        # a layer tf_keras lacks: Keras 3 converts it itself (post-training int8)
+        log.info("converting %s with Keras 3 (post-training int8, no QAT)",
+                 src.model_path.name)
+        return post_training_int8(src.model_path, calibration)
+    check_convertible(model)  # one line for layers the converter cannot lower
+    # the user's file converts in a child process: a converter crash ends only that
+    return convert_contained([ConversionJob(src.model_path, trust=trust)], calibration)[0]

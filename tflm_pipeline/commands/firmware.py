@@ -23,7 +23,7 @@ from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project
 from ..mcu.targets import get_target
-from ..models import task_of
+from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
 from ..quantize.qat import load_qat
 from ..record import QAT_INT8
@@ -127,7 +127,7 @@ def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[st
     """The task the project's runner serves and its class names (empty unless it
     classifies)."""
     if run is not None:
-        run_task = get_task(task_of(run.config.model))
+        run_task = get_task(task_for(run.config))
         if task is not None and task != run_task.name:
             raise TflmpError(f"the run's model is a {run_task.name} model; drop --task {task}")
         the_task = run_task

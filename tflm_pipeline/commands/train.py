@@ -15,16 +15,17 @@ from pathlib import Path
 
 from ..artifacts import write_bytes
 from ..config import RunConfig
-from ..data import DataSpec, load_dataset
+from ..data import DataSpec, load_dataset, task_hint
 from ..data.spec import with_absolute_paths
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
 from ..mcu.arena import estimate
 from ..mcu.device_profile import device_profile
-from ..models import build_model, check_model_name, task_of
+from ..models import task_for
 from ..progress import Progress
 from ..quantize import rewrite
-from ..quantize.int8 import representative_samples, to_int8_tflite
+from ..quantize.int8 import (ConversionJob, check_convertible, convert_contained,
+                             representative_samples, to_int8_tflite)
 from ..quantize.qat import load_qat, quantize
 from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Ledger,
                       ModelFacts, RunRecord, TrainingFacts)
@@ -38,6 +39,7 @@ from ..tflm.harness import evaluate
 from ..training.distribute import Distribution
 from ..training.fit import auto_batch_size, fit, make_optimizer
 from ..training.keras_io import load_keras_model, save_keras_model, save_weights
+from ..training.model_source import ModelSpec, build, declared_task, parse_model
 from .verify import verify
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,9 @@ class TrainResult:
                 "reports": [str(p) for p in self.reports]}
 
 
-def default_run_dir(config: RunConfig) -> Path:
+def default_run_dir(config: RunConfig, model: ModelSpec) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.model}-{Path(config.dataset).stem}-{stamp}"
+    return Path("runs") / f"{model.name}-{Path(config.dataset).stem}-{stamp}"
 
 
 def train(config: RunConfig | None = None, out: str | Path | None = None, *,
@@ -80,7 +82,10 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     saved = RunFolder.open(resume) if resume is not None else None
     config = saved.config if saved is not None else (config or RunConfig())
     config.validate()  # every check that needs no TensorFlow comes first: they are instant
-    check_model_name(config.model)
+    model_spec = parse_model(config.model)
+    if (config.reinit or config.freeze) and model_spec.kind == "zoo":
+        raise TflmpError("--reinit and --freeze apply to a saved Keras model (--model "
+                         "path.h5|.keras|SavedModel); a zoo model trains from scratch")
     spec = DataSpec.of(config)
     spec.check()
     if saved is not None and config.strategy == "multi-worker":
@@ -90,12 +95,17 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     # (and a bad TF_CONFIG is reported before TensorFlow loads).
     dist = Distribution(config.strategy)
     _, keras, _ = load()
+    if saved is None:  # the task is decided once and kept in config.json
+        config = dataclasses.replace(
+            config, model=model_spec.text,
+            task=(config.task or task_hint(spec) or declared_task(model_spec)
+                  or "classification"))
     if saved is not None:
         run = saved
     else:
         if not dist.is_chief:
             out = Path(tempfile.mkdtemp(prefix=f"tflmp-{dist.task_type}{dist.task_index}-"))
-        path = Path(out) if out is not None else default_run_dir(config)
+        path = Path(out) if out is not None else default_run_dir(config, model_spec)
         existed = path.exists()
         run = RunFolder.create(path, with_absolute_paths(config))
     keras.utils.set_random_seed(config.seed)
@@ -111,11 +121,12 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     if record is None:
         return TrainResult(run.path, None)
     reports = training.reports
-    row = record.selected_row
-    if row.drop_pp > config.max_drop:
+    row, unit = record.selected_row, record.ledger.unit
+    if row.drop is not None and row.drop > config.max_drop:
+        worse = "points below" if unit == "pp" else "% worse than"
         raise TflmpError(
             f"the selected int8 model ({record.selected}) scores {row.value:.4f} "
-            f"{record.metric} in TFLM, {row.drop_pp:.2f} points below float "
+            f"{record.metric} in TFLM, {row.drop:.2f} {worse} float "
             f"({record.ledger.rows[FLOAT].value:.4f}), more than --max-drop "
             f"{config.max_drop:g}; the run is kept in {run.path}: try more --qat-epochs or a "
             "lower --qat-lr")
@@ -127,7 +138,7 @@ class _Training:
 
     def __init__(self, run: RunFolder, config: RunConfig, spec, dist):
         self.run, self.config, self.dist = run, config, dist
-        self.task: Task = get_task(task_of(config.model))
+        self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
         run.check_same_data(self.dataset.fingerprint())
         self.stages = run.stages()
@@ -148,9 +159,11 @@ class _Training:
 
     def execute(self, t_start: float, command: list[str], ladder: bool) -> RunRecord | None:
         s = self.dataset.summary()
-        log.info("data: %s train %d / val %d / test %d, input %s, %d classes; batch %d; "
-                 "task %s", s.name, s.train, s.val, s.test,
-                 tuple(self.preprocessing.input_shape), self.preprocessing.num_classes,
+        outputs = self.preprocessing.num_classes
+        what = (f"{outputs} target{'s' if outputs != 1 else ''}"
+                if self.task.firmware_output == "values" else f"{outputs} classes")
+        log.info("data: %s train %d / val %d / test %d, input %s, %s; batch %d; task %s",
+                 s.name, s.train, s.val, s.test, tuple(self.preprocessing.input_shape), what,
                  self.batch, self.task.name)
         float_model = self._timed("train", self._train_float)
         prepared = rewrite.prepare(float_model, self.x("val")[:32])
@@ -195,17 +208,23 @@ class _Training:
         path = self.run.float_model
         if "float" not in self.stages:
             pre = self.dataset.preprocessing
+            c = self.config
             with self.dist.scope():
-                model = build_model(self.config.model, pre.input_shape, pre.num_classes)
-                self._compile(model, self.config.lr)
-            log.info("model: %s, %s parameters; training %d epochs", self.config.model,
-                     f"{model.count_params():,}", self.config.epochs)
+                model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
+                              self.task.name, reinit=c.reinit, freeze=c.freeze,
+                              trust=c.trust_model)
+                self._compile(model, c.lr)
+            check_convertible(model)  # before training, not after it
+            log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
+                     f"{model.count_params():,}", c.epochs)
             self._fit("float", model, path, save_keras_model, self.config.epochs,
                       self.config.seed)
-        return load_keras_model(path)
+        return load_keras_model(path, trust=self.config.trust_model)
 
     def _train_qat(self, prepared_model):
         weights = self.run.qat_weights
+        for layer in prepared_model.layers:  # QAT fine-tunes the whole model
+            layer.trainable = True
         with self.dist.scope():
             wrapped = quantize(prepared_model)
         self.float_layers = wrapped.float_layers
@@ -241,12 +260,23 @@ class _Training:
                                              self.config.seed)
         models = {k: m for k, m in ((PTQ_INT8, prepared_model), (QAT_INT8, qat_model))
                   if m is not None}
+        # a model tflmp did not build converts in a child process: a converter crash
+        # on it ends that process only
         candidates = {}
         with Progress(len(models), "converting to int8 TFLite", summary_after=2.0) as progress:
-            for key, model in models.items():
-                candidates[key] = to_int8_tflite(model, calibration)
-                write_bytes(self.run.candidate(key), candidates[key])
-                progress.update(len(candidates))
+            if parse_model(self.config.model).kind != "zoo":
+                jobs = [ConversionJob(self.run.float_model, prepare=key == PTQ_INT8,
+                                      qat_weights=self.run.qat_weights if key == QAT_INT8
+                                      else None, trust=self.config.trust_model)
+                        for key in models]
+                candidates = dict(zip(models, convert_contained(jobs, calibration)))
+            else:
+                for key, model in models.items():
+                    candidates[key] = to_int8_tflite(model, calibration)
+                    progress.update(len(candidates))
+            for key, flatbuffer in candidates.items():
+                write_bytes(self.run.candidate(key), flatbuffer)
+            progress.update(len(candidates))
         log.info("converted to int8: %s", ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
                                                     for k, v in candidates.items()))
         return candidates
@@ -274,8 +304,9 @@ class _Training:
         """The candidate with the better validation metric in TFLM (never the test set);
         a tie goes to QAT."""
         key = f"val_{self.task.metric}"
-        selected = max(candidates, key=lambda k: (scores[k][key], k == QAT_INT8))
-        why = (f"{selected} has the higher validation {self.task.metric} in TFLM: "
+        selected = max(candidates, key=lambda k: (self.task.rank(scores[k][key]), k == QAT_INT8))
+        better = "higher" if self.task.higher_is_better else "lower"
+        why = (f"{selected} has the {better} validation {self.task.metric} in TFLM: "
                + ", ".join(f"{k} {scores[k][key]:.4f}" for k in candidates)
                + " (ties go to QAT)")
         return selected, why
@@ -286,7 +317,7 @@ class _Training:
         profile = device_profile(info, arenas[selected].bytes)
         io = info.to_dict()
         model = ModelFacts(
-            name=self.config.model, params=int(float_model.count_params()),
+            name=self.config.model_name, params=int(float_model.count_params()),
             tflite_bytes=info.size, sha256=info.sha256, arena_bytes=arenas[selected].bytes,
             arena_basis=arenas[selected].basis, arena_32bit=estimate(info).to_dict(),
             ops=info.op_names, input=io["inputs"][0], output=io["outputs"][0],
@@ -296,7 +327,7 @@ class _Training:
         return RunRecord(
             run_dir=str(self.run.path), task=self.task.name, dataset=self.dataset.summary(),
             scores=scores, selected=selected, selection=selection,
-            ledger=Ledger.of(self.task.metric, scores),
+            ledger=Ledger.of(self.task, scores),
             int8_preparation=Int8Preparation(list(prepared.changes), list(self.float_layers)),
             model=model,
             training=TrainingFacts(self.batch, self.config.optimizer, self.config.lr, phases),

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..data import DataSpec, Preprocessing, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.arena import ArenaEstimate, estimate
-from ..models import task_of
+from ..models import task_for
 from ..progress import Progress
 from ..quantize.int8 import quantization_error
 from ..quantize.qat import load_qat
@@ -99,7 +99,7 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     if preprocessing is not None:
         ds = dataclasses.replace(ds, preprocessing=Preprocessing.load(preprocessing))
     x, y = ds.inputs(split)
-    task = get_task(task_of(run.config.model)) if run is not None else CLASSIFICATION
+    task = get_task(task_for(run.config)) if run is not None else CLASSIFICATION
     result = evaluate(model, task, {split: (x, y)}, ds.preprocessing.num_classes, info=info,
                       workers=workers, label=f"TFLM {split}")
     out = VerifyResult(src.model_path, info.sha256, info.size, ds.name, split, int(len(y)),

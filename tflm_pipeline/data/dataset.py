@@ -30,13 +30,17 @@ class Dataset:
     y_test: np.ndarray
     preprocessing: Preprocessing
     notes: list[str] = field(default_factory=list)
+    task: str | None = None  # the task the data implies (regression targets), else None
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Raw samples and integer labels of ``split`` (train/val/test)."""
-        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}").astype(np.int64)
+        """Raw samples and labels of ``split`` (train/val/test): integer class indices,
+        or float32 targets for regression data."""
+        y = getattr(self, f"y_{split}")
+        y = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
+        return getattr(self, f"x_{split}"), y
 
     def inputs(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed float inputs and integer labels of ``split`` (train/val/test)."""
+        """Preprocessed float inputs and labels of ``split`` (train/val/test)."""
         x, y = self.raw(split)
         return self.preprocessing.apply(x), y
 

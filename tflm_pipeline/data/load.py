@@ -16,27 +16,38 @@ from .image_folder import load_image_spec
 from .npz import load_npz_spec
 from .sensor_csv import load_csv_spec
 from .spec import BUILTIN_DATASETS, DataSpec
+from .ts_file import is_ts_dataset, load_ts_spec, task_of_ts
 from .wav_folder import load_wav_spec
 
 _LOADERS: dict[str, Callable[[DataSpec], Dataset]] = {
     "builtin": load_builtin, "csv": load_csv_spec, "wav": load_wav_spec,
-    "image": load_image_spec, "npz": load_npz_spec}
+    "image": load_image_spec, "npz": load_npz_spec, "ts": load_ts_spec}
 
 
 def kind_of(spec: DataSpec) -> str:
-    """Which loader reads ``spec``: builtin, csv, wav, image or npz."""
+    """Which loader reads ``spec``: builtin, csv, ts, wav, image or npz."""
     path = spec.path
     if spec.dataset in BUILTIN_DATASETS:
         return "builtin"
     if path.suffix.lower() == ".csv":
         return "csv"
+    if is_ts_dataset(path):
+        return "ts"
     if path.is_dir():
         return folder_kind(path)
     if spec.dataset.endswith(".npz") or path.is_file():
         return "npz"
     raise TflmpError(f"unknown dataset '{spec.dataset}': use one of "
-                     f"{', '.join(BUILTIN_DATASETS)}, an .npz or .csv file, or a folder of "
-                     "class folders (images or .wav)")
+                     f"{', '.join(BUILTIN_DATASETS)}, an .npz, .csv or .ts file, a folder of "
+                     ".ts files, or a folder of class folders (images or .wav)")
+
+
+def task_hint(spec: DataSpec) -> str | None:
+    """The task the data implies, from file headers alone: 'regression' for .ts files
+    with regression targets, else None (the model decides)."""
+    if kind_of(spec) == "ts" and task_of_ts(spec.path) == "regression":
+        return "regression"
+    return None
 
 
 def load_dataset(dataset: str | DataSpec, data_dir=None, **options) -> Dataset:

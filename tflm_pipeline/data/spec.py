@@ -76,14 +76,18 @@ class DataSpec:
         elif path.suffix.lower() == ".npz":
             if not path.is_file():
                 raise TflmpError(f"dataset file {path} does not exist")
+        elif path.suffix.lower() == ".ts" or (path.is_dir() and any(path.glob("*_TRAIN.ts"))):
+            if not path.exists():
+                raise TflmpError(f".ts file {path} does not exist")
         elif path.is_dir():
             if folder_kind(path) == "image" and not self.image_size:
                 raise TflmpError(f"{path} is a folder of images: give the model input size "
                                  "with --image-size HEIGHTxWIDTH")
         elif not path.exists():
             raise TflmpError(f"unknown dataset '{self.dataset}': use one of "
-                             f"{', '.join(BUILTIN_DATASETS)}, an .npz or .csv file, or a folder "
-                             "of class folders (images or .wav)")
+                             f"{', '.join(BUILTIN_DATASETS)}, an .npz, .csv or .ts file, a "
+                             "folder of .ts files, or a folder of class folders (images or "
+                             ".wav)")
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:

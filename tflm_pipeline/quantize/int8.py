@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
+import tempfile
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +37,38 @@ def representative_samples(x: np.ndarray, count: int = DEFAULT_CALIBRATION_SAMPL
     return np.asarray(x[np.sort(idx)], np.float32)
 
 
+# Recurrent layers the TFLite converter lowers to a WHILE loop over TensorLists: it
+# crashes on them (GRU, SimpleRNN: a segfault) or emits ops TFLM lacks.  LSTM converts to
+# UNIDIRECTIONAL_SEQUENCE_LSTM; an unrolled GRU/SimpleRNN to plain ops.
+_LOOPING = {"GRU": "GRU(..., unroll=True) or an LSTM",
+            "SimpleRNN": "SimpleRNN(..., unroll=True) or an LSTM",
+            "RNN": "LSTM, or the RNN with unroll=True",
+            "ConvLSTM1D": "Conv1D layers with an LSTM", "ConvLSTM2D": "Conv2D layers with an LSTM",
+            "ConvLSTM3D": "Conv3D layers with an LSTM"}
+
+
+def check_convertible(model) -> None:
+    """A one-line error, before any conversion or training, for layers that cannot reach
+    TFLM: recurrent layers that lower to a WHILE loop (naming the layer, the reason and
+    what converts instead)."""
+    for layer in _all_layers(model):
+        kind = type(layer).__name__
+        inner = layer.layer if kind == "Bidirectional" else layer
+        inner_kind = type(inner).__name__
+        if inner_kind in _LOOPING and not inner.get_config().get("unroll", False):
+            raise TflmpError(
+                f"layer '{layer.name}' ({kind}) converts to a WHILE loop over TensorLists, "
+                f"which the TFLite converter crashes on and TFLM does not run; use "
+                f"{_LOOPING[inner_kind]}")
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _all_layers(layer)
+
+
 def to_int8_tflite(model, calibration: np.ndarray, *, per_channel_dense: bool = True) -> bytes:
     """Convert ``model`` to a full-int8 flatbuffer calibrated on ``calibration``.
 
@@ -44,6 +82,7 @@ def to_int8_tflite(model, calibration: np.ndarray, *, per_channel_dense: bool = 
     if len(model.inputs) != 1:
         raise TflmpError(f"model '{model.name}' has {len(model.inputs)} inputs; tflmp converts "
                          "single-input models")
+    check_convertible(model)
     converter = _converter(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
@@ -69,6 +108,48 @@ def to_int8_tflite(model, calibration: np.ndarray, *, per_channel_dense: bool = 
     if not per_channel_dense and per_channel_dense_layers(info):
         raise TflmpError(f"conversion of '{model.name}' kept per-channel Dense weights")
     return bytes(flatbuffer)
+
+
+@dataclass(frozen=True)
+class ConversionJob:
+    """One Keras file to convert to int8 in :func:`convert_contained`: as it is, prepared
+    for QAT (``prepare``), or its QAT twin with ``qat_weights``."""
+
+    model_file: Path
+    qat_weights: Path | None = None
+    prepare: bool = False
+    trust: bool = False
+    per_channel_dense: bool = True
+
+
+def convert_contained(jobs: list[ConversionJob], calibration: np.ndarray) -> list[bytes]:
+    """:func:`to_int8_tflite` of each job, run in one child process: the converter can
+    crash on models tflmp did not build, and then only the child dies."""
+    with tempfile.TemporaryDirectory(prefix="tflmp-convert-") as tmp:
+        tmp = Path(tmp)
+        np.save(tmp / "calibration.npy", np.asarray(calibration, np.float32))
+        spec = [{"model": str(j.model_file),
+                 "qat_weights": str(j.qat_weights) if j.qat_weights else None,
+                 "prepare": j.prepare, "trust": j.trust,
+                 "per_channel_dense": j.per_channel_dense,
+                 "calibration": str(tmp / "calibration.npy"), "out": str(tmp / f"{k}.tflite")}
+                for k, j in enumerate(jobs)]
+        (tmp / "jobs.json").write_text(json.dumps(spec))
+        proc = subprocess.run([sys.executable, "-m", "tflm_pipeline.quantize._convert_child",
+                               str(tmp / "jobs.json")], capture_output=True, text=True)
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        name = Path(jobs[0].model_file).name
+        if proc.returncode == 2 and lines:
+            raise TflmpError(lines[-1])
+        if proc.returncode < 0:
+            raise TflmpError(f"the TFLite converter crashed (signal {-proc.returncode}) on "
+                             f"{name}; the crash was contained: the model uses something the "
+                             "converter cannot lower (check its layers)")
+        outs = [Path(s["out"]) for s in spec]
+        if proc.returncode != 0 or not all(o.is_file() for o in outs):
+            raise TflmpError(f"the int8 conversion of {name} failed: "
+                             f"{lines[-1] if lines else f'exit code {proc.returncode}'}")
+        return [o.read_bytes() for o in outs]
 
 
 def quantization_error(keras_model, calibration: np.ndarray, samples: np.ndarray) -> list[dict]:

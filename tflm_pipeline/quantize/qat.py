@@ -38,9 +38,9 @@ def quantize(model) -> QatModel:
     return QatModel(qat_model, float_layers)
 
 
-def load_qat(float_path: Path, weights_path: Path):
+def load_qat(float_path: Path, weights_path: Path, *, trust: bool = False):
     """Rebuild the QAT model of the float model at ``float_path``; load its weights."""
-    prepared = rewrite.prepare(load_keras_model(float_path))
+    prepared = rewrite.prepare(load_keras_model(float_path, trust=trust))
     model = quantize(prepared.model).model
     model.load_weights(weights_path)
     return model

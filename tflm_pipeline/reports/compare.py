@@ -60,11 +60,11 @@ def _ledger(recs: list[RunRecord], heads: list[str]) -> dict:
     keys = list(dict.fromkeys(k for r in recs for k in r.ledger.rows))
     columns, rows = ["model"], [[title(k)] for k in keys]
     for rec, head in zip(recs, heads):
-        columns += [f"{head} {rec.metric}", f"{head} change vs float (pp)"]
+        columns += [f"{head} {rec.metric}", f"{head} change vs float ({rec.ledger.unit})"]
         for key, row in zip(keys, rows):
             entry = rec.ledger.rows.get(key)
             row += [d.metric(entry.value if entry else None),
-                    d.change(entry.change_pp if entry else None)]
+                    d.change(entry.change if entry else None)]
     return d.table(columns, rows, table_id="ledger-table")
 
 

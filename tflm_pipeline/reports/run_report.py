@@ -64,8 +64,8 @@ def facts(rec: RunRecord, rows: list[LayerProfile]) -> list[tuple[str, str]]:
             ("selected int8 model", title(rec.selected)),
             (f"float {metric}", d.metric(rec.ledger.rows["float"].value)),
             (f"int8 {metric} in TFLM", d.metric(chosen.value if chosen else None)),
-            ("change vs float", "—" if chosen is None or chosen.change_pp is None
-             else f"{d.change(chosen.change_pp)} pp"),
+            ("change vs float", "—" if chosen is None or chosen.change is None
+             else f"{d.change(chosen.change)} {rec.ledger.unit}"),
             (".tflite size", d.nbytes(rec.model.tflite_bytes)),
             ("MACs per inference", f"{sum(r.macs for r in rows):,}"),
             ("arena, 32-bit MCU", d.nbytes(rec.model.arena_32bit.get("arena_bytes"))),
@@ -125,21 +125,25 @@ def _training_section(run: RunFolder, rec: RunRecord, config: dict) -> dict:
 
 def _ledger_section(rec: RunRecord, config: dict) -> dict:
     metric = rec.metric
+    unit = rec.ledger.unit
     rows = [[title(key), d.metric(row.value),
-             d.metric(rec.scores.get(key, {}).get(f"val_{metric}")), d.change(row.change_pp),
+             d.metric(rec.scores.get(key, {}).get(f"val_{metric}")), d.change(row.change),
              "selected" if key == rec.selected else ""]
             for key, row in rec.ledger.rows.items()]
     limit = config.get("max_drop")
     return d.section("ledger", "Quantization ledger",
                      d.table(["model", f"test {metric}", f"val {metric}",
-                              "change vs float (pp)", ""], rows, table_id="ledger-table",
+                              f"change vs float ({unit})", ""], rows, table_id="ledger-table",
                              marked=[r[-1] == "selected" for r in rows]),
-                     d.text("Change vs float: positive = better than the float model.")
+                     d.text("Change vs float: positive = better than the float model"
+                            + ("." if unit == "pp" else ", in percent of float's error."))
                      if len(rows) > 1 else None,
                      d.text(f"Selection: {rec.selection}.") if rec.selection else None,
                      None if limit is None else d.text(
                          f"tflmp train fails when the selected int8 model falls more than "
-                         f"--max-drop {limit:g} point{'' if limit == 1 else 's'} below float."))
+                         f"--max-drop {limit:g} "
+                         + (f"point{'' if limit == 1 else 's'} below float." if unit == "pp"
+                            else "% behind float.")))
 
 
 def _confusion_section(run: RunFolder, rec: RunRecord) -> dict | None:
@@ -169,8 +173,20 @@ def _anomaly_section(run: RunFolder, rec: RunRecord) -> dict:
                             "error; AUC of that score against the labels."))
 
 
+def _regression_section(run: RunFolder, rec: RunRecord) -> dict:
+    keys = [k for k in rec.ledger.rows if k in rec.scores]
+    rows = [[title(k), rec.scores[k].get("mae"), rec.scores[k].get("rmse"),
+             rec.scores[k].get("r2"), rec.scores[k].get("n")] for k in keys]
+    return d.section("regression", "Regression (test set)",
+                     d.table(["model", "MAE", "RMSE", "R²", "samples"], rows,
+                             table_id="regression-table"),
+                     d.text("Errors in the target's units; R² is the share of the targets' "
+                            "variance the model explains (1 = perfect)."))
+
+
 # The results section of each task.
-_RESULTS = {"classification": _confusion_section, "autoencoder": _anomaly_section}
+_RESULTS = {"classification": _confusion_section, "autoencoder": _anomaly_section,
+            "regression": _regression_section}
 
 
 def _preparation_section(rec: RunRecord) -> dict:

@@ -26,18 +26,24 @@ def load_keras_model(path: str | Path, *, trust: bool = False):
     unless ``trust`` is given.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise TflmpError(f"Keras model {path} does not exist")
-    if not trust:
+    if path.is_file() and not trust:
         unsafe = _code_layers(_saved_config(path))
         if unsafe:
             raise TflmpError(f"{path} contains layers that run code stored in the file "
                              f"({', '.join(unsafe)}); load it only if you trust its source, "
                              "with --trust-model")
+    from .keras3 import is_keras3, rebuild
+
+    if path.is_file() and is_keras3(path):
+        return rebuild(path)
     _, keras, _ = load()
     try:
+        if path.is_dir():  # a SavedModel folder
+            return keras.models.load_model(path, compile=False)
         return keras.models.load_model(path, compile=False, safe_mode=not trust)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         raise TflmpError(f"cannot load Keras model {path}: {first_line(e)}") from None
 
 
