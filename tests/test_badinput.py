@@ -202,3 +202,23 @@ def test_byte_flips_through_the_cli_are_one_line(tmp_path):
             p = run_cli(*args)
             assert p.returncode in (0, 2) and "Traceback" not in p.stderr, p.stderr
             assert p.returncode == 0 or p.stderr.strip().count("\n") == 0, p.stderr
+
+
+
+def test_data_that_does_not_fit_the_model_is_refused_before_tflm(tmp_path):
+    """Found by bench/byte_flip_sweep.py: the data's shape was checked after the arena
+    search, so a model with a huge input said "TFLM cannot run this model" instead of
+    naming the mismatch (or paid for the search first)."""
+    from conftest import run_cli
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from tflm_pipeline.tflite.tensor_names import repack
+
+    person = shared("models", "person_detect.tflite").read_bytes()
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAs(person, 0))
+    graph = m.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shape = np.array([1, 40000, 40000, 1], np.int32)
+    (tmp_path / "huge_input.tflite").write_bytes(repack(m, len(person)))
+    np.savez(tmp_path / "small.npz", x=np.zeros((40, 8, 8, 1), np.uint8), y=np.arange(40) % 2)
+    p = run_cli("verify", tmp_path / "huge_input.tflite", "--dataset", tmp_path / "small.npz")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "expects inputs of shape [40000, 40000, 1] but the data gives [8, 8, 1]" in p.stderr

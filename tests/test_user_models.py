@@ -65,8 +65,9 @@ def test_python_builder_then_fine_tuned_h5_with_a_new_head(tmp_path):
     assert "new head 'head_new' (3 outputs) in place of 'head' (10)" in p.stdout
     assert "1 of 8 layers frozen" in p.stdout
     assert report["dataset"]["classes"] == 3
+    assert report["model"]["name"] == "cnn_bn"  # the run's model, not its "float_best.h5"
     assert report["metrics"][report["metrics"]["selected"]]["accuracy"] > 0.9
-    _firmware_compiles(tuned, tmp_path, "arduino-nano33ble")
+    assert _firmware_compiles(tuned, tmp_path, "arduino-nano33ble").name == "cnn_bn"
 
 
 @pytest.mark.slow

@@ -269,7 +269,9 @@ class ModelSource:
     @property
     def default_name(self) -> str:
         """The name generated C is given without ``--name``: the run's model, or the file's."""
-        return self.run.config.model_name if self.run else self.model_path.stem
+        if self.run is None:
+            return self.model_path.stem
+        return self.run.record().model.name if self.run.has_record else self.run.config.model_name
 
     @property
     def preprocessing(self) -> Preprocessing | None:

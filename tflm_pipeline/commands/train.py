@@ -317,7 +317,7 @@ class _Training:
         profile = device_profile(info, arenas[selected].bytes)
         io = info.to_dict()
         model = ModelFacts(
-            name=self.config.model_name, params=int(float_model.count_params()),
+            name=parse_model(self.config.model).name, params=int(float_model.count_params()),
             tflite_bytes=info.size, sha256=info.sha256, arena_bytes=arenas[selected].bytes,
             arena_basis=arenas[selected].basis, arena_32bit=estimate(info).to_dict(),
             ops=info.op_names, input=io["inputs"][0], output=io["outputs"][0],

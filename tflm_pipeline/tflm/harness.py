@@ -36,13 +36,13 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
     """The task's metrics of ``model`` in TFLM on each split of float inputs.
 
     All splits run in one pass over the CPU cores; the smallest working arena is
-    measured first.
+    measured first, after the model and the data are checked against each other.
     """
     info = info or read_model(model)
     check_model_for(info, task, num_classes)
-    arena = find_arena_size(model, info=info)
     x_all = np.concatenate([x for x, _ in splits.values()])
     check_input_shape(info, x_all.shape[1:])
+    arena = find_arena_size(model, info=info)
     x_all = x_all.reshape((-1, *info.inputs[0].shape[1:]))
     out = run(model, quantize(x_all, info.inputs[0]), info=info, arena_size=arena.bytes,
               workers=workers, label=label)[0]

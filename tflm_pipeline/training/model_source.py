@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import model_name
 from ..errors import TflmpError, first_line
+from ..runs import RunFolder
 from ..tf_env import load
 from .keras_io import KERAS_SUFFIXES, load_keras_model
 
@@ -38,7 +39,14 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        """A short name for run folders and generated C."""
+        """A short name for run folders and generated C; a run's own checkpoint
+        (``runs/kws/float_best.h5``) keeps that run's model name, not ``float_best``."""
+        run = RunFolder.at(Path(self.path).parent) if self.kind == "keras" else None
+        if run is not None and Path(self.path).name == RunFolder.FLOAT_MODEL:
+            try:
+                return parse_model(run.config.model).name
+            except TflmpError:  # the run's own model has moved: the file's name will do
+                pass
         return model_name(self.text)
 
     @property
