@@ -2,7 +2,8 @@
 0 or one `tflmp: error:` line with exit 2; never a traceback, never a signal.
 
     python bench/byte_flip_sweep.py --model ../shared/models/person_detect.tflite \\
-        --positions 200 [--dataset D.npz] [--commands convert,profile,verify] [--fresh]
+        --positions 200 [--dataset D.npz] [--commands convert,profile,verify,firmware]
+        [--fresh]
 
 Each command line runs through ``tflm_pipeline.cli.main`` in a long-lived worker process
 (what ``tflmp`` runs, without paying Python and import start-up per mutant); a worker
@@ -12,16 +13,17 @@ that dies is a signal, and the next command gets a new one.  ``--fresh`` starts 
 Positions are spread evenly over the flatbuffer's structure (everything outside the
 weight payloads: tables, vectors, offsets, shapes, quantization) and over the payloads.
 Each position is changed by XOR 0x01, 0x10, 0x80 and 0xFF.  Results go to
-bench/results/byte_flip_<model>.json.
+bench/results/byte_flip_<model>.json (``_<commands>`` added for a subset).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
-import collections
 import json
+import select
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DELTAS = (0x01, 0x10, 0x80, 0xFF)
+ALL_COMMANDS = "convert,profile,verify,firmware"
+TIMEOUT = 600  # seconds one command may take before it counts as a hang
 
 
 def positions(model: bytes, count: int) -> list[int]:
@@ -87,6 +91,11 @@ class Worker:
                                          stderr=subprocess.PIPE)
         self.proc.stdin.write(json.dumps(argv) + "\n")
         self.proc.stdin.flush()
+        if not select.select([self.proc.stdout], [], [], TIMEOUT)[0]:  # a hang
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            return -1, f"no answer in {TIMEOUT} s"
         answer = self.proc.stdout.readline()
         if not answer:  # the worker died: report how
             code = self.proc.wait()
@@ -98,8 +107,11 @@ class Worker:
 
 
 def fresh(argv: list[str]) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", *argv],
-                       capture_output=True, text=True, timeout=600)
+    try:
+        p = subprocess.run([sys.executable, "-m", "tflm_pipeline.cli", *argv],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return -1, f"no answer in {TIMEOUT} s"
     return p.returncode, p.stderr
 
 
@@ -110,7 +122,7 @@ def main():
     ap.add_argument("--model", required=True, type=Path)
     ap.add_argument("--positions", type=int, default=200)
     ap.add_argument("--dataset", help="data for verify (default: digits)")
-    ap.add_argument("--commands", default="convert,profile,verify")
+    ap.add_argument("--commands", default=ALL_COMMANDS)
     ap.add_argument("--fresh", action="store_true", help="a new tflmp process per command")
     args = ap.parse_args()
     model = args.model.read_bytes()
@@ -130,6 +142,8 @@ def main():
                 for command in commands:
                     argv = {"convert": ["convert", mutant, "--c-array", "--out", tmp / "c"],
                             "profile": ["profile", mutant],
+                            "firmware": ["firmware", mutant, "--target", "esp32", "--out",
+                                         tmp / "fw"],
                             "verify": ["verify", mutant, "--workers", "1", "--dataset",
                                        args.dataset or "digits"]}[command]
                     code, stderr = run([str(a) for a in argv])
@@ -151,7 +165,8 @@ def main():
               "outcomes": dict(sorted(outcomes.items())), "failures": failures,
               "seconds": round(time.monotonic() - t0)}
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"byte_flip_{args.model.stem}.json").write_text(
+    suffix = "" if args.commands == ALL_COMMANDS else "_" + "_".join(commands)
+    (HERE / "results" / f"byte_flip_{args.model.stem}{suffix}.json").write_text(
         json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "failures"}, indent=2))
     print(f"{len(failures)} broken runs")

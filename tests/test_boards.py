@@ -114,3 +114,23 @@ def test_bad_boards_file_is_one_clear_error(tmp_path, text, problem):
     user.write_text(text)
     p = run_cli("profile", shared("models", "hello_world_int8.tflite"), "--boards-file", user)
     assert p.returncode == 2 and problem in p.stderr and "Traceback" not in p.stderr
+
+
+def test_every_no_in_the_fit_table_says_why_with_the_arena_it_counts(tmp_path):
+    # RAM and flash both inside the limits, the arena larger than the heap's largest block
+    user = tmp_path / "boards.yaml"
+    user.write_text("boards:\n  split-heap:\n    title: a heap in regions\n    mcu: x\n"
+                    "    core: cortex-m4\n    clock_mhz: 48\n    ram_bytes: 1048576\n"
+                    "    flash_bytes: 4194304\n    reserved_ram_bytes: 4096\n"
+                    "    reserved_flash_bytes: 16384\n    largest_block_bytes: 50000\n"
+                    "    stack_bytes: 4096\n    kernels: cortex-m4/reference\n"
+                    "    tflm_release: tflm-2026\n    targets: []\n")
+    p = run_cli("profile", shared("models", PERSON), "--boards-file", user, "--out",
+                tmp_path / "p.json")
+    assert p.returncode == 0, p.stderr
+    rows = {r["board"]: r for r in json.loads((tmp_path / "p.json").read_text())["boards"]}
+    arena = rows["split-heap"]["arena_bytes"]
+    assert rows["split-heap"]["reasons"] == [f"arena {arena:,} B > largest heap block 50,000 B"]
+    assert all(r["reasons"] == [] for r in rows.values() if r["fits"])
+    row = next(line for line in p.stdout.splitlines() if line.startswith("split-heap"))
+    assert " NO " in row and f"{arena:,}" in row and "largest heap block 50,000 B" in row

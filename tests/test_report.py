@@ -85,8 +85,12 @@ def test_train_writes_the_reports_with_profile_and_board_fit(digits_run):
     assert ["lower bound (no planner needs less)", f"{memory['lower_bound_bytes']:,} B"] in \
         tables["profile-table"]
     assert not any("_" in row[0] for row in tables["profile-table"])
-    assert tables["board-fit-table"][0] == ["board", "fits", "RAM needed",
-                                            "flash: model + TFLM code", "latency (ms)"]
+    assert tables["board-fit-table"][0] == ["board", "fits", "arena (TFLM release)",
+                                            "RAM needed", "flash: model + TFLM code",
+                                            "latency (ms)"]
+    nano = next(r for r in rep["board_fit"] if r["board"] == "arduino-nano33ble")
+    assert [f"{nano['arena_bytes']:,} B (chirale-2.0.0-cmsis-nn)"] == [
+        row[2] for row in tables["board-fit-table"] if row[0] == "arduino-nano33ble"]
     assert "# lenet on digits" in (run / "report.md").read_text()
 
 
@@ -154,7 +158,12 @@ def test_optional_sections_appear_with_their_data(rendered, tmp_path):
                               {"layer": "fc1", "op": "FULLY_CONNECTED", "rmse_over_scale": 0.77}]
     rep["board_fit"] = [{"board": "arduino-nano33ble", "fits": True, "ram_needed": 250_000,
                          "ram": 262_144, "flash_needed": 400_000, "flash": 1_048_576,
-                         "latency_ms": "12-17"}]
+                         "latency_ms": "12-17", "arena_bytes": 200_000,
+                         "tflm_release": "chirale-2.0.0-cmsis-nn", "reasons": []},
+                        {"board": "esp32", "fits": False, "ram_needed": 450_000, "ram": 532_480,
+                         "flash_needed": 3_500_000, "flash": 4_194_304, "latency_ms": "9-20",
+                         "arena_bytes": 200_000, "tflm_release": "esp-tflite-micro-xtensa",
+                         "reasons": ["arena 200,000 B > largest heap block 113,792 B"]}]
     (run / "report.json").write_text(json.dumps(rep))
     project = firmware(run, "esp32").project
 
@@ -164,8 +173,10 @@ def test_optional_sections_appear_with_their_data(rendered, tmp_path):
                                                "0.0004", "0.875"]
     board = tables["board-fit-table"]
     framework = 152_064  # the Nano 33 BLE's bootloader and mbed core (boards.yaml)
-    assert board[1] == ["arduino-nano33ble", "yes", "250,000 of 262,144 B",
+    assert board[1] == ["arduino-nano33ble", "yes", "200,000 B (chirale-2.0.0-cmsis-nn)",
+                        "250,000 of 262,144 B",
                         f"{400_000 - framework:,} of {1_048_576 - framework:,} B", "12-17"]
+    assert board[2][1] == "NO: arena 200,000 B > largest heap block 113,792 B"
     arena = json.loads((project.out_dir / "tflmp_project.json").read_text())["arena"]
     assert tables["firmware-table"][1][:4] == ["esp32", "firmware/esp32",
                                               f"{arena['arena_bytes']:,} B", arena["tree"]]

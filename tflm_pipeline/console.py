@@ -204,12 +204,16 @@ def profile_result(p) -> None:
                f"{m.arena_host_bytes:,} B")
     click.echo(f"flash: model {f.model_bytes:,} B + TFLM code ~{f.code_bytes:,} B "
                f"({f.code_basis})")
-    _table(["board", "fits", "RAM needed", "flash: model + TFLM code", "latency ms"],
-           [[b.board.name, "yes" if b.fit.fits else "NO",
-             f"{sum(b.fit.ram.values()):,} of {b.board.ram_bytes:,}",
+    why = any(not b.fit.fits for b in p.boards)
+    _table(["board", "fits", "arena", "TFLM release", "RAM needed",
+            "flash: model + TFLM code", "latency ms"] + (["why not"] if why else []),
+           [[b.board.name, "yes" if b.fit.fits else "NO", f"{b.arena_bytes:,}",
+             b.board.tflm_release, f"{sum(b.fit.ram.values()):,} of {b.board.ram_bytes:,}",
              f"{b.model_flash_bytes:,} of {b.flash_room_bytes:,}", b.latency.text]
-            for b in p.boards])
-    click.echo("  (flash: of what the bootloader, other partitions and the framework leave)")
+            + (["; ".join(b.fit.reasons)] if why else []) for b in p.boards],
+           right={2, 4, 5, 6})
+    click.echo("  (arena: 32-bit, for the TFLM release the board links, in RAM needed; flash: of "
+               "what the bootloader, other partitions and the framework leave)")
     if p.board is not None:
         b = p.board
         click.echo(b.fit.message)

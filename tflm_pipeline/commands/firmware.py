@@ -21,7 +21,7 @@ from ..codegen.golden import GoldenVectors
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
-from ..mcu.build_check import CheckResult, check_project
+from ..mcu.build_check import CheckResult, check_project, find_tree
 from ..mcu.targets import get_target
 from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
@@ -71,6 +71,11 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     if check and not tflm_dir:
         raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
                          "your Arduino TFLM library, or esp-tflite-micro)")
+    if tflm_dir and not check:
+        raise TflmpError("--tflm-dir is the tree --check builds against; add --check, or drop "
+                         "--tflm-dir")
+    if check:
+        find_tree(Path(tflm_dir))  # a tree it cannot build is refused before writing anything
     t = get_target(target)
     src = resolve(source)
     run = src.run

@@ -61,10 +61,11 @@ class FitResult:
     psram: dict  # name -> bytes in PSRAM
     flash: dict  # name -> bytes in flash
     message: str  # one line with the numbers
+    reasons: tuple[str, ...] = ()  # why it does not fit, short (empty when it fits)
 
     def to_dict(self) -> dict:
         return {"board": self.board, "fits": self.fits, "ram": self.ram, "psram": self.psram,
-                "flash": self.flash, "message": self.message}
+                "flash": self.flash, "message": self.message, "reasons": list(self.reasons)}
 
 
 _KERNEL_FIELDS = {"title": str, "cycles_per_mac": "range", "cycles_per_element": "range",
@@ -265,8 +266,16 @@ def board_fit(info: ModelInfo, board: Board, arena_bytes: int, model_bytes: int,
                         f"({block:,} B)")
     fits = not over and not block_short
     verdict = "fits" if fits else "does not fit"
+    reasons = []
+    if block_short:
+        reasons.append(f"arena {arena_bytes:,} B > largest heap block {block:,} B")
+    if sum(ram.values()) > board.ram_bytes:
+        reasons.append(f"RAM {sum(ram.values()) - board.ram_bytes:,} B over"
+                       + (" (arena larger than PSRAM)" if board.arena_in_psram else ""))
+    if sum(flash.values()) > board.flash_bytes:
+        reasons.append(f"flash {sum(flash.values()) - board.flash_bytes:,} B over")
     return FitResult(board.name, fits, ram, psram, flash,
-                     f"{verdict} {board.name}: {'; '.join(lines)}")
+                     f"{verdict} {board.name}: {'; '.join(lines)}", tuple(reasons))
 
 
 def fit_model(info: ModelInfo, board: Board) -> FitResult:

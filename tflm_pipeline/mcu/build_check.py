@@ -6,8 +6,9 @@ under QEMU.
 The tree is compiled the way its board build compiles it: an Arduino library's
 optimized kernels (CMSIS-NN) replace the reference ones, other trees use the reference
 kernels (ESP-NN needs the Xtensa toolchain and cannot be built here).  The static
-library is cached per tree, compiler and flags (``~/.cache/tflmp/tflm``), since a full
-Cortex-M4 build takes minutes on two cores.  TFLM source is never part of tflmp.
+library is cached per tree content (sources and headers), compiler and flags
+(``~/.cache/tflmp/tflm``), since a full Cortex-M4 build takes minutes on two cores.
+TFLM source is never part of tflmp.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def compile_board_main(project: Path, target_name: str, code_dir: Path) -> Check
 
 def find_tree(path: Path) -> Tree:
     """Locate the sources of a TFLM tree (upstream, esp-tflite-micro, Arduino library)."""
+    path = Path(path).resolve()  # one tree, however it is typed
     candidates = [path, path / "src"]
     root = next((c for c in candidates
                  if (c / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file()), None)
@@ -174,10 +176,7 @@ def find_tree(path: Path) -> Tree:
     for sub in ("signal/micro/kernels", "signal/src"):  # the Signal library's audio ops
         sources += _walk(root / sub)
     includes = [root]
-    third = root / "third_party"
-    if not (third / "flatbuffers" / "include").is_dir():
-        raise TflmpError(f"{path} lacks third_party/flatbuffers (run its download step, or use "
-                         "a self-contained tree such as esp-tflite-micro or an Arduino library)")
+    third = _third_party(path, root, micro)
     for sub in ("flatbuffers/include", "gemmlowp", "ruy", "kissfft", "cmsis_nn",
                 "cmsis_nn/Include", "cmsis/CMSIS/Core/Include", "cmsis"):
         if (third / sub).is_dir():
@@ -199,6 +198,24 @@ def find_tree(path: Path) -> Tree:
     # unset there (full-size TfLiteTensor); ESP-IDF and arduino-esp32 define it.
     defines = ["-DARDUINO"] if arduino else ["-DTF_LITE_STATIC_MEMORY"]
     return Tree(root, sorted(set(sources)), includes, defines, kernel_note, debug_log)
+
+
+def _third_party(path: Path, root: Path, micro: Path) -> Path:
+    """The folder holding flatbuffers and the other libraries TFLM includes: a
+    self-contained tree's ``third_party/``, or what upstream's Makefile downloaded."""
+    for third in (root / "third_party", micro / "tools" / "make" / "downloads"):
+        if (third / "flatbuffers" / "include").is_dir():
+            return third
+    if (micro / "tools" / "make" / "Makefile").is_file():  # an upstream tflite-micro clone
+        raise TflmpError(
+            f"{path} is a tflite-micro clone without its third-party libraries; in it run "
+            "'make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads', or "
+            "export a self-contained tree with 'python3 tensorflow/lite/micro/tools/"
+            "project_generation/create_tflm_tree.py OUT' and pass OUT (either fetches "
+            "flatbuffers and the other libraries once, from the internet)")
+    raise TflmpError(f"{path} lacks third_party/flatbuffers/include; pass a self-contained "
+                     "TFLM tree (esp-tflite-micro, an Arduino TFLM library's src/, or one "
+                     "made by tflite-micro's create_tflm_tree.py)")
 
 
 def _walk(top: Path) -> list[Path]:
@@ -243,19 +260,30 @@ def _flags(tool: _Toolchain, tree: Tree, c: bool) -> list[str]:
             + [f"-I{p}" for p in tree.includes])
 
 
+def tree_digest(tree: Tree) -> str:
+    """What the library is built from: every source and header of the tree, by its path
+    inside the tree and its content (not where the tree lies or how it was typed)."""
+    files = set(tree.sources)
+    for top in tree.includes:  # the root, and third-party folders (maybe under tools/)
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+            files.update(Path(dirpath) / f for f in filenames
+                         if f.endswith((".h", ".hpp", ".inc")))
+    digest = hashlib.sha256()
+    for p in sorted(files):
+        digest.update(str(p.relative_to(tree.root)).encode() + b"\0")
+        digest.update(hashlib.sha256(p.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
-    """Compile the tree into a static library once per tree, compiler and flags."""
+    """Compile the tree into a static library once per tree content, compiler and flags."""
     key = hashlib.sha256()
-    key.update(" ".join(_flags(tool, tree, False) + [tool.version()]).encode())
-    stamps = hashlib.sha256()
-    for p in tree.sources:
-        key.update(str(p).encode())
-        st = p.stat()
-        stamps.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    flags = [f.replace(str(tree.root), "<tree>") for f in _flags(tool, tree, False)]
+    key.update(" ".join(flags + [tool.version(), tree_digest(tree)]).encode())
     out = cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
     lib = out / "libtflm.a"
-    stamp = out / "sources.sha256"
-    if lib.is_file() and stamp.is_file() and stamp.read_text() == stamps.hexdigest():
+    if lib.is_file():
         return lib
     obj = out / "obj"
     obj.mkdir(parents=True, exist_ok=True)
@@ -294,7 +322,6 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
     tmp_lib.unlink(missing_ok=True)
     _run([tool.ar, "rcs", str(tmp_lib), *objects], f"archiving TFLM for {tool.name}")
     os.replace(tmp_lib, lib)
-    stamp.write_text(stamps.hexdigest())
     return lib
 
 

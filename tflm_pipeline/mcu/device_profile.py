@@ -69,6 +69,11 @@ class BoardRow:
     latency: Band
 
     @property
+    def arena_bytes(self) -> int:
+        """The 32-bit arena this row's fit counts (for the TFLM release the board links)."""
+        return self.fit.ram.get("arena") or self.fit.psram.get("arena", 0)
+
+    @property
     def model_flash_bytes(self) -> int:
         """Flash the model and TFLM's code take."""
         return self.fit.flash["model"] + self.fit.flash["TFLM code"]
@@ -79,7 +84,8 @@ class BoardRow:
         return self.board.flash_bytes - self.board.reserved_flash_bytes
 
     def to_dict(self) -> dict:
-        return {"board": self.board.name, "fits": self.fit.fits,
+        return {"board": self.board.name, "fits": self.fit.fits, "reasons": list(self.fit.reasons),
+                "arena_bytes": self.arena_bytes, "tflm_release": self.board.tflm_release,
                 "ram_needed": sum(self.fit.ram.values()), "ram": self.board.ram_bytes,
                 "flash_needed": sum(self.fit.flash.values()), "flash": self.board.flash_bytes,
                 "latency_ms": self.latency.text}

@@ -291,13 +291,19 @@ def board_fit_section(rows: list[dict]) -> dict:
             flash = (f"{r['flash_needed'] - framework:,} of {b.flash_bytes - framework:,} B")
         else:
             flash = f"{r.get('flash_needed', 0):,} of {r.get('flash', 0):,} B"
-        body.append([r.get("board"), "yes" if r.get("fits") else "NO",
+        why = "; ".join(r.get("reasons", []))
+        verdict = "yes" if r.get("fits") else f"NO: {why}" if why else "NO"
+        arena = f"{r['arena_bytes']:,} B ({r['tflm_release']})" if "arena_bytes" in r else "—"
+        body.append([r.get("board"), verdict, arena,
                      f"{r.get('ram_needed', 0):,} of {r.get('ram', 0):,} B", flash,
                      r.get("latency_ms")])
     return d.section("board-fit", "Board fit",
-                     d.table(["board", "fits", "RAM needed", "flash: model + TFLM code",
-                              "latency (ms)"], body, table_id="board-fit-table"),
-                     d.text("RAM: arena, input buffer, stack and what the framework takes, "
+                     d.table(["board", "fits", "arena (TFLM release)", "RAM needed",
+                              "flash: model + TFLM code", "latency (ms)"], body,
+                             table_id="board-fit-table"),
+                     d.text("Arena: the 32-bit arena for the TFLM release the board links "
+                            "(part of RAM needed). RAM: arena, input buffer, stack and what "
+                            "the framework takes, "
                             "of the board's RAM. Flash: the model and TFLM's code for its "
                             "ops, of what the bootloader, other partitions and the core "
                             "leave. Latency: MACs x cycles per MAC of the board's kernels "
