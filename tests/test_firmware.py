@@ -85,6 +85,23 @@ def test_project_files_resolver_arena_and_golden(projects, target):
     assert t.tflm_library.split()[0] in readme and "USER HOOK" in readme
 
 
+def test_each_target_names_and_sizes_the_tflm_it_links(projects):
+    # the esp-idf project pins one component release; its resolver, arena and comment
+    # are of that release, and the Arduino core's are of the 2023 TFLM it bundles
+    idf = projects["esp-idf"].out_dir / "main"
+    pinned = re.search(r'version: "==([0-9.]+)"', (idf / "idf_component.yml").read_text())
+    resolver = (idf / "lenet_op_resolver.h").read_text()
+    assert pinned and f"esp-tflite-micro {pinned.group(1)}" in resolver
+    assert "1.2.0" not in resolver and "arduino-esp32" not in resolver
+    arduino = (projects["esp32"].out_dir / "lenet_op_resolver.h").read_text()
+    assert "esp-tflite-micro v1.2.0" in arduino and "arduino-esp32 3.0" in arduino
+    arenas = {t: json.loads((projects[t].out_dir / "tflmp_project.json").read_text())["arena"]
+              for t in ("esp-idf", "esp32")}
+    assert arenas["esp-idf"]["profile"] == "esp-tflite-micro-1.4-xtensa"
+    assert arenas["esp32"]["profile"] == "esp-tflite-micro-1.2-xtensa"
+    assert "1.4.0" in arenas["esp-idf"]["tree"] and "1.2.0" in arenas["esp32"]["tree"]
+
+
 @pytest.mark.parametrize("cc", ["g++", "arm-none-eabi-g++"])
 @pytest.mark.parametrize("target", ["arduino-nano33ble", "esp-idf"])
 def test_generated_runner_compiles(projects, tmp_path, cc, target):

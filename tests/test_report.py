@@ -162,7 +162,7 @@ def test_optional_sections_appear_with_their_data(rendered, tmp_path):
                          "tflm_release": "chirale-2.0.0-cmsis-nn", "reasons": []},
                         {"board": "esp32", "fits": False, "ram_needed": 450_000, "ram": 532_480,
                          "flash_needed": 3_500_000, "flash": 4_194_304, "latency_ms": "9-20",
-                         "arena_bytes": 200_000, "tflm_release": "esp-tflite-micro-xtensa",
+                         "arena_bytes": 200_000, "tflm_release": "esp-tflite-micro-1.2-xtensa",
                          "reasons": ["arena 200,000 B > largest heap block 113,792 B"]}]
     (run / "report.json").write_text(json.dumps(rep))
     project = firmware(run, "esp32").project
