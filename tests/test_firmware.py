@@ -118,6 +118,93 @@ def test_generated_runner_compiles(projects, tmp_path, cc, target):
                         str(tmp_path / (src.stem + ".o")), *flags], check=True)
 
 
+# The TFLM half of a self-test run, for the test below: Invoke() answers each golden
+# input with the outputs the TFLM reference interpreter gave for it (the real TFLM runs
+# under `firmware --check`, which needs a TFLM tree CI does not have).
+_FAKE_TFLM = """#include <string.h>
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_log.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+#include "lenet_golden.h"
+#include "lenet_model_settings.h"
+#include "lenet_op_resolver.h"
+static const int8_t kTflmOutputs[LENET_GOLDEN_COUNT][LENET_OUTPUT_BYTES] = {%(outputs)s};
+alignas(16) static uint8_t in_buf[LENET_INPUT_BYTES], out_buf[LENET_OUTPUT_BYTES];
+static TfLiteTensor in_t, out_t;
+namespace tflite {
+uint32_t Model::version() const { return TFLITE_SCHEMA_VERSION; }
+const Model* GetModel(const void* buf) { return static_cast<const Model*>(buf); }
+MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
+TfLiteStatus MicroInterpreter::AllocateTensors() {
+  in_t.data.raw = in_buf;
+  out_t.data.raw = out_buf;
+  return kTfLiteOk;
+}
+TfLiteStatus MicroInterpreter::Invoke() {
+  for (int v = 0; v < LENET_GOLDEN_COUNT; ++v) {
+    if (memcmp(in_buf, lenet_golden_inputs[v], LENET_INPUT_BYTES) == 0) {
+      memcpy(out_buf, kTflmOutputs[v], LENET_OUTPUT_BYTES);
+      return kTfLiteOk;
+    }
+  }
+  return kTfLiteError;
+}
+TfLiteTensor* MicroInterpreter::input(size_t) { return &in_t; }
+TfLiteTensor* MicroInterpreter::output(size_t) { return &out_t; }
+size_t MicroInterpreter::arena_used_bytes() const { return 0; }
+%(methods)s
+template class MicroMutableOpResolver<kLenetOpCount>;
+}  // namespace tflite
+void MicroPrintf(const char*, ...) {}
+"""
+
+
+@pytest.mark.parametrize("target", sorted(targets()))
+def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
+    # every target claims an exact comparison: one output byte off by 1 LSB is a FAIL
+    require_tool("g++")
+    project = projects[target]
+    code = project.out_dir / {"esp-idf": "main", "platformio": "src"}.get(target, "")
+    release = get_release(get_target(target).releases[0])
+    shim = write_shim(tmp_path / "shim", release.op_set)
+    methods = re.findall(r"TfLiteStatus (\w+)\(\);", (
+        shim / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text())
+    golden = (code / "lenet_golden.h").read_text()
+    outputs = np.frombuffer(c_bytes(golden.split("lenet_golden_outputs")[1]), np.int8)
+    fake = tmp_path / "fake_tflm.cc"
+    fake.write_text(_FAKE_TFLM % {
+        "outputs": ", ".join(str(int(v)) for v in outputs),
+        "methods": "\n".join(f"template <unsigned int N> TfLiteStatus "
+                             f"MicroMutableOpResolver<N>::{m}() {{ return kTfLiteOk; }}"
+                             for m in methods)})
+    main = tmp_path / "check_main.cc"
+    main.write_text(render("check/check_main.cc.j2", name="lenet"))
+
+    def self_test(golden_text: str) -> subprocess.CompletedProcess:
+        (tmp_path / "code").mkdir(exist_ok=True)
+        for f in code.glob("lenet_*"):
+            (tmp_path / "code" / f.name).write_bytes(f.read_bytes())
+        (tmp_path / "code" / "lenet_golden.h").write_text(golden_text)
+        exe = tmp_path / "self_test"
+        subprocess.run(["g++", "-std=c++11", "-DTFLMP_CHECK", "-I", str(tmp_path / "code"),
+                        "-I", str(shim), str(main), str(tmp_path / "code" / "lenet_runner.cc"),
+                        str(tmp_path / "code" / "lenet_model_data.cc"), str(fake), "-o",
+                        str(exe)], check=True)
+        return subprocess.run([str(exe)], capture_output=True, text=True)
+
+    ok = self_test(golden)
+    assert ok.returncode == 0 and "self-test PASS (4/4 vectors exact)" in ok.stdout, ok.stdout
+    head, tail = golden.split("lenet_golden_outputs")
+    first = re.search(r"0x([0-9a-f]{2})", tail)
+    byte = int(first.group(1), 16)  # one output byte of vector 0, moved 1 LSB (in int8)
+    off = byte - 1 if byte == 0x7F else (byte + 1) % 256
+    bad = self_test(head + "lenet_golden_outputs" + tail[:first.start()] + f"0x{off:02x}"
+                    + tail[first.end():])
+    assert bad.returncode == 1, bad.stdout
+    assert "golden vector 0 differs (max diff 1 LSB)" in bad.stdout
+    assert "self-test FAIL (1/4 vectors differ, by up to 1 LSB)" in bad.stdout
+
+
 def test_old_tflm_targets_get_per_tensor_dense(digits_ptq_run, tmp_path):
     run = digits_ptq_run
     assert per_channel_dense_layers(read_model(run / "model_int8.tflite"))

@@ -32,11 +32,13 @@ def _tree(root: Path, *, upstream: bool = False) -> Path:
     return root
 
 
-def test_one_build_per_tree_content(tmp_path, monkeypatch):
+def test_one_build_per_tree_content(tmp_path, monkeypatch, caplog):
     _tree(tmp_path / "tflm")
     host, cache = _Toolchain("host", "gcc", "g++", "ar", []), tmp_path / "cache"
     monkeypatch.chdir(tmp_path)
-    lib = build_library(host, find_tree(Path("tflm")), cache)  # as typed: relative
+    with caplog.at_level("INFO", "tflm_pipeline"):
+        lib = build_library(host, find_tree(Path("tflm")), cache)  # as typed: relative
+    assert "building TFLM for host (reference kernels): 2 sources" in caplog.text
     built = lib.stat().st_mtime_ns
     again = build_library(host, find_tree(tmp_path / "tflm"), cache)  # ... and absolute
     assert again == lib and lib.stat().st_mtime_ns == built  # found, not rebuilt
@@ -70,3 +72,22 @@ def test_tree_mistakes_are_one_line_before_the_project_is_written(tmp_path, args
                                                        for a in args])
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
     assert message in p.stderr and not out.exists()
+
+
+def test_long_steps_report_progress_in_logs_too():
+    # off a terminal (CI, a pipe) a build of minutes says how far it is, with the time
+    import io
+    import time
+
+    from tflm_pipeline.progress import Progress
+
+    log = io.StringIO()
+    p = Progress(3, "building TFLM for host", stream=log, heartbeat=0.05)
+    p.update(1)
+    time.sleep(0.06)
+    p.update(2)
+    p.update(2)  # no second line within the heartbeat
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("building TFLM for host: 2/3 after ") and len(lines) == 2
+    assert lines[1].startswith("building TFLM for host: 2/3 in ")

@@ -1,7 +1,8 @@
 """A small progress bar on stderr for steps longer than a couple of seconds.
 
 Draws only on a terminal; elsewhere (CI logs, pipes) it prints one summary line when
-done, so logs stay readable.  Used as a context manager it also redraws the elapsed
+done, so logs stay readable, and with ``heartbeat`` a line every so many seconds for
+steps that take minutes.  Used as a context manager it also redraws the elapsed
 time twice a second, for steps whose parts take long (one TFLite conversion).
 """
 
@@ -14,10 +15,12 @@ import time
 
 class Progress:
     def __init__(self, total: int, label: str, *, stream=None, enabled: bool = True,
-                 summary_after: float = 0.0):
+                 summary_after: float = 0.0, heartbeat: float = 0.0):
         """``summary_after``: print the closing summary line only for steps that took at
-        least this many seconds."""
+        least this many seconds; ``heartbeat``: off a terminal, print the count and the
+        elapsed time at most this often (0: never)."""
         self.summary_after = summary_after
+        self.heartbeat = heartbeat
         self.total = max(int(total), 1)
         self.label = label
         self.done = 0
@@ -50,6 +53,13 @@ class Progress:
         now = time.monotonic()
         if self.live and (now - self._last_draw > 0.1 or self.done == self.total):
             self._draw(now)
+        elif (not self.live and self.enabled and self.heartbeat
+              and now - max(self._last_draw, self.start) >= self.heartbeat
+              and self.done < self.total):
+            self._last_draw = now
+            self.stream.write(f"{self.label}: {self.done}/{self.total} after "
+                              f"{now - self.start:.0f}s\n")
+            self.stream.flush()
 
     def _tick(self) -> None:
         while not self._stop.wait(0.5):

@@ -149,7 +149,6 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
                             if target.arena == "heap" else
                             "A static 16-byte-aligned array."),
         "golden_count": len(spec.vectors.inputs), "golden_source": spec.vectors.source,
-        "golden_tolerance": target.golden_tolerance,
         "output": spec.output, "output_elements": info.outputs[0].elements,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
         "ops": [r.name for r in spec.ops],

@@ -14,6 +14,7 @@ TFLM source is never part of tflmp.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ from ..firmware_files import render
 from ..firmware_project import read_project
 from ..progress import Progress
 from .targets import get_target
+
+log = logging.getLogger(__name__)
 
 CM4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mthumb"]
 COMMON_FLAGS = ["-O2", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
@@ -287,7 +290,10 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
         return lib
     obj = out / "obj"
     obj.mkdir(parents=True, exist_ok=True)
-    progress = Progress(len(tree.sources), f"building TFLM for {tool.name} ({tree.kernels})")
+    log.info("building TFLM for %s (%s): %d sources into %s, once per tree, compiler and "
+             "flags (minutes on 2 cores)", tool.name, tree.kernels, len(tree.sources), lib)
+    progress = Progress(len(tree.sources), f"building TFLM for {tool.name} ({tree.kernels})",
+                        heartbeat=60)
     done = 0
 
     def compile_one(src: Path):

@@ -23,7 +23,6 @@ class Target:
     tflm_library: str
     releases: tuple[str, ...]  # TFLM releases the target may link (tflm_arena.json)
     per_channel_dense: bool  # False: the library computes per-channel Dense layers wrong
-    golden_tolerance: int
     platform_include: str | None
     arena: str  # "static", "heap" or "per-board"
     build: dict
@@ -56,7 +55,6 @@ def targets() -> dict[str, Target]:
                          boards=tuple(t["boards"]), tflm_library=t["tflm"]["library"],
                          releases=tuple(t["tflm"]["releases"]),
                          per_channel_dense=bool(t["tflm"]["per_channel_dense"]),
-                         golden_tolerance=int(t["tflm"].get("golden_tolerance_lsb", 0)),
                          platform_include=t.get("platform_include"), arena=t["arena"],
                          build=t["build"])
             for name, t in table("targets.yaml").items()}
