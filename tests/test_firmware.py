@@ -136,6 +136,9 @@ uint32_t Model::version() const { return TFLITE_SCHEMA_VERSION; }
 const Model* GetModel(const void* buf) { return static_cast<const Model*>(buf); }
 MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
 TfLiteStatus MicroInterpreter::AllocateTensors() {
+#ifdef FAIL_ALLOCATION
+  return kTfLiteError;
+#endif
   in_t.data.raw = in_buf;
   out_t.data.raw = out_buf;
   return kTfLiteOk;
@@ -151,7 +154,7 @@ TfLiteStatus MicroInterpreter::Invoke() {
 }
 TfLiteTensor* MicroInterpreter::input(size_t) { return &in_t; }
 TfLiteTensor* MicroInterpreter::output(size_t) { return &out_t; }
-size_t MicroInterpreter::arena_used_bytes() const { return 0; }
+size_t MicroInterpreter::arena_used_bytes() const { return 4321; }
 %(methods)s
 template class MicroMutableOpResolver<kLenetOpCount>;
 }  // namespace tflite
@@ -180,14 +183,15 @@ def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
     main = tmp_path / "check_main.cc"
     main.write_text(render("check/check_main.cc.j2", name="lenet"))
 
-    def self_test(golden_text: str) -> subprocess.CompletedProcess:
+    def self_test(golden_text: str, *defines: str) -> subprocess.CompletedProcess:
         (tmp_path / "code").mkdir(exist_ok=True)
         for f in code.glob("lenet_*"):
             (tmp_path / "code" / f.name).write_bytes(f.read_bytes())
         (tmp_path / "code" / "lenet_golden.h").write_text(golden_text)
         exe = tmp_path / "self_test"
-        subprocess.run(["g++", "-std=c++11", "-DTFLMP_CHECK", "-I", str(tmp_path / "code"),
-                        "-I", str(shim), str(main), str(tmp_path / "code" / "lenet_runner.cc"),
+        subprocess.run(["g++", "-std=c++11", "-DTFLMP_CHECK", *defines, "-I",
+                        str(tmp_path / "code"), "-I", str(shim), str(main),
+                        str(tmp_path / "code" / "lenet_runner.cc"),
                         str(tmp_path / "code" / "lenet_model_data.cc"), str(fake), "-o",
                         str(exe)], check=True)
         return subprocess.run([str(exe)], capture_output=True, text=True)
@@ -203,6 +207,11 @@ def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
     assert bad.returncode == 1, bad.stdout
     assert "golden vector 0 differs (max diff 1 LSB)" in bad.stdout
     assert "self-test FAIL (1/4 vectors differ, by up to 1 LSB)" in bad.stdout
+    # a failed allocation reports no used-bytes figure (TFLM's is meaningless then)
+    failed = self_test(golden, "-DFAIL_ALLOCATION")
+    assert failed.returncode == 1 and "AllocateTensors() failed" in failed.stdout
+    assert "allocation failed" in failed.stdout and "arena_used_bytes" not in failed.stdout
+    assert "arena_used_bytes 4321" in ok.stdout
 
 
 def test_old_tflm_targets_get_per_tensor_dense(digits_ptq_run, tmp_path):
