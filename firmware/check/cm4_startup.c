@@ -38,13 +38,17 @@ void HardFault_Handler(void) { semihost_exit(121); }
 #define CPU_MHZ 25u
 static volatile uint32_t systick_wraps;
 void SysTick_Handler(void) { ++systick_wraps; }
+#define ICSR (*(volatile uint32_t*)0xE000ED04)
+#define ICSR_PENDSTSET (1u << 26) /* the SysTick exception is pending */
 uint32_t tflmp_clock_us(void) {
-  uint32_t wraps, count;
+  uint32_t wraps, count, pending;
   do {
     wraps = systick_wraps;
     count = SYST_CVR;
-  } while (wraps != systick_wraps);
-  const uint64_t ticks = ((uint64_t)wraps << 24) + (0xFFFFFFu - count);
+    pending = (ICSR & ICSR_PENDSTSET) ? 1u : 0u; /* wrapped, its exception not run yet */
+    if (pending) count = SYST_CVR;               /* the count after that wrap */
+  } while (wraps != systick_wraps);              /* the exception ran meanwhile */
+  const uint64_t ticks = ((uint64_t)(wraps + pending) << 24) + (0xFFFFFFu - count);
   return (uint32_t)(ticks / CPU_MHZ);
 }
 
