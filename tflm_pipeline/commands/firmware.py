@@ -74,8 +74,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     if tflm_dir and not check:
         raise TflmpError("--tflm-dir is the tree --check builds against; add --check, or drop "
                          "--tflm-dir")
-    if check:
-        find_tree(Path(tflm_dir))  # a tree it cannot build is refused before writing anything
+    # a tree it cannot build is refused before anything is written
+    tree = find_tree(Path(tflm_dir)) if check else None
     t = get_target(target)
     src = resolve(source)
     run = src.run
@@ -111,7 +111,7 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset), reconverted=reconverted, notes=notes))
-    checks = check_project(project.out_dir, tflm_dir, qemu=qemu) if check else []
+    checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks)
 
 

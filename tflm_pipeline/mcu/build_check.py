@@ -76,12 +76,13 @@ class Tree:
     debug_log: str | None  # DebugLog definition to add, when the tree has none
 
 
-def check_project(project: str | Path, tflm_dir: str | Path, *, qemu: bool | None = None,
-                  cache_dir: Path | None = None) -> list[CheckResult]:
-    """Build and run the project's self-test on the host and (optionally) QEMU."""
+def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
+                  qemu: bool | None = None, cache_dir: Path | None = None) -> list[CheckResult]:
+    """Build and run the project's self-test on the host and (optionally) QEMU, against
+    the TFLM tree at ``tflm_dir`` (or one :func:`find_tree` already located)."""
     project = Path(project)
     meta = read_project(project)
-    tree = find_tree(Path(tflm_dir))
+    tree = tflm_dir if isinstance(tflm_dir, Tree) else find_tree(Path(tflm_dir))
     code_dir = _code_dir(project, meta.name)
     cache_dir = cache_dir or Path(os.environ.get("TFLMP_CACHE", Path.home() / ".cache" / "tflmp"))
     arena = meta.arena_bytes
