@@ -1,6 +1,8 @@
-"""The TFLM trees `firmware --check` builds against: checked before anything is written,
-an upstream clone told its download step, and the library cached by what it is built
-from (the same tree typed relative or absolute builds once; a changed header again)."""
+"""What `firmware --check` stands on: the TFLM trees it builds against (checked before
+anything is written, an upstream clone told its download step, the library cached by
+what it is built from: the same tree typed relative or absolute builds once, a changed
+header again), progress of those long builds in logs, and the Cortex-M4 start-up
+code's clock under QEMU."""
 
 import os
 from pathlib import Path
