@@ -28,37 +28,10 @@ static void semihost_exit(int code) {
 void Default_Handler(void) { semihost_exit(120); }
 void HardFault_Handler(void) { semihost_exit(121); }
 
-/* A microsecond clock for the self-test's latency (semihosting's clock() counts in
- * 10 ms steps, so a fast model read "0 us"): SysTick on the 25 MHz processor clock of
- * mps2-an386, counting down from 2^24 - 1, its wraps counted in its exception.  It
- * measures QEMU's time, not a device's. */
-#define SYST_CSR (*(volatile uint32_t*)0xE000E010)
-#define SYST_RVR (*(volatile uint32_t*)0xE000E014)
-#define SYST_CVR (*(volatile uint32_t*)0xE000E018)
-#define CPU_MHZ 25u
-static volatile uint32_t systick_wraps;
-void SysTick_Handler(void) { ++systick_wraps; }
-#define ICSR (*(volatile uint32_t*)0xE000ED04)
-#define ICSR_PENDSTSET (1u << 26) /* the SysTick exception is pending */
-uint32_t tflmp_clock_us(void) {
-  uint32_t wraps, count, pending;
-  do {
-    wraps = systick_wraps;
-    count = SYST_CVR;
-    pending = (ICSR & ICSR_PENDSTSET) ? 1u : 0u; /* wrapped, its exception not run yet */
-    if (pending) count = SYST_CVR;               /* the count after that wrap */
-  } while (wraps != systick_wraps);              /* the exception ran meanwhile */
-  const uint64_t ticks = ((uint64_t)(wraps + pending) << 24) + (0xFFFFFFu - count);
-  return (uint32_t)(ticks / CPU_MHZ);
-}
-
 __attribute__((noreturn)) void Reset_Handler(void) {
   *(volatile uint32_t*)0xE000ED88 |= (0xFu << 20); /* FPU on before any FP instruction */
   __asm__ volatile("dsb\n isb");
   memset(&__bss_start__, 0, (uint32_t)&__bss_end__ - (uint32_t)&__bss_start__);
-  SYST_RVR = 0xFFFFFFu;
-  SYST_CVR = 0;
-  SYST_CSR = 7u; /* enable, exception on wrap, processor clock */
   initialise_monitor_handles();
   __libc_init_array();
   exit(main());
@@ -70,6 +43,6 @@ typedef void (*vector_t)(void);
 #define D Default_Handler
 __attribute__((section(".vectors"), used)) const vector_t vector_table[16 + 32] = {
     (vector_t)&__stack_top, Reset_Handler, D, HardFault_Handler, HardFault_Handler,
-    HardFault_Handler, HardFault_Handler, 0, 0, 0, 0, D, D, 0, D, SysTick_Handler,
+    HardFault_Handler, HardFault_Handler, 0, 0, 0, 0, D, D, 0, D, D,
     D, D, D, D, D, D, D, D, D, D, D, D, D, D, D, D,
     D, D, D, D, D, D, D, D, D, D, D, D, D, D, D, D};
