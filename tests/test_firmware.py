@@ -17,7 +17,7 @@ from tflm_pipeline.mcu.releases import get_release
 from tflm_pipeline.mcu.targets import get_target, targets
 from tflm_pipeline.tflite.model_info import per_channel_dense_layers, read_model
 from tflm_pipeline.tflm import interpreter
-from tflm_shim import write_shim
+from tflm_shim import write_fake_interpreter, write_shim
 
 TARGET_FILES = {
     "arduino-nano33ble": ["arduino-nano33ble.ino", "lenet_runner.cc", "lenet_model_data.cc"],
@@ -121,45 +121,6 @@ def test_generated_runner_compiles(projects, tmp_path, cc, target):
 # The TFLM half of a self-test run, for the test below: Invoke() answers each golden
 # input with the outputs the TFLM reference interpreter gave for it (the real TFLM runs
 # under `firmware --check`, which needs a TFLM tree CI does not have).
-_FAKE_TFLM = """#include <string.h>
-#include "tensorflow/lite/micro/micro_interpreter.h"
-#include "tensorflow/lite/micro/micro_log.h"
-#include "tensorflow/lite/schema/schema_generated.h"
-#include "lenet_golden.h"
-#include "lenet_model_settings.h"
-#include "lenet_op_resolver.h"
-static const int8_t kTflmOutputs[LENET_GOLDEN_COUNT][LENET_OUTPUT_BYTES] = {%(outputs)s};
-alignas(16) static uint8_t in_buf[LENET_INPUT_BYTES], out_buf[LENET_OUTPUT_BYTES];
-static TfLiteTensor in_t, out_t;
-namespace tflite {
-uint32_t Model::version() const { return TFLITE_SCHEMA_VERSION; }
-const Model* GetModel(const void* buf) { return static_cast<const Model*>(buf); }
-MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
-TfLiteStatus MicroInterpreter::AllocateTensors() {
-#ifdef FAIL_ALLOCATION
-  return kTfLiteError;
-#endif
-  in_t.data.raw = in_buf;
-  out_t.data.raw = out_buf;
-  return kTfLiteOk;
-}
-TfLiteStatus MicroInterpreter::Invoke() {
-  for (int v = 0; v < LENET_GOLDEN_COUNT; ++v) {
-    if (memcmp(in_buf, lenet_golden_inputs[v], LENET_INPUT_BYTES) == 0) {
-      memcpy(out_buf, kTflmOutputs[v], LENET_OUTPUT_BYTES);
-      return kTfLiteOk;
-    }
-  }
-  return kTfLiteError;
-}
-TfLiteTensor* MicroInterpreter::input(size_t) { return &in_t; }
-TfLiteTensor* MicroInterpreter::output(size_t) { return &out_t; }
-size_t MicroInterpreter::arena_used_bytes() const { return 4321; }
-%(methods)s
-template class MicroMutableOpResolver<kLenetOpCount>;
-}  // namespace tflite
-void MicroPrintf(const char*, ...) {}
-"""
 
 
 @pytest.mark.parametrize("target", sorted(targets()))
@@ -170,16 +131,9 @@ def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
     code = project.out_dir / {"esp-idf": "main", "platformio": "src"}.get(target, "")
     release = get_release(get_target(target).releases[0])
     shim = write_shim(tmp_path / "shim", release.op_set)
-    methods = re.findall(r"TfLiteStatus (\w+)\(\);", (
-        shim / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text())
     golden = (code / "lenet_golden.h").read_text()
     outputs = np.frombuffer(c_bytes(golden.split("lenet_golden_outputs")[1]), np.int8)
-    fake = tmp_path / "fake_tflm.cc"
-    fake.write_text(_FAKE_TFLM % {
-        "outputs": ", ".join(str(int(v)) for v in outputs),
-        "methods": "\n".join(f"template <unsigned int N> TfLiteStatus "
-                             f"MicroMutableOpResolver<N>::{m}() {{ return kTfLiteOk; }}"
-                             for m in methods)})
+    fake = write_fake_interpreter(tmp_path / "fake_tflm.cc", shim, "lenet", outputs)
     main = tmp_path / "check_main.cc"
     main.write_text(render("check/check_main.cc.j2", name="lenet"))
 

@@ -97,6 +97,13 @@ def test_autoencoder_anomaly_detection(tmp_path, rng):
     assert report["task"] == "autoencoder" and report["ledger"]["metric"] == "auc"
     assert report["metrics"]["qat_int8_tflm"]["auc"] > 0.9
     assert "auc on the test set" in p.stdout
+    # the operating point: chosen on validation from the scores the device computes
+    threshold = report["threshold"]
+    assert threshold["method"].startswith("best F1 on the validation split")
+    assert threshold["test"]["recall"] > 0.8 and threshold["test"]["n"] == 66
+    assert f"anomaly threshold: score > {threshold['value']:.6g}" in p.stdout
+    assert f"Threshold: a score above {threshold['value']:.6g} is an anomaly" in (
+        run / "report.md").read_text()
     v = run_cli("verify", run)
     assert v.returncode == 0 and "anomaly-detection AUC" in v.stdout
     # firmware scores anomalies instead of classifying, on every target
@@ -113,17 +120,25 @@ def test_autoencoder_anomaly_detection(tmp_path, rng):
         project = firmware(source, target, tmp_path / target).project
         code = project.out_dir / {"esp-idf": "main", "platformio": "src"}.get(target, "")
         runner = (code / "autoencoder_runner.h").read_text()
-        assert "float AnomalyScore(const float* raw);" in runner and "Classify" not in runner
+        assert "double AnomalyScore(const float* raw);" in runner and "Classify" not in runner
+        settings = (code / "autoencoder_model_settings.h").read_text()
+        if not [n for n in project.notes if n.startswith("anomaly threshold")
+                and "re-chosen" in n]:  # the run's threshold
+            stated = re.search(r"autoencoder_anomaly_threshold = (\S+);", settings).group(1)
+            assert float(stated) == threshold["value"], target
         # B1: the per-tensor Dense re-conversion of old TFLM releases used to score every
         # model as a classifier and fail; it is scored with the run's task now
         model = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", (
             code / "autoencoder_model_data.cc").read_text().split("= {", 1)[1]))
-        reconverted = [n for n in project.notes if "re-converted" in n]
+        reconverted = [n for n in project.notes if "re-converted" in n
+                       and not n.startswith("anomaly threshold")]
         if t.per_channel_dense or not per_channel_dense_layers(
                 read_model(source if source.is_file() else source / "model_int8.tflite")):
             assert not reconverted, target
         else:
             assert len(reconverted) == 1 and " auc on the test set" in reconverted[0], target
+            assert any(n.startswith("anomaly threshold") and "re-chosen for the re-converted"
+                       in n for n in project.notes), target
             assert not per_channel_dense_layers(read_model(model)), target
         # B2: one arena figure per project, the target's, for the model it holds
         settings = (code / "autoencoder_model_settings.h").read_text()

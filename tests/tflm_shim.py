@@ -6,6 +6,7 @@ every resolver method against the methods that version declares (firmware/tflm_o
 Linking and running against a real tree is `tflmp firmware --check --tflm-dir`.
 """
 
+import re
 from pathlib import Path
 
 from tflm_pipeline.mcu.releases import op_tables
@@ -66,3 +67,63 @@ def write_shim(root: Path, op_set: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+_FAKE_INTERPRETER = """// A stand-in for TFLM's interpreter: Invoke() gives, for each golden input, the
+// output TFLM computed for it (the real interpreter runs in `firmware --check`).
+#include <string.h>
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_log.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+#include "%(name)s_golden.h"
+#include "%(name)s_model_settings.h"
+#include "%(name)s_op_resolver.h"
+static const int8_t kTflmOutputs[%(macro)s_GOLDEN_COUNT][%(macro)s_OUTPUT_BYTES] = {%(outputs)s};
+alignas(16) static uint8_t in_buf[%(macro)s_INPUT_BYTES], out_buf[%(macro)s_OUTPUT_BYTES];
+static TfLiteTensor in_t, out_t;
+namespace tflite {
+uint32_t Model::version() const { return TFLITE_SCHEMA_VERSION; }
+const Model* GetModel(const void* buf) { return static_cast<const Model*>(buf); }
+MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
+TfLiteStatus MicroInterpreter::AllocateTensors() {
+#ifdef FAIL_ALLOCATION
+  return kTfLiteError;
+#endif
+  in_t.data.raw = in_buf;
+  out_t.data.raw = out_buf;
+  return kTfLiteOk;
+}
+TfLiteStatus MicroInterpreter::Invoke() {
+  for (int v = 0; v < %(macro)s_GOLDEN_COUNT; ++v) {
+    if (memcmp(in_buf, %(name)s_golden_inputs[v], %(macro)s_INPUT_BYTES) == 0) {
+      memcpy(out_buf, kTflmOutputs[v], %(macro)s_OUTPUT_BYTES);
+      return kTfLiteOk;
+    }
+  }
+  return kTfLiteError;
+}
+TfLiteTensor* MicroInterpreter::input(size_t) { return &in_t; }
+TfLiteTensor* MicroInterpreter::output(size_t) { return &out_t; }
+size_t MicroInterpreter::arena_used_bytes() const { return 4321; }
+%(methods)s
+template class MicroMutableOpResolver<k%(camel)sOpCount>;
+}  // namespace tflite
+void MicroPrintf(const char*, ...) {}
+"""
+
+
+def write_fake_interpreter(path: Path, shim: Path, name: str, outputs) -> Path:
+    """A fake TFLM (see _FAKE_INTERPRETER) for model ``name`` of a generated project,
+    answering its golden inputs with ``outputs`` (all vectors' int8 outputs, flattened);
+    every resolver method of the ``shim`` declarations returns kTfLiteOk."""
+    from tflm_pipeline.codegen.c_literals import camel_case
+
+    methods = re.findall(r"TfLiteStatus (\w+)\(\);", (
+        shim / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text())
+    path.write_text(_FAKE_INTERPRETER % {
+        "name": name, "macro": name.upper(), "camel": camel_case(name),
+        "outputs": ", ".join(str(int(v)) for v in outputs),
+        "methods": "\n".join(f"template <unsigned int N> TfLiteStatus "
+                             f"MicroMutableOpResolver<N>::{m}() {{ return kTfLiteOk; }}"
+                             for m in methods)})
+    return path

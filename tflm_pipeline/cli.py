@@ -70,6 +70,10 @@ def cli():
 @click.option("--workers", type=int, help="Processes for TFLM evaluation (default: all CPUs).")
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Fail when the selected int8 model loses more points than this vs float.")
+@click.option("--threshold", metavar="auto|VALUE", default="auto", show_default=True,
+              help="Anomaly detection: the score above which a sample is an anomaly; auto "
+              "chooses it on the validation split (best F1, or the 99%% quantile of normal "
+              "scores) from the scores the device computes.")
 @click.option("--out", type=click.Path(), help="Run folder (default runs/<model>-<data>-<time>).")
 @click.option("--resume", type=click.Path(), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint.")
@@ -94,6 +98,7 @@ def train(ctx, resume, out, ladder, **options):
         result = run_train(resume=resume, command=sys.argv, ladder=ladder)
     else:
         options["split"] = parse_split(options["split"])
+        options["threshold"] = parse_threshold(options["threshold"])
         if options["image_size"]:
             options["image_size"] = parse_size(options["image_size"])
         if options["columns"]:
@@ -144,8 +149,13 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               help="arduino-nano33ble, esp32, esp-idf or platformio.")
 @click.option("--out", type=click.Path(), help="Project folder (default RUN/firmware/TARGET).")
 @click.option("--name", help="Model name for C identifiers and file names.")
-@click.option("--task", type=click.Choice(["classification", "regression", "autoencoder"]),
-              help="A .tflite from outside a run: what its output is (default classification).")
+@click.option("--task", type=click.Choice(["classification", "regression", "autoencoder",
+                                           "anomaly"]),
+              help="A .tflite from outside a run: what its output is (default classification; "
+              "anomaly = autoencoder).")
+@click.option("--threshold", metavar="auto|VALUE",
+              help="Anomaly detection: the score above which the device reports an anomaly "
+              "(default: the run's; auto chooses it on --dataset's validation split).")
 @click.option("--labels", help="A .tflite from outside a run: class names, comma-separated "
               "(default class_0..class_N-1).")
 @click.option("--dataset", help="A .tflite from outside a run: test data for the golden vectors "
@@ -156,14 +166,17 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               "(host, QEMU M4).")
 @click.option("--tflm-dir", type=click.Path(), help="TFLM source tree for --check.")
 @click.option("--no-qemu", is_flag=True, help="With --check: host only.")
-def firmware(source, target_name, out, name, task, labels, dataset, data_dir, check, tflm_dir,
-             no_qemu):
+def firmware(source, target_name, out, name, task, threshold, labels, dataset, data_dir, check,
+             tflm_dir, no_qemu):
     """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
     from . import console
     from .commands.firmware import firmware as make_firmware
 
     names = [x.strip() for x in labels.split(",")] if labels else None
-    result = make_firmware(source, target_name, out, name=name, task=task, labels=names,
+    result = make_firmware(source, target_name, out, name=name, task=task,
+                           threshold=None if threshold is None else
+                           "auto" if parse_threshold(threshold) is None else float(threshold),
+                           labels=names,
                            dataset=dataset, data_dir=data_dir, check=check, tflm_dir=tflm_dir,
                            qemu=False if no_qemu else None)
     console.firmware_result(result)
@@ -286,6 +299,16 @@ def compare(run_a, run_b, out):
     from .commands.compare import compare as run_compare
 
     console.wrote(run_compare(run_a, run_b, out).html)
+
+
+def parse_threshold(text: str | None) -> float | None:
+    """``--threshold``: None for auto (or not given), else the number."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise TflmpError(f"--threshold takes 'auto' or a number, got '{text}'") from None
 
 
 def main(argv=None) -> int:

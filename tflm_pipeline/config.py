@@ -61,6 +61,7 @@ class RunConfig:
     clip_seconds: float = 1.0
     augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
     strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
+    threshold: float | None = None  # anomaly detection: None = chosen on validation
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
@@ -85,6 +86,8 @@ class RunConfig:
             raise TflmpError(f"--split needs three positive parts like 7:2:1, got {self.split}")
         if self.calibration_samples < 1:
             raise TflmpError("calibration_samples must be at least 1")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise TflmpError(f"--threshold must be a number or 'auto', got {self.threshold}")
         if self.workers is not None and self.workers < 1:
             raise TflmpError(f"--workers must be at least 1, got {self.workers}")
 

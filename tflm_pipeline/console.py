@@ -5,6 +5,7 @@ shows those messages: information on stdout as plain lines, warnings on stderr."
 from __future__ import annotations
 
 import logging
+import re
 
 import click
 
@@ -59,6 +60,8 @@ def train_summary(result) -> None:
         change = "" if row.change is None else f"  ({row.change:+.2f} {unit})"
         mark = "  <- selected" if key == rec.selected else ""
         click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
+    if rec.threshold is not None:
+        click.echo(threshold_line(rec.threshold))
     model = rec.model
     click.echo(f"model_int8.tflite: {model.tflite_bytes:,} bytes, ops {', '.join(model.ops)}")
     click.echo(f"arena: {model.arena_bytes:,} bytes on this 64-bit host, "
@@ -67,6 +70,19 @@ def train_summary(result) -> None:
     click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t.get('qat', 0):.0f}, "
                f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
     click.echo(f"run folder: {rec.run_dir}")
+
+
+def threshold_line(threshold: dict) -> str:
+    """An anomaly threshold, how it was chosen and what it gives on the test split."""
+    test = threshold.get("test") or {}
+
+    def share(key):
+        v = test.get(key)
+        return "n/a" if v is None else f"{v:.3f}"
+
+    return (f"anomaly threshold: score > {threshold['value']:.6g} ({threshold['method']}); "
+            f"test precision {share('precision')}, recall {share('recall')}, "
+            f"false alarms {share('false_alarm_rate')}")
 
 
 # --- convert, firmware, flash ------------------------------------------------------------
@@ -98,9 +114,10 @@ def firmware_result(result) -> None:
         click.echo(f"check {r.platform}: {'PASS' if r.passed else 'FAIL'}, {used}")
         lines = r.output.splitlines()
         shown = lines[-8:] if not r.passed else [ln for ln in lines if "self-test" in ln]
-        if r.platform.startswith("qemu"):
-            shown = [ln + " (QEMU time, not device time)" if "per inference" in ln else ln
-                     for ln in shown]
+        if r.instructions_per_inference is not None:
+            shown = [re.sub(r"\d+ us per inference",
+                            f"{r.instructions_per_inference:,} Cortex-M4 instructions per "
+                            "inference (QEMU -icount, to 1,000)", ln) for ln in shown]
         click.echo("  " + "\n  ".join(shown))
 
 

@@ -192,6 +192,9 @@ class RunRecord:
     board_fit: list[dict] | None = None  # one row per board of the database
     parity: dict | None = None  # tflm.parity ladder, added by `verify --ladder`
     per_layer_error: list[dict] | None = None
+    # an anomaly detector's operating point (tasks.Threshold.to_dict()) and what it gives
+    # on the test split ("test": tasks.verdict_metrics)
+    threshold: dict | None = None
 
     @property
     def metric(self) -> str:
@@ -210,7 +213,7 @@ class RunRecord:
                "int8_preparation": self.int8_preparation.to_dict(),
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
-        for key in ("profile", "board_fit", "parity", "per_layer_error"):
+        for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -240,7 +243,8 @@ class RunRecord:
                        training=TrainingFacts.from_dict(d.get("training", {})),
                        timings_s=dict(d.get("timings_s", {})), profile=d.get("profile"),
                        board_fit=board_fit, parity=d.get("parity"),
-                       per_layer_error=d.get("per_layer_error"))
+                       per_layer_error=d.get("per_layer_error"),
+                       threshold=d.get("threshold"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

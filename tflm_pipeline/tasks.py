@@ -9,6 +9,7 @@ its reconstruction error) and ``regression`` (float targets).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from math import prod
 
 import numpy as np
@@ -98,10 +99,48 @@ class Classification(Task):
                       == np.asarray(reference).reshape(n, -1).argmax(1)).mean())
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """An anomaly detector's operating point: a score above ``value`` is an anomaly.
+    ``validation`` holds what it gives on the validation split it was chosen on."""
+
+    value: float
+    method: str  # how it was chosen, in words
+    validation: dict  # precision, recall, f1, false_alarm_rate, n (on the chosen split)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Threshold":
+        return cls(float(d["value"]), str(d["method"]), dict(d.get("validation", {})))
+
+
+def verdict_metrics(scores: np.ndarray, y: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, F1, accuracy and false-alarm rate of the verdicts
+    ``score > threshold`` against labels ``y`` (0 normal, anything else anomalous)."""
+    anomalous = np.asarray(y).reshape(-1) != 0
+    flagged = np.asarray(scores).reshape(-1) > threshold
+    tp = int((flagged & anomalous).sum())
+    fp = int((flagged & ~anomalous).sum())
+    fn = int((~flagged & anomalous).sum())
+    normal = int((~anomalous).sum())
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall else None)
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "accuracy": float((flagged == anomalous).mean()) if len(flagged) else None,
+            "false_alarm_rate": fp / normal if normal else None, "n": int(len(flagged))}
+
+
 class AnomalyDetection(Task):
     """An autoencoder learns to reconstruct normal samples (label 0); a sample's anomaly
     score is its reconstruction mean squared error, judged by AUC against the labels
-    (1 = anomalous)."""
+    (1 = anomalous).  On the device (and for its threshold) the score is computed from
+    the int8 tensors as :meth:`int8_scores` defines it."""
+
+    NORMAL_QUANTILE = 0.99  # without anomalies to tune on: 1 % false alarms on normal data
 
     name = "autoencoder"
     loss = "mse"
@@ -125,6 +164,50 @@ class AnomalyDetection(Task):
         return {"auc": float(roc_auc_score(y != 0, error)) if 0 < (y != 0).sum() < len(y)
                 else None,
                 "mse_normal": float(normal.mean()) if len(normal) else None, "n": int(len(y))}
+
+    @staticmethod
+    def int8_scores(q_in: np.ndarray, q_out: np.ndarray, input_q: tuple[float, int],
+                    output_q: tuple[float, int]) -> np.ndarray:
+        """The score the generated firmware computes, bit for bit: the mean over elements
+        of (dequantized output - dequantized input)², in IEEE double, summed in element
+        order (the C loop's order; ``np.cumsum`` accumulates sequentially).  ``input_q``
+        and ``output_q`` are (float32 scale, zero point)."""
+        n = len(q_in)
+        x = ((np.asarray(q_in).reshape(n, -1).astype(np.int64) - input_q[1]).astype(np.float64)
+             * np.float64(np.float32(input_q[0])))
+        r = ((np.asarray(q_out).reshape(n, -1).astype(np.int64) - output_q[1]).astype(np.float64)
+             * np.float64(np.float32(output_q[0])))
+        if x.shape != r.shape:
+            raise TflmpError(f"an autoencoder must output as many values as it takes; this one "
+                             f"maps {x.shape[1]} to {r.shape[1]}")
+        d = r - x
+        return np.cumsum(d * d, axis=1)[:, -1] / np.float64(x.shape[1])
+
+    def choose_threshold(self, scores: np.ndarray, y: np.ndarray) -> Threshold:
+        """The threshold with the best F1 on (scores, labels) when they hold both normal and
+        anomalous samples (ties: the higher threshold, fewer false alarms); with normal
+        samples only, the 99th percentile of their scores."""
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        y = np.asarray(y).reshape(-1)
+        anomalous = y != 0
+        if not len(scores) or anomalous.all():
+            raise TflmpError("choosing an anomaly threshold needs normal samples (label 0) in "
+                             "the validation data; give --threshold VALUE instead")
+        if anomalous.any():
+            levels = np.unique(scores)  # cut below, between and at the scores
+            cuts = np.concatenate([[np.nextafter(levels[0], -np.inf)],
+                                   (levels[:-1] + levels[1:]) / 2, levels[-1:]])
+            positives, negatives = np.sort(scores[anomalous]), np.sort(scores[~anomalous])
+            tp = len(positives) - np.searchsorted(positives, cuts, "right")
+            fp = len(negatives) - np.searchsorted(negatives, cuts, "right")
+            f1 = 2 * tp / (2 * tp + fp + (len(positives) - tp))
+            best = float(cuts[np.flatnonzero(f1 == f1.max())[-1]])  # ties: the higher cut
+            method = "best F1 on the validation split (normal and anomalous samples)"
+        else:
+            best = float(np.quantile(scores, self.NORMAL_QUANTILE))
+            method = (f"{self.NORMAL_QUANTILE:.0%} quantile of the validation split's scores "
+                      "(normal samples only)")
+        return Threshold(float(best), method, verdict_metrics(scores, y, float(best)))
 
     def check_outputs(self, input_shape, output_shape, num_classes):
         if prod(output_shape) != prod(input_shape):
@@ -176,8 +259,13 @@ REGRESSION = Regression()
 TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, AUTOENCODER, REGRESSION)}
 
 
+ALIASES = {"anomaly": AUTOENCODER.name}
+
+
 def get_task(name: str) -> Task:
-    """The task called ``name`` (as report.json and the zoo modules name it)."""
+    """The task called ``name`` (as report.json and the zoo modules name it; ``anomaly``
+    is another name of ``autoencoder``)."""
+    name = ALIASES.get(name, name)
     if name not in TASKS:
         raise TflmpError(f"unknown task '{name}': tflmp knows {', '.join(TASKS)}")
     return TASKS[name]

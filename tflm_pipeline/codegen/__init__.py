@@ -13,6 +13,7 @@ from pathlib import Path
 from ..mcu.arena import ArenaEstimate
 from ..mcu.releases import OpRegistration
 from ..preprocessing import Preprocessing
+from ..tasks import Threshold
 from ..tflite.model_info import ModelInfo
 from .c_array import write_c_array
 from .op_resolver import write_op_resolver
@@ -23,11 +24,13 @@ def write_model_sources(model: bytes, info: ModelInfo, ident: str, out_dir: str 
                         ops: list[OpRegistration], op_sources: str,
                         arena: ArenaEstimate | None, preprocessing: Preprocessing | None = None,
                         labels: list[str] | None = None,
+                        threshold: Threshold | None = None,
                         source: str = "model.tflite") -> list[Path]:
     """The model's C files: data array (.h/.cc), settings header, op resolver header.
-    ``labels`` default to the preprocessing's."""
+    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's."""
     return [*write_c_array(model, ident, out_dir, source=source),
             write_settings_header(info, ident, out_dir, preprocessing=preprocessing,
-                                  arena=arena, labels=labels, source=source),
+                                  arena=arena, labels=labels, threshold=threshold,
+                                  source=source),
             write_op_resolver(info, ident, out_dir, ops=ops, op_sources=op_sources,
                               source=source)]

@@ -65,6 +65,15 @@ def c_float(value: float) -> str:
     return text + "f"
 
 
+def c_double(value: float) -> str:
+    """A double literal that reads back as the same double (17 significant digits)."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"cannot write {value} as a C double literal")
+    text = f"{value:.17g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
 def c_string(text: str) -> str:
     """A C string literal: printable ASCII kept, everything else as octal UTF-8 bytes."""
     out = []

@@ -14,6 +14,7 @@ from ..artifacts import write_text
 from ..firmware_files import render
 from ..tflite.model_info import ModelInfo
 from .c_array import format_bytes
+from .c_literals import c_double
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class GoldenVectors:
     labels: list  # true label per vector, or None entries for synthetic inputs
     source: str  # where the inputs came from
     interpreter: str  # the TFLM build that computed the outputs ("tflite-micro 0.dev...")
+    scores: np.ndarray | None = None  # an anomaly detector's score of each vector (float64)
 
 
 def write_golden_header(vectors: GoldenVectors, info: ModelInfo, ident: str,
@@ -37,7 +39,8 @@ def write_golden_header(vectors: GoldenVectors, info: ModelInfo, ident: str,
                   guard=f"{ident.upper()}_GOLDEN_H_", tool_version=__version__,
                   interpreter=vectors.interpreter, golden_count=len(inputs),
                   golden_source=vectors.source, input_bytes=info.inputs[0].nbytes,
-                  output_bytes=info.outputs[0].nbytes, inputs=inputs, outputs=outputs)
+                  output_bytes=info.outputs[0].nbytes, inputs=inputs, outputs=outputs,
+                  scores=None if vectors.scores is None else [c_double(s) for s in vectors.scores])
     return write_text(Path(out_dir) / file_name, text)
 
 

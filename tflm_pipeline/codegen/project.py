@@ -23,6 +23,7 @@ from ..mcu.releases import OpRegistration
 from ..mcu.targets import Target
 from ..mcu.toolchains import build_commands, setup_commands, shell_lines
 from ..preprocessing import Preprocessing
+from ..tasks import Threshold
 from ..tflite.model_info import ModelInfo
 from . import write_model_sources
 from .c_literals import camel_case
@@ -47,6 +48,7 @@ class ProjectSpec:
     vectors: GoldenVectors
     reconverted: str | None = None  # the re-converted model's TFLM accuracy, in words
     notes: list[str] = field(default_factory=list)
+    threshold: Threshold | None = None  # an anomaly detector's (output == "anomaly_score")
 
 
 @dataclass
@@ -82,7 +84,7 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
     files = write_model_sources(spec.model, info, ident, code_dir, ops=spec.ops,
                                 op_sources=target.op_sources, arena=spec.arena,
                                 preprocessing=spec.preprocessing, labels=spec.labels,
-                                source=spec.source)
+                                threshold=spec.threshold, source=spec.source)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
     ctx = _context(spec, layout)
     for template, rel in (("common/runner.h.j2", f"{ident}_runner.h"),
@@ -153,6 +155,8 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         "input_elements": info.inputs[0].elements, "raw_description": raw,
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,
+        "threshold": None if spec.threshold is None else {
+            "value": f"{spec.threshold.value:.6g}", "method": spec.threshold.method},
         "component_version": target.build.get("component_version"),
         "sources": sources, "project_dir": ".",
         "setup_commands": shell_lines(setup_commands(target)),

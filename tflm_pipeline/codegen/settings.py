@@ -13,8 +13,9 @@ from ..artifacts import write_text
 from ..firmware_files import render
 from ..mcu.arena import ArenaEstimate
 from ..preprocessing import Preprocessing
+from ..tasks import Threshold
 from ..tflite.model_info import ModelInfo, TensorInfo
-from .c_literals import c_float, c_string, c_value, macro_name
+from .c_literals import c_double, c_float, c_string, c_value, macro_name
 
 _CTYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t",
            "FLOAT32": "float"}
@@ -23,10 +24,11 @@ _CTYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "i
 def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                           preprocessing: Preprocessing | None, arena: ArenaEstimate | None,
                           labels: list[str] | None = None,
+                          threshold: Threshold | None = None,
                           source: str = "model.tflite") -> Path:
     """Write ``<ident>_model_settings.h``; ``arena`` is stated as ``<IDENT>_ARENA_BYTES``
     (the one figure a project's runner uses too); ``labels`` default to the
-    preprocessing's."""
+    preprocessing's; ``threshold`` (an anomaly detector's) as ``<ident>_anomaly_threshold``."""
     file_name = f"{ident}_model_settings.h"
     tensors = ([_tensor(t, ident, "input", i, len(info.inputs)) for i, t in enumerate(info.inputs)]
                + [_tensor(t, ident, "output", i, len(info.outputs))
@@ -50,7 +52,9 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                   macro=ident.upper(), guard=f"{ident.upper()}_MODEL_SETTINGS_H_",
                   tool_version=__version__, source=Path(source).name, sha256=info.sha256,
                   tensors=tensors, labels=[c_string(label) for label in labels],
-                  preprocessing=pre)
+                  preprocessing=pre,
+                  anomaly=None if threshold is None else {
+                      "value": c_double(threshold.value), "method": threshold.method})
     return write_text(Path(out_dir) / file_name, text)
 
 

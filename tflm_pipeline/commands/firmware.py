@@ -28,12 +28,12 @@ from ..quantize.int8 import representative_samples, to_int8_tflite
 from ..quantize.qat import load_qat
 from ..record import QAT_INT8
 from ..runs import resolve
-from ..tasks import CLASSIFICATION, Task, get_task
+from ..tasks import AUTOENCODER, CLASSIFICATION, Task, Threshold, get_task
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
 from ..tflite.quant import quantize
 from ..tflite.requantize import per_tensor_dense
 from ..tflm import interpreter
-from ..tflm.harness import evaluate
+from ..tflm.harness import anomaly_threshold, evaluate
 from ..training.keras_io import load_keras_model
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class FirmwareResult:
 
 def firmware(source: str | Path, target: str, out_dir: str | Path | None = None, *,
              name: str | None = None, task: str | None = None,
+             threshold: float | str | None = None,
              labels: list[str] | None = None, dataset: str | None = None,
              data_dir: str | None = None, check: bool = False,
              tflm_dir: str | Path | None = None, qemu: bool | None = None) -> FirmwareResult:
@@ -67,6 +68,10 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     ``task`` says what its output is (default classification), ``labels`` names the
     classes (default ``class_0`` ... ``class_<N-1>``), and ``dataset`` gives test data
     for the golden vectors and for measuring a Dense re-quantization.
+
+    An anomaly detector's firmware reports a verdict against a threshold: a number, or
+    "auto" (chosen on the validation split of the run's data or of ``dataset``); by
+    default the run's, re-chosen when the model had to be re-converted for the target.
     """
     if check and not tflm_dir:
         raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
@@ -96,6 +101,9 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset)
     if reconverted:
         notes.append(reconverted)
+    chosen = _threshold(the_task, threshold, run, model, info, dataset, reconverted)
+    if chosen is not None:
+        notes.append(f"anomaly threshold {chosen.value:.6g}: {chosen.method}")
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
     if arena.unmeasured_ops:
@@ -110,7 +118,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         target=t, ident=ident, out_dir=out, model=model, info=info, source=src.model_path.name,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
-        vectors=_golden_vectors(model, info, dataset), reconverted=reconverted, notes=notes))
+        vectors=_golden_vectors(model, info, dataset, the_task), reconverted=reconverted,
+        notes=notes, threshold=chosen))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks)
 
@@ -149,6 +158,28 @@ def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[st
         raise TflmpError(f"{len(names)} labels for a model with {outputs} output values; give "
                          f"one label per output with --labels")
     return the_task, names
+
+
+def _threshold(task: Task, given: float | str | None, run, model: bytes, info, dataset,
+               reconverted: str | None) -> Threshold | None:
+    """The anomaly threshold the firmware states (None unless ``task`` scores anomalies)."""
+    if task.firmware_output != "anomaly_score":
+        if given is not None:
+            raise TflmpError(f"--threshold is an anomaly detector's; a {task.name} model has "
+                             "none")
+        return None
+    if isinstance(given, (int, float)):
+        return Threshold(float(given), "given with --threshold", {})
+    recorded = run.record().threshold if run is not None and run.has_record else None
+    if given is None and recorded is not None and not reconverted:
+        return Threshold.from_dict(recorded)
+    if dataset is None:
+        raise TflmpError("an anomaly detector's firmware needs its threshold: give --threshold "
+                         "VALUE, or --dataset DATA to choose it on that data's validation split")
+    x, y = dataset.inputs("val")
+    chosen = anomaly_threshold(model, x, y, info=info)
+    why = ("re-chosen for the re-converted model: " if reconverted and given is None else "")
+    return Threshold(chosen.value, why + chosen.method, chosen.validation)
 
 
 def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset):
@@ -217,9 +248,9 @@ def _value(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _golden_vectors(model: bytes, info, dataset) -> GoldenVectors:
+def _golden_vectors(model: bytes, info, dataset, task: Task) -> GoldenVectors:
     """Test-set samples of distinct classes when a dataset is given, else seeded random
-    inputs; outputs from the TFLM interpreter."""
+    inputs; outputs from the TFLM interpreter (and an anomaly detector's scores of them)."""
     t_in = info.inputs[0]
     if dataset is not None:
         x, y = dataset.inputs("test")
@@ -235,8 +266,13 @@ def _golden_vectors(model: bytes, info, dataset) -> GoldenVectors:
         labels = [None] * GOLDEN_COUNT
         source = "seeded random inputs"
     outputs = interpreter.run(model, inputs, info=info, workers=1)[0]
+    scores = None
+    if task.firmware_output == "anomaly_score":
+        t_out = info.outputs[0]
+        scores = AUTOENCODER.int8_scores(inputs, outputs, (t_in.scales[0], t_in.zero_points[0]),
+                                         (t_out.scales[0], t_out.zero_points[0]))
     return GoldenVectors(inputs, outputs, labels, source,
-                         f"tflite-micro {interpreter.tflm_version()}")
+                         f"tflite-micro {interpreter.tflm_version()}", scores)
 
 
 def _distinct_classes(y: np.ndarray, count: int) -> list[int]:

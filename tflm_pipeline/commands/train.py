@@ -32,10 +32,10 @@ from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Led
 from ..reports.plots import plot_run_curves
 from ..reports.run_report import render_reports
 from ..runs import RunFolder
-from ..tasks import Task, get_task
+from ..tasks import Task, Threshold, get_task, verdict_metrics
 from ..tf_env import load
 from ..tflite.model_info import read_model
-from ..tflm.harness import evaluate
+from ..tflm.harness import anomaly_scores, anomaly_threshold, evaluate
 from ..training.distribute import Distribution
 from ..training.fit import auto_batch_size, fit, make_optimizer
 from ..training.keras_io import load_keras_model, save_keras_model, save_weights
@@ -185,10 +185,11 @@ class _Training:
                                      candidates)
         selected, selection = self._select(scores, candidates)
         write_bytes(self.run.selected_model, candidates[selected])
+        threshold = self._timed("threshold", self._threshold, candidates[selected])
         self._plot_curves()
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
-                              selection)
+                              selection, threshold)
         self.run.write_record(record)
         self.run.write_manifest(command=command, data_fingerprint=self.dataset.fingerprint())
         self.run.remove_checkpoints()
@@ -311,8 +312,26 @@ class _Training:
                + " (ties go to QAT)")
         return selected, why
 
+    def _threshold(self, model: bytes) -> dict | None:
+        """An anomaly detector's threshold (``--threshold``, or chosen on the validation
+        split from the scores the device computes) and its verdicts on the test split."""
+        if self.task.firmware_output != "anomaly_score":
+            return None
+        workers = self.config.workers
+        if self.config.threshold is None:
+            chosen = anomaly_threshold(model, self.x("val"), self.y("val"), workers=workers)
+        else:
+            val = anomaly_scores(model, self.x("val"), workers=workers)
+            chosen = Threshold(self.config.threshold, "given with --threshold",
+                               verdict_metrics(val, self.y("val"), self.config.threshold))
+        test = verdict_metrics(anomaly_scores(model, self.x("test"), workers=workers),
+                               self.y("test"), chosen.value)
+        log.info("anomaly threshold %.6g (%s): test precision %s, recall %s", chosen.value,
+                 chosen.method, test["precision"], test["recall"])
+        return {**chosen.to_dict(), "test": test}
+
     def _record(self, float_model, prepared, candidates, scores, arenas, selected,
-                selection) -> RunRecord:
+                selection, threshold) -> RunRecord:
         info = read_model(candidates[selected])
         profile = device_profile(info, arenas[selected].bytes)
         io = info.to_dict()
@@ -332,7 +351,8 @@ class _Training:
             model=model,
             training=TrainingFacts(self.batch, self.config.optimizer, self.config.lr, phases),
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
-            profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards])
+            profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
+            threshold=threshold)
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -59,11 +59,30 @@ class CheckResult:
     arena_used_bytes: int | None
     output: str
     compile_only: bool = False  # a compile of the board main, nothing run
+    # Cortex-M4 instructions per inference, counted by QEMU -icount (in thousands)
+    instructions_per_inference: int | None = None
 
     def to_dict(self) -> dict:
         return {"platform": self.platform, "passed": self.passed, "arena_bytes": self.arena_bytes,
                 "arena_used_bytes": self.arena_used_bytes, "output": self.output,
-                "compile_only": self.compile_only}
+                "compile_only": self.compile_only,
+                "instructions_per_inference": self.instructions_per_inference}
+
+
+def qemu_command(elf: str | Path) -> list[str]:
+    """Run a check ELF on QEMU's Cortex-M4F board, with guest time counting instructions:
+    ``-icount shift=0`` advances virtual time 1 ns per instruction, which the check main's
+    timer reads (1 "us" = 1,000 instructions); output and exit code over semihosting."""
+    return ["qemu-system-arm", "-M", "mps2-an386", "-icount", "shift=0", "-nographic",
+            "-monitor", "none", "-serial", "none", "-semihosting-config",
+            "enable=on,target=native", "-kernel", str(elf)]
+
+
+def instructions_per_inference(output: str) -> int | None:
+    """Instructions per inference from a QEMU check's self-test line (its "us" are
+    thousands of instructions under ``-icount shift=0``; resolution 1,000)."""
+    m = re.search(r"self-test (?:PASS|FAIL) \(.*\), (\d+) us per inference", output)
+    return int(m.group(1)) * 1000 if m else None
 
 
 @dataclass
@@ -363,9 +382,7 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
         _run([tool.cxx, *tool.arch, "--specs=rdimon.specs", "-nostartfiles", "-T",
               str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
               *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
-        run_cmd = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                   "-serial", "none", "-semihosting-config", "enable=on,target=native",
-                   "-kernel", str(exe)]
+        run_cmd = qemu_command(exe)
         platform = "qemu-cortex-m4 (32-bit)"
     else:
         _run([tool.cxx, *objects, str(lib), "-Wl,--gc-sections", "-lm", "-o", str(exe)],
@@ -380,7 +397,9 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
     m = re.search(r"arena_used_bytes (\d+)\s*$", r.stdout, re.MULTILINE)
     used = int(m.group(1)) if m else None
     passed = r.returncode == 0 and "self-test PASS" in r.stdout
-    return CheckResult(platform, passed, arena_bytes, used, output)
+    return CheckResult(platform, passed, arena_bytes, used, output,
+                       instructions_per_inference=(instructions_per_inference(r.stdout)
+                                                   if tool.arch else None))
 
 
 def _run(cmd: list[str], what: str) -> None:

@@ -170,7 +170,25 @@ def _anomaly_section(run: RunFolder, rec: RunRecord) -> dict:
                      d.table(["model", "AUC", "MSE, normal samples", "samples"], rows,
                              table_id="anomaly-table"),
                      d.text("The anomaly score is a sample's reconstruction mean squared "
-                            "error; AUC of that score against the labels."))
+                            "error; AUC of that score against the labels."),
+                     *_threshold_blocks(rec.threshold))
+
+
+def _threshold_blocks(threshold: dict | None) -> list[dict]:
+    """The operating point the firmware uses, and what it gives on validation and test."""
+    if threshold is None:
+        return []
+    splits = [("validation", threshold.get("validation") or {}),
+              ("test", threshold.get("test") or {})]
+    rows = [[name, d.metric(m.get("precision")), d.metric(m.get("recall")),
+             d.metric(m.get("f1")), d.metric(m.get("false_alarm_rate")), m.get("n")]
+            for name, m in splits if m]
+    return [d.text(f"Threshold: a score above {threshold['value']:.6g} is an anomaly "
+                   f"({threshold['method']}); the firmware states it in its settings header "
+                   "and prints a verdict with every score. Scores here are the ones the "
+                   "device computes from the selected int8 model's tensors."),
+            d.table(["split", "precision", "recall", "F1", "false alarms", "samples"], rows,
+                    table_id="threshold-table")]
 
 
 def _regression_section(run: RunFolder, rec: RunRecord) -> dict:

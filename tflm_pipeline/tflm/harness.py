@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TflmpError
-from ..tasks import Task
+from ..tasks import AUTOENCODER, Task, Threshold
 from ..tflite.model_info import ModelInfo, read_model
 from ..tflite.quant import dequantize, quantize
 from .interpreter import ArenaSize, find_arena_size, run
@@ -52,6 +52,28 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
         scores[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
         start += len(x)
     return Evaluation(arena, scores)
+
+
+def anomaly_scores(model: bytes, x: np.ndarray, *, info: ModelInfo | None = None,
+                   workers: int | None = None, label: str = "TFLM anomaly scores") -> np.ndarray:
+    """The anomaly score of each float input ``x`` as the generated firmware computes it
+    from the int8 tensors TFLM gives (:meth:`AnomalyDetection.int8_scores`)."""
+    info = info or read_model(model)
+    check_input_shape(info, x.shape[1:])
+    t_in, t_out = info.inputs[0], info.outputs[0]
+    q_in = quantize(x.reshape((-1, *t_in.shape[1:])), t_in)
+    q_out = run(model, q_in, info=info, workers=workers, label=label)[0]
+    return AUTOENCODER.int8_scores(q_in, q_out, (t_in.scales[0], t_in.zero_points[0]),
+                                   (t_out.scales[0], t_out.zero_points[0]))
+
+
+def anomaly_threshold(model: bytes, x: np.ndarray, y: np.ndarray, *,
+                      info: ModelInfo | None = None, workers: int | None = None) -> Threshold:
+    """The threshold chosen on (``x``, ``y``) — a validation split — from the scores the
+    device computes (:meth:`AnomalyDetection.choose_threshold`)."""
+    scores = anomaly_scores(model, x, info=info, workers=workers,
+                            label="TFLM anomaly threshold")
+    return AUTOENCODER.choose_threshold(scores, y)
 
 
 def check_model_for(info: ModelInfo, task: Task, num_classes: int) -> None:
