@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import require_tool, run_cli
+from conftest import require_tool, run_cli, shared
 from tflm_pipeline import firmware, flash
 from tflm_pipeline.errors import TflmpError
 from tflm_pipeline.firmware_files import render
@@ -199,8 +199,6 @@ def test_bare_model_with_per_channel_dense_is_requantized(digits_ptq_run, tmp_pa
 
 
 def test_float_model_is_refused(tmp_path):
-    from conftest import shared
-
     with pytest.raises(TflmpError, match="firmware needs a full-int8 model"):
         generate(shared("models", "hello_world_float.tflite"), "esp-idf", tmp_path / "x")
 
@@ -302,6 +300,30 @@ def test_check_against_a_real_tflm_tree(projects):
             assert r.arena_used_bytes <= r.arena_bytes <= 1.1 * r.arena_used_bytes + 1024
 
 
+@pytest.mark.slow  # builds TFLM
+@pytest.mark.skipif(not os.environ.get("TFLMP_TFLM_DIR"),
+                    reason="needs an esp-tflite-micro tree in TFLMP_TFLM_DIR (never in CI)")
+def test_verify_on_the_targets_own_tflm_build(digits_run):
+    # the whole test split on esp-idf's tree built for this host (reference kernels, as the
+    # pip interpreter): the same accuracy, every output bit-exact
+    from tflm_pipeline import verify
+
+    run, _ = digits_run
+    result = verify(run, target="esp-idf", tflm_dir=os.environ["TFLMP_TFLM_DIR"])
+    t = result.target
+    assert t["samples"] == result.samples and t["bit_exact_share"] == 1.0, t
+    assert t["value"] == t["pip_value"] == result.scores["accuracy"]
+    assert t["first_divergence"] is None
+
+
+def test_verify_target_needs_its_tree():
+    model = shared("models", "hello_world_int8.tflite")
+    p = run_cli("verify", model, "--target", "esp-idf")
+    assert p.returncode == 2 and "--target and --tflm-dir go together" in p.stderr
+    p = run_cli("verify", model, "--target", "esp-idf", "--tflm-dir", model.parent)
+    assert p.returncode == 2 and "holds no TFLM sources" in p.stderr
+
+
 def test_board_packages_are_pinned(projects):
     # the op set and arena are checked against one release: the build must fetch that one
     ini = (projects["platformio"].out_dir / "platformio.ini").read_text()
@@ -319,7 +341,6 @@ SHARED_INT8 = ["hello_world_int8.tflite", "micro_speech_quantized.tflite",
 @pytest.mark.parametrize("model", SHARED_INT8)
 def test_firmware_for_outside_models_compiles_with_its_main(model, tmp_path):
     # models nobody here trained: labels default to class_0..N-1, every source compiles
-    from conftest import shared
     from tflm_pipeline.mcu.build_check import compile_board_main
 
     for target in targets():
@@ -338,8 +359,6 @@ def test_firmware_for_outside_models_compiles_with_its_main(model, tmp_path):
 
 
 def test_outside_models_take_labels_and_a_task(tmp_path):
-    from conftest import shared
-
     speech = shared("models", "micro_speech_quantized.tflite")
     project = firmware(speech, "esp-idf", tmp_path / "a",
                        labels=["silence", "unknown", "yes", "no"]).project

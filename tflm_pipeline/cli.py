@@ -210,8 +210,13 @@ def flash(project, port, env, dry_run):
               "diverging layer, per-layer quantization error (run folders).")
 @click.option("--tolerance", type=int, default=0, show_default=True,
               help="int8 steps TFLM may differ from TFLite before layers are compared.")
+@click.option("--target", "target_name", metavar="TARGET",
+              help="Also run the split on this target's own TFLM build (with --tflm-dir).")
+@click.option("--tflm-dir", type=click.Path(),
+              help="The TFLM tree TARGET links (as for firmware --check), built for this host.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
-def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance, out):
+def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
+           target_name, tflm_dir, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -219,7 +224,7 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
-                        tolerance=tolerance)
+                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))

@@ -148,6 +148,8 @@ def verify_result(result) -> None:
     if a is not None:
         click.echo(f"       {a.bytes:,} bytes derived for a 32-bit MCU ({a.release}"
                    f"{'' if a.exact else ', estimated'}; 'tflmp firmware' sizes it per target)")
+    if result.target is not None:
+        _target_lines(result.target)
     if result.parity is not None:
         _ladder(result)
     if "confusion" in m:
@@ -155,6 +157,23 @@ def verify_result(result) -> None:
         width = max(len(str(v)) for row in m["confusion"] for v in row)
         for label, row in zip(result.labels, m["confusion"]):
             click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+
+
+def _target_lines(t: dict) -> None:
+    """The split on a target's own TFLM build against the pip interpreter."""
+    def value(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    click.echo(f"on {t['target']}'s TFLM ({t['tflm_library']}; {t['build']}):")
+    click.echo(f"  {t['metric']} {value(t['value'])} (pip interpreter {value(t['pip_value'])}); "
+               f"outputs bit-exact with the pip interpreter on {t['bit_exact_share']:.1%} of "
+               f"{t['samples']} samples, largest difference {t['max_diff']} int8 steps")
+    d = t.get("first_divergence")
+    if d is not None:
+        click.echo(f"  first differing op: #{d['op_index']} {d['op']} ({d['layer']}), up to "
+                   f"{d['max_diff']} steps on {d['differing_share']:.1%} of its values")
+    elif t["max_diff"]:
+        click.echo("  (this tree has no preserve-all-tensors mode: no per-op comparison)")
 
 
 def _accuracy_line(result, m: dict) -> None:

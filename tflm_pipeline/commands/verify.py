@@ -1,17 +1,27 @@
 """``tflmp verify``: an int8 model over a dataset split in the real TFLM interpreter —
 the task's metric, the confusion or anomaly scores, the host arena — and, for a run,
-the parity ladder from Keras down to TFLM with the per-layer quantization error."""
+the parity ladder from Keras down to TFLM with the per-layer quantization error.  With
+``target`` and ``tflm_dir`` the whole split also runs on the target's own TFLM build
+(its tree, kernels and flags, built for this host): its metric, the share of samples
+whose outputs equal the pip interpreter's bit for bit, and the first op that differs."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..data import DataSpec, Preprocessing, load_dataset, load_run_dataset
 from ..errors import TflmpError
+from ..codegen.op_resolver import write_op_resolver
 from ..mcu.arena import ArenaEstimate, estimate
+from ..mcu.build_check import find_tree
+from ..mcu.target_harness import build_target_harness, run_outputs, run_tensors
+from ..mcu.targets import get_target
 from ..models import task_for
 from ..progress import Progress
 from ..quantize.int8 import quantization_error
@@ -20,8 +30,8 @@ from ..reports.run_report import render_reports
 from ..runs import resolve
 from ..tasks import CLASSIFICATION, get_task
 from ..tflite.model_info import read_model, read_model_bytes
-from ..tflite.quant import quantize
-from ..tflm import parity
+from ..tflite.quant import dequantize, quantize
+from ..tflm import interpreter, parity
 from ..tflm.harness import evaluate
 from ..tflm.interpreter import ArenaSize
 from ..training.keras_io import load_keras_model
@@ -47,6 +57,7 @@ class VerifyResult:
     parity: dict | None = None  # the ladder (with the disagreeing sample indices)
     per_layer_error: list[dict] | None = None
     reports: list[Path] = field(default_factory=list)  # re-rendered after a ladder
+    target: dict | None = None  # the split on the target's own TFLM build (TargetAgreement)
 
     @property
     def record_parity(self) -> dict | None:
@@ -58,6 +69,8 @@ class VerifyResult:
     def to_dict(self) -> dict:
         extra = {} if self.parity is None else {"parity": self.parity,
                                                 "per_layer_error": self.per_layer_error}
+        if self.target is not None:
+            extra["target"] = self.target
         return {**extra, "model": str(self.model), "sha256": self.sha256,
                 "tflite_bytes": self.tflite_bytes, "dataset": self.dataset, "split": self.split,
                 "samples": self.samples, "labels": self.labels, "ops": self.ops,
@@ -67,7 +80,8 @@ class VerifyResult:
 
 def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
            preprocessing: str | Path | None = None, split: str = "test",
-           workers: int | None = None, ladder: bool = False, tolerance: int = 0) -> VerifyResult:
+           workers: int | None = None, ladder: bool = False, tolerance: int = 0,
+           target: str | None = None, tflm_dir: str | Path | None = None) -> VerifyResult:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
@@ -76,9 +90,17 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     TFLite reference -> TFLM, the first diverging layer when TFLite and TFLM differ by
     more than ``tolerance`` int8 steps, and the per-layer quantization error; they are
     also stored in the run's report.json and its reports re-rendered.
+
+    ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
+    with that tree built for this host (cached like ``firmware --check``'s library).
     """
     if split not in SPLITS:
         raise TflmpError(f"--split must be train, val or test, got '{split}'")
+    if (target is None) != (tflm_dir is None):
+        raise TflmpError("--target and --tflm-dir go together: the target names the TFLM "
+                         "release and ops, the tree is the source it links")
+    tree = find_tree(Path(tflm_dir)) if tflm_dir is not None else None  # checked first
+    the_target = get_target(target) if target is not None else None
     src = resolve(model_path)
     run = src.run
     model = read_model_bytes(src.model_path)
@@ -105,6 +127,9 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     out = VerifyResult(src.model_path, info.sha256, info.size, ds.name, split, int(len(y)),
                        ds.preprocessing.labels, info.op_names, task.name, result[split],
                        result.arena, estimate(info) if info.subgraphs == 1 else None)
+    if the_target is not None:
+        out.target = _on_target(the_target, tree, src.model_path, model, info, task, x, y,
+                                ds.preprocessing.num_classes, result.arena.bytes, workers)
     if ladder:
         out.parity, out.per_layer_error = _ladder(run, ds, split, model, task, tolerance, workers)
         if run.has_record:
@@ -115,6 +140,43 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
             for path in out.reports:
                 log.info("wrote %s", path)
     return out
+
+
+def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
+               num_classes: int, host_arena: int, workers) -> dict:
+    """The split on ``target``'s TFLM tree built for this host, against the pip
+    interpreter: the task's metric on each, bit-exact share, largest output difference
+    and the first op that differs (on the first differing sample)."""
+    ops = target.registrations(info)  # every op exists in that release, or a clear error
+    q = quantize(x.reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
+    arena = 2 * host_arena + 65536  # another TFLM version may need more; outputs do not care
+    reference = interpreter.run(model, q, info=info, workers=workers, label="TFLM (pip)")[0]
+    with tempfile.TemporaryDirectory(prefix="tflmp-verify-target-") as tmp:
+        tmp = Path(tmp)
+        write_op_resolver(info, "model", tmp, ops=ops, op_sources=target.op_sources)
+        build = build_target_harness(tree, tmp, "model", tmp)
+        outputs = run_outputs(build, model_path, info, q, arena, workers=workers,
+                              label=f"TFLM ({target.name} build)")
+        n = len(q)
+        diff = np.abs(outputs.reshape(n, -1).astype(np.int64)
+                      - reference.reshape(n, -1).astype(np.int64)).max(axis=1)
+        differing = np.flatnonzero(diff)
+        divergence = None
+        if len(differing):
+            pick = q[differing[:1]]
+            theirs = run_tensors(build, model_path, info, pick, arena)
+            if theirs is not None:
+                ours = interpreter.all_tensors(model, pick, info=info)
+                divergence = parity.first_differing_op(info, ours, theirs)
+    t_out = info.outputs[0]
+    score = task.score(x, y, dequantize(outputs, t_out), num_classes)
+    pip_score = task.score(x, y, dequantize(reference, t_out), num_classes)
+    return {"target": target.name, "tflm_library": target.tflm_library,
+            "build": build.description, "samples": int(n),
+            "metric": task.metric, "value": score[task.metric],
+            "pip_value": pip_score[task.metric], "scores": score,
+            "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
+            "differing_samples": differing[:20].tolist(), "first_divergence": divergence}
 
 
 def _ladder(run, ds, split, model, task, tolerance, workers) -> tuple[dict, list[dict]]:

@@ -103,7 +103,7 @@ def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
     meta = read_project(project)
     tree = tflm_dir if isinstance(tflm_dir, Tree) else find_tree(Path(tflm_dir))
     code_dir = _code_dir(project, meta.name)
-    cache_dir = cache_dir or Path(os.environ.get("TFLMP_CACHE", Path.home() / ".cache" / "tflmp"))
+    cache_dir = cache_dir or cache_root()
     arena = meta.arena_bytes
     results = []
     results.append(compile_board_main(project, meta.target, code_dir))
@@ -111,8 +111,7 @@ def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
         tmp = Path(tmp)
         main = tmp / "check_main.cc"
         main.write_text(render("check/check_main.cc.j2", name=meta.name))
-        host = _Toolchain("host", "gcc", "g++", "ar", [])
-        results.append(_build_and_run(host, tree, code_dir, meta.name, main, tmp,
+        results.append(_build_and_run(HOST_TOOLCHAIN, tree, code_dir, meta.name, main, tmp,
                                       arena * HOST_ARENA_FACTOR + 4096, cache_dir))
         want_qemu = qemu if qemu is not None else bool(
             shutil.which("arm-none-eabi-g++") and shutil.which("qemu-system-arm"))
@@ -278,7 +277,15 @@ class _Toolchain:
         return out.stdout.splitlines()[0] if out.stdout else self.cxx
 
 
-def _flags(tool: _Toolchain, tree: Tree, c: bool) -> list[str]:
+HOST_TOOLCHAIN = _Toolchain("host", "gcc", "g++", "ar", [])
+
+
+def cache_root() -> Path:
+    """Where built TFLM libraries are kept: ``$TFLMP_CACHE`` or ``~/.cache/tflmp``."""
+    return Path(os.environ.get("TFLMP_CACHE", Path.home() / ".cache" / "tflmp"))
+
+
+def compile_flags(tool: _Toolchain, tree: Tree, c: bool) -> list[str]:
     return (tool.arch + COMMON_FLAGS + tree.defines + (C_FLAGS if c else CXX_FLAGS)
             + [f"-I{p}" for p in tree.includes])
 
@@ -302,7 +309,7 @@ def tree_digest(tree: Tree) -> str:
 def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
     """Compile the tree into a static library once per tree content, compiler and flags."""
     key = hashlib.sha256()
-    flags = [f.replace(str(tree.root), "<tree>") for f in _flags(tool, tree, False)]
+    flags = [f.replace(str(tree.root), "<tree>") for f in compile_flags(tool, tree, False)]
     key.update(" ".join(flags + [tool.version(), tree_digest(tree)]).encode())
     out = cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
     lib = out / "libtflm.a"
@@ -324,7 +331,7 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
             return src, o, None
         c = src.suffix == ".c"
         tmp = f"{o}.{os.getpid()}.tmp"  # another build of the same tree may run at once
-        cmd = [tool.cc if c else tool.cxx, *_flags(tool, tree, c), "-c", str(src), "-o", tmp]
+        cmd = [tool.cc if c else tool.cxx, *compile_flags(tool, tree, c), "-c", str(src), "-o", tmp]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
             os.replace(tmp, o)
@@ -346,7 +353,7 @@ def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
                          f"first {src.relative_to(tree.root)}: {first}")
     tmp_lib = out / f"libtflm.{os.getpid()}.tmp.a"  # concurrent builds never share it
     tmp_lib.unlink(missing_ok=True)
-    _run([tool.ar, "rcs", str(tmp_lib), *objects], f"archiving TFLM for {tool.name}")
+    run_step([tool.ar, "rcs", str(tmp_lib), *objects], f"archiving TFLM for {tool.name}")
     os.replace(tmp_lib, lib)
     return lib
 
@@ -370,22 +377,22 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
     objects = []
     for src in sources:
         o = work / (src.stem + ".o")
-        cmd = [tool.cxx, *_flags(tool, tree, False), f"-I{code_dir}",
+        cmd = [tool.cxx, *compile_flags(tool, tree, False), f"-I{code_dir}",
                f"-DTFLMP_CHECK_ARENA_BYTES={arena_bytes}", "-c", str(src), "-o", str(o)]
-        _run(cmd, f"compiling {src.name} for {tool.name}")
+        run_step(cmd, f"compiling {src.name} for {tool.name}")
         objects.append(str(o))
     exe = work / ("check.elf" if tool.arch else "check")
     if tool.arch:
         startup = work / "startup.o"
-        _run([tool.cc, *tool.arch, "-O2", "-c", str(firmware_file("check/cm4_startup.c")),
+        run_step([tool.cc, *tool.arch, "-O2", "-c", str(firmware_file("check/cm4_startup.c")),
               "-o", str(startup)], "compiling the Cortex-M4 start-up code")
-        _run([tool.cxx, *tool.arch, "--specs=rdimon.specs", "-nostartfiles", "-T",
+        run_step([tool.cxx, *tool.arch, "--specs=rdimon.specs", "-nostartfiles", "-T",
               str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
               *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
         run_cmd = qemu_command(exe)
         platform = "qemu-cortex-m4 (32-bit)"
     else:
-        _run([tool.cxx, *objects, str(lib), "-Wl,--gc-sections", "-lm", "-o", str(exe)],
+        run_step([tool.cxx, *objects, str(lib), "-Wl,--gc-sections", "-lm", "-o", str(exe)],
              "linking for the host")
         run_cmd = [str(exe)]
         platform = "host (64-bit)"
@@ -402,7 +409,7 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
                                                    if tool.arch else None))
 
 
-def _run(cmd: list[str], what: str) -> None:
+def run_step(cmd: list[str], what: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         err = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])

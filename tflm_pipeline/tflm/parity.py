@@ -111,15 +111,26 @@ def first_divergence(model: bytes, x_int: np.ndarray, tolerance: int = 0) -> dic
     tflm = all_tensors(model, x_int, info=info)
     it = _desktop_interpreter(model, preserve=True)
     inp = it.get_input_details()[0]["index"]
+    reference = []
     for sample, tflm_tensors in zip(x_int, tflm):
         it.set_tensor(inp, sample[None])
         it.invoke()
+        reference.append({t: it.get_tensor(t) for t in tflm_tensors})
+    return first_differing_op(info, reference, tflm, tolerance)
+
+
+def first_differing_op(info, reference: list[dict], other: list[dict],
+                       tolerance: int = 0) -> dict | None:
+    """The first op, in execution order, whose output tensor differs between two runs of
+    the same samples (``[{tensor index: array}, ...]`` each) by more than ``tolerance``
+    steps, with its error statistics; None when every op agrees."""
+    for ref_tensors, other_tensors in zip(reference, other):
         for op in info.operators:
             for t in op.outputs:
-                if t < 0 or t not in tflm_tensors:
+                if t < 0 or t not in ref_tensors or t not in other_tensors:
                     continue
-                ref = it.get_tensor(t).astype(np.int64).reshape(-1)
-                dev = tflm_tensors[t].astype(np.int64).reshape(-1)
+                ref = np.asarray(ref_tensors[t]).astype(np.int64).reshape(-1)
+                dev = np.asarray(other_tensors[t]).astype(np.int64).reshape(-1)
                 diff = np.abs(ref - dev)
                 if diff.max() > tolerance:
                     tensor = info.tensors[t]
