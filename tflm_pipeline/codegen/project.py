@@ -25,6 +25,7 @@ from ..mcu.toolchains import build_commands, setup_commands, shell_lines
 from ..preprocessing import Preprocessing
 from ..tflite.model_info import ModelInfo
 from . import write_model_sources
+from .audio_frontend import write_audio_frontend
 from .c_literals import camel_case
 from .golden import GoldenVectors, write_golden_header
 
@@ -47,6 +48,7 @@ class ProjectSpec:
     vectors: GoldenVectors
     reconverted: str | None = None  # the re-converted model's TFLM accuracy, in words
     notes: list[str] = field(default_factory=list)
+    audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
 
 
 @dataclass
@@ -84,6 +86,8 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
                                 preprocessing=spec.preprocessing, labels=spec.labels,
                                 source=spec.source)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
+    if spec.audio_frontend is not None:
+        files += write_audio_frontend(spec.audio_frontend, ident, code_dir)
     ctx = _context(spec, layout)
     for template, rel in (("common/runner.h.j2", f"{ident}_runner.h"),
                           ("common/runner.cc.j2", f"{ident}_runner.cc")):
@@ -133,6 +137,8 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         raw = (f"{pre.dataset}: {pre.raw_dtype} values; the model input is "
                f"raw * {pre.scale:.6g} + {pre.offset:g}")
     sources = sorted((f"{ident}_model_data.cc", f"{ident}_runner.cc", "main.cc"))
+    if spec.audio_frontend is not None:
+        sources = sorted(sources + [f"{ident}_audio_frontend.c", "tflmp_audio_frontend.c"])
     return {
         "name": ident, "camel": camel_case(ident), "macro": ident.upper(),
         "guard": f"{ident.upper()}_RUNNER_H_", "tool_version": __version__,

@@ -1,4 +1,7 @@
-"""WAV folders: class folders of 16 kHz mono clips, as log-mel or MFCC features."""
+"""WAV folders: class folders of 16 kHz mono clips, as log-mel or MFCC features.
+
+The features are computed by the C front end the firmware runs (:mod:`.audio_frontend`),
+so the device computes the same bits the model was trained on."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import numpy as np
 
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
-from .audio_features import FEATURE_TYPES, FeatureParams, compute
+from .audio_features import FEATURE_TYPES, FeatureParams
+from .audio_frontend import compute, frontend
 from .augment import audio_options, augment_clips
 from .class_folders import PathLike, class_files, flatten, open_folder
 from .dataset import Dataset
@@ -64,7 +68,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         arrays += [x, y]
     scale, offset = standardize(arrays[0], axis=None)
     feature_dict = {**params.to_dict(features), "clip_seconds": clip_seconds,
-                    "clip_samples": clip, "pcm_scale": PCM_SCALE}
+                    "clip_samples": clip, "pcm_scale": PCM_SCALE,
+                    **frontend(features, params).to_dict()}
     pre = Preprocessing(root.name, arrays[0].shape[1:], "float32", float(scale), float(offset),
                         labels, features=feature_dict)
     notes = [f"WAV clips from {root}: {len(all_y)} in {len(labels)} class folders, "
