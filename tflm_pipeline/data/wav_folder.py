@@ -69,7 +69,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
                     **frontend(features, params).to_dict()}
     pre = Preprocessing(root.name, arrays[0].shape[1:], "float32", float(scale), float(offset),
                         labels, features=feature_dict)
-    notes = [f"WAV clips from {root}: {sum(len(y) for _, y in parts.values())} in {len(labels)} class folders, "
+    clips = sum(len(y) for _, y in parts.values())
+    notes = [f"WAV clips from {root}: {clips} in {len(labels)} class folders, "
              f"{clip_seconds:g} s at {params.sample_rate} Hz ({fitted[0]} shorter padded, "
              f"{fitted[1]} longer trimmed); {features} {arrays[0].shape[1]}x"
              f"{arrays[0].shape[2]}; {split_note(split, seed)}; standardized on train"]
