@@ -108,7 +108,8 @@ class Frontend:
 
     def to_dict(self) -> dict:
         """The keys preprocessing.json records besides :meth:`FeatureParams.to_dict`."""
-        return {"frontend": FRONTEND, "output_frac_bits": self.output_frac_bits,
+        return {"frontend": FRONTEND, "input": "int16 PCM", "spectrum": "magnitude",
+                "log": "natural", "output_frac_bits": self.output_frac_bits,
                 "fft_log2": self.fft_log2, "log_offset_q": self.log_offset,
                 "frontend_sha256": self.sha256()}
 
