@@ -32,6 +32,7 @@ from tflm_pipeline.errors import TflmpError
 from tflm_pipeline.preprocessing import Preprocessing
 from tflm_pipeline.tasks import get_task
 from tflm_pipeline.tflite.model_info import read_model
+from tflm_pipeline.tflite.quant import quantize
 
 SPEECH = ("models", "testdata", "micro_speech")
 CLIPS = ("yes_1000ms", "no_1000ms", "noise_1000ms", "silence_1000ms", "yes_30ms", "no_30ms")
@@ -58,16 +59,21 @@ def _speech_pcm() -> np.ndarray:
 
 
 def _project_sources(out, kind: str, name: str = "kws"):
-    """A project's front-end files and settings header, as `tflmp firmware` writes them."""
+    """A project's front-end files and settings header, as `tflmp firmware` writes them,
+    for micro_speech's int8 input (scale 0.1017, zero point -128) fed x = 0.5 * f + 2;
+    returns the folder and every int16 feature's int8 input by tflmp's float maths."""
     made = frontend(kind)
     features = {**FeatureParams().to_dict(kind), "clip_samples": 16000, **made.to_dict()}
-    pre = Preprocessing("speech", (49, made.outputs, 1), "float32", 1.0, 0.0, ["a", "b"],
+    pre = Preprocessing("speech", (49, made.outputs, 1), "float32", 0.5, 2.0, ["a", "b"],
                         features=features)
-    info = read_model(shared("models", "hello_world_int8.tflite"))
+    info = read_model(shared("models", "micro_speech_quantized.tflite"))
     write_settings_header(info, name, out, preprocessing=pre, arena=None)
-    write_audio_frontend(made.c_tables(), name, out)
+    tables = made.c_tables(made.input_levels(pre, lambda x: quantize(x, info.inputs[0])))
+    write_audio_frontend(tables, name, out)
     assert frontend_for(features).sha256() == made.sha256()
-    return out
+    values = made.dequantize(np.arange(-32768, 32768))
+    expected = quantize(values * np.float32(0.5) + np.float32(2.0), info.inputs[0])
+    return out, expected
 
 
 # tf.signal's parameters in tests/test_data_files.py: 25 ms / 10 ms, 1024-point FFT, 32 bands
@@ -96,10 +102,14 @@ def test_project_sources_on_the_host_equal_training_features(kind, tmp_path):
     from tflm_pipeline.mcu.frontend_check import run_frontend
 
     require_tool("gcc")
-    code = _project_sources(tmp_path, kind)
+    code, levels = _project_sources(tmp_path, kind)
     pcm = _speech_pcm()
-    device = run_frontend(code, "kws", pcm, platform="host")
+    run = run_frontend(code, "kws", pcm, platform="host")
+    device = run.features
     assert device.dtype == np.int16 and np.array_equal(device, frontend(kind).features(pcm))
+    # every int16 feature becomes the int8 input tflmp's float32 maths gives, in integers
+    assert np.array_equal(run.levels, levels) and len(np.unique(levels)) > 90
+    assert np.array_equal(run.inputs, levels[device.astype(np.int32) + 32768])
     header = (code / "kws_audio_frontend.h").read_text()
     settings = (code / "kws_model_settings.h").read_text()
     assert "#define KWS_FEATURE_OUTPUT_FRAC_BITS" in settings
@@ -131,14 +141,16 @@ def test_cortex_m4_features_equal_host_features_bit_for_bit(kind, tmp_path):
 
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         require_tool(tool)
-    code = _project_sources(tmp_path, kind)
+    code, levels = _project_sources(tmp_path, kind)
     pcm = _speech_pcm()
-    assert np.array_equal(run_frontend(code, "kws", pcm, platform="cortex-m4"),
-                          frontend(kind).features(pcm))
+    run = run_frontend(code, "kws", pcm, platform="cortex-m4")
+    assert np.array_equal(run.features, frontend(kind).features(pcm))
+    assert np.array_equal(run.levels, levels)
     size = frontend_size(code, "kws")
-    # measured (arm-none-eabi-gcc 12, -O2): code 1,832 B; tables 5,700 B MFCC / 4,100 B
-    # log-mel; no static RAM; scratch 4,416 B (2 x 512 int32 + 40 int64)
-    assert 1000 < size.code < 2500 and size.tables < 6000 and size.ram == 0
+    # measured (arm-none-eabi-gcc 12, -O2): code 1,868 B; tables 5,700 B MFCC / 4,100 B
+    # log-mel, + 2 B per int8 input level the features reach (510 B for all 256); no
+    # static RAM; scratch 4,416 B (2 x 512 int32 + 40 int64)
+    assert 1000 < size.code < 2500 and size.tables < 6300 and size.ram == 0
     assert size.scratch == 8 * 512 + 8 * 40
 
 
@@ -183,6 +195,7 @@ def keyword_clips(tmp_path_factory):
 def test_raw_wav_to_device_features_to_tflm_scores_the_training_accuracy(keyword_clips,
                                                                          tmp_path):
     from tflm_pipeline.mcu.frontend_check import run_frontend
+    from tflm_pipeline.tflm import interpreter
     from tflm_pipeline.tflm.harness import evaluate
 
     for tool in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
@@ -207,15 +220,24 @@ def test_raw_wav_to_device_features_to_tflm_scores_the_training_accuracy(keyword
         samples = to_pcm(read_wav(f))
         pcm[row, :len(samples)] = samples[:16000]
     device = run_frontend(code, "mlp", pcm, platform="cortex-m4")
-    assert np.array_equal(device, run_frontend(code, "mlp", pcm, platform="host"))
+    host = run_frontend(code, "mlp", pcm, platform="host")
+    assert np.array_equal(device.features, host.features)
+    assert np.array_equal(device.inputs, host.inputs)
     # the device's features are the ones training stored for these clips ...
     stored = load_wav_folder(keyword_clips, split=parse_split(SPLIT)).x_test[..., 0]
-    assert np.array_equal(made.dequantize(device), stored)
+    assert np.array_equal(made.dequantize(device.features), stored)
+    # ... its int8 inputs (integers only) are those tflmp scored the model with ...
+    model = (run / "model_int8.tflite").read_bytes()
+    info = read_model(model)
+    x = pre.apply(made.dequantize(device.features))
+    assert np.array_equal(device.inputs.reshape(x.shape[0], -1),
+                          quantize(x, info.inputs[0]).reshape(x.shape[0], -1))
     # ... and through TFLM they score what training reported
-    x = pre.apply(made.dequantize(device))
-    score = evaluate((run / "model_int8.tflite").read_bytes(), get_task("classification"),
-                     {"test": (x, y)}, len(labels))["test"]
-    print(f"raw WAV -> Cortex-M4 features -> TFLM: {score['accuracy']:.4f} on {len(files)} "
-          f"test clips; training reported {trained:.4f}")
-    assert score["accuracy"] == trained and score["n"] == len(files) >= 12
+    out = interpreter.run(model, device.inputs.reshape(-1, *info.inputs[0].shape[1:]),
+                          info=info)[0]
+    accuracy = float(np.mean(out.reshape(len(y), -1).argmax(axis=1) == y))
+    score = evaluate(model, get_task("classification"), {"test": (x, y)}, len(labels))["test"]
+    print(f"raw WAV -> Cortex-M4 features and int8 inputs -> TFLM: {accuracy:.4f} on "
+          f"{len(files)} test clips; training reported {trained:.4f}")
+    assert accuracy == score["accuracy"] == trained and score["n"] == len(files) >= 12
     assert trained >= 0.5, f"the keyword model learned little: {trained:.2f}"

@@ -161,3 +161,16 @@ int32_t tflmp_audio_frontend_clip(const tflmp_audio_frontend_config* c, const in
     tflmp_audio_frontend_frame(c, samples + f * c->frame_step, out + f * outputs, work, mel);
   return frames;
 }
+
+int32_t tflmp_audio_frontend_level(const int16_t* thresholds, int32_t count, int16_t q) {
+  int32_t low = 0, high = count; /* the first threshold > q lies in [low, high] */
+  while (low < high) {
+    const int32_t mid = low + (high - low) / 2;
+    if (thresholds[mid] <= q) {
+      low = mid + 1;
+    } else {
+      high = mid;
+    }
+  }
+  return low;
+}

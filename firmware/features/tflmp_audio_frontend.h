@@ -55,6 +55,10 @@ int32_t tflmp_audio_frontend_clip(const tflmp_audio_frontend_config* config,
                                   const int16_t* samples, int32_t num_samples, int16_t* out,
                                   int32_t* work, int64_t* mel);
 
+/* How many of the ascending `thresholds` are <= q: an int16 feature's step above the
+ * lowest model input level (<model>_feature_to_input() in <model>_audio_frontend.h). */
+int32_t tflmp_audio_frontend_level(const int16_t* thresholds, int32_t count, int16_t q);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,7 +21,8 @@ _PER_LINE = 12
 
 def write_audio_frontend(tables: dict, ident: str, out_dir: str | Path) -> list[Path]:
     """Write the shared front-end source and the model's tables and config into
-    ``out_dir``; ``tables`` is ``Frontend.c_tables()``."""
+    ``out_dir``; ``tables`` is ``Frontend.c_tables()`` (with the feature -> int8 input
+    thresholds when it was given the model's input levels)."""
     out_dir = Path(out_dir)
     macro = ident.upper()
     files = [write_text(out_dir / Path(rel).name, firmware_file(rel).read_text())
@@ -32,7 +33,11 @@ def write_audio_frontend(tables: dict, ident: str, out_dir: str | Path) -> list[
            "num_mfcc": f"{macro}_FEATURE_NUM_MFCC" if mfcc else "0  /* log-mel */",
            "outputs_macro": f"{macro}_FEATURE_NUM_MFCC" if mfcc
            else f"{macro}_FEATURE_NUM_MEL_BINS",
-           "tables": [_table(t, macro) for t in tables["arrays"]]}
+           "tables": [_table(t, macro) for t in tables["arrays"]], "inputs": None}
+    if tables.get("inputs") is not None:
+        levels = tables["inputs"]
+        ctx["inputs"] = {"base": levels["base"], "count": len(levels["thresholds"]),
+                         "lines": _lines(levels["thresholds"])}
     files.append(write_text(out_dir / f"{ident}_audio_frontend.h",
                             render("features/audio_frontend.h.j2", **ctx)))
     files.append(write_text(out_dir / f"{ident}_audio_frontend.c",
@@ -41,8 +46,10 @@ def write_audio_frontend(tables: dict, ident: str, out_dir: str | Path) -> list[
 
 
 def _table(t: dict, macro: str) -> dict:
-    values = [str(int(v)) for v in t["values"]]
-    lines = [", ".join(values[i:i + _PER_LINE]) + ","
-             for i in range(0, len(values), _PER_LINE)]
     return {"name": t["name"], "ctype": t["ctype"], "comment": t["comment"],
-            "size": t["size"].replace("{MACRO}", macro), "lines": lines}
+            "size": t["size"].replace("{MACRO}", macro), "lines": _lines(t["values"])}
+
+
+def _lines(values) -> list[str]:
+    values = [str(int(v)) for v in values]
+    return [", ".join(values[i:i + _PER_LINE]) + "," for i in range(0, len(values), _PER_LINE)]

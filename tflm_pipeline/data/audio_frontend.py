@@ -25,13 +25,16 @@ Why this design (option B, portable C) and not a TFLM model of Signal ops (optio
   Signal kernels, not Energy, FilterBank*, PCAN; esp-tflite-micro 1.3.0 and later (the
   esp-idf target) build them all.  It would also make training run the TFLM interpreter clip by
   clip.
-* Small: on a Cortex-M4 1.8 kB of code and 5.7 kB of const tables (MFCC defaults), no
+* Small: on a Cortex-M4 1.9 kB of code and 5.7 kB of const tables (MFCC defaults), no
   static RAM, a caller-owned scratch of 2 * fft_length int32 + num_mel_bins int64
   (4.4 kB), under 180 B of stack (measured by the tests and -fstack-usage).
 
 Features leave the C as int16 with ``output_frac_bits`` fraction bits (chosen so the
 largest possible value fits); training reads them as ``q * 2**-output_frac_bits`` (exact
-in float32), which is what the device computes before ``raw * scale + offset``.
+in float32).  The device turns them into the model's int8 inputs by thresholds
+(:meth:`Frontend.input_levels`) enumerated here through the very float32 preprocessing
+and quantization tflmp scores the model with, so no float step of the device (FMA in
+``raw * scale + offset``) can differ from training either.
 """
 
 from __future__ import annotations
@@ -118,9 +121,29 @@ class Frontend:
                 "fft_log2": self.fft_log2, "log_offset_q": self.log_offset,
                 "frontend_sha256": self.sha256()}
 
-    def c_tables(self) -> dict:
+    def input_levels(self, preprocessing, quantize_input) -> tuple[int, np.ndarray]:
+        """The int16 feature -> int8 model input map as integers.  All 65,536 features go
+        through ``preprocessing.apply`` and ``quantize_input`` (float model inputs -> int8,
+        e.g. ``tflite.quant.quantize`` with the model's input tensor): the float32 maths
+        tflmp scores the model with.  Returns the lowest input level and, per step up, the
+        smallest feature reaching it (ascending; a jump of two levels repeats a feature):
+        input of feature q = base + number of thresholds <= q, no float on the device."""
+        q = np.arange(-32768, 32768, dtype=np.int32)
+        size = int(np.prod(preprocessing.input_shape))
+        values = np.zeros(-(-len(q) // size) * size, np.float32)
+        values[:len(q)] = self.dequantize(q)
+        x = preprocessing.apply(values.reshape(-1, *preprocessing.input_shape))
+        levels = np.asarray(quantize_input(x), np.int32).ravel()[:len(q)]
+        steps = np.diff(levels)
+        if np.any(steps < 0):
+            raise TflmpError("the preprocessing maps larger audio features to smaller model "
+                             "inputs; an audio run's scale is positive: retrain the model")
+        return int(levels[0]), np.repeat(q[1:], steps).astype(np.int16)
+
+    def c_tables(self, levels: tuple[int, np.ndarray] | None = None) -> dict:
         """The tables as codegen writes them, in the C config's order; sizes name the
-        settings header's ``{MACRO}_FEATURE_*`` macros."""
+        settings header's ``{MACRO}_FEATURE_*`` macros.  ``levels`` (:meth:`input_levels`)
+        adds the feature -> model input thresholds."""
         arrays = [
             ("window", "uint16_t", "{MACRO}_FEATURE_FRAME_LENGTH", self.window,
              "Periodic Hann window, Q15 (32768 = 1.0)."),
@@ -135,10 +158,14 @@ class Frontend:
             arrays.append(("dct", "int32_t",
                            "{MACRO}_FEATURE_NUM_MEL_BINS * {MACRO}_FEATURE_NUM_MFCC", self.dct,
                            "DCT-II basis [band][coefficient] scaled by sqrt(2 / bands), Q30."))
+        inputs = None
+        if levels is not None:
+            inputs = {"base": levels[0], "thresholds": np.asarray(levels[1]).tolist()}
         return {"kind": self.kind, "frontend": FRONTEND, "sha256": self.sha256(),
                 "arrays": [{"name": n, "ctype": c, "size": size, "comment": comment,
                             "values": values.ravel().tolist()}
-                           for n, c, size, values, comment in arrays]}
+                           for n, c, size, values, comment in arrays],
+                "inputs": inputs}
 
     def features(self, pcm: np.ndarray) -> np.ndarray:
         """int16 PCM (samples,) or (N, samples) -> int16 (…, frames, outputs), by the C."""

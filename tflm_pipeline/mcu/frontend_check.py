@@ -44,10 +44,20 @@ class FrontendSize:
                 "ram": self.ram, "scratch": self.scratch}
 
 
+@dataclass(frozen=True)
+class FrontendRun:
+    """What a project's front end computed on one platform."""
+
+    features: np.ndarray  # int16 (N, frames, values)
+    inputs: np.ndarray | None  # int8 model inputs of those features (N, frames, values)
+    levels: np.ndarray | None  # int8 model input of every int16 feature, -32768 first
+
+
 def run_frontend(code_dir: str | Path, name: str, pcm: np.ndarray, *,
-                 platform: str = "host") -> np.ndarray:
-    """int16 PCM (N, samples) -> int16 features (N, frames, values) computed by the
-    project's C, compiled for ``platform`` (host or cortex-m4 under QEMU)."""
+                 platform: str = "host") -> FrontendRun:
+    """int16 PCM (N, samples) through the project's C, compiled for ``platform`` (host or
+    cortex-m4 under QEMU): the features and, when the project maps features to int8
+    model inputs (``<name>_feature_to_input``), those inputs."""
     if platform not in PLATFORMS:
         raise TflmpError(f"unknown platform '{platform}': use {' or '.join(PLATFORMS)}")
     code_dir = Path(code_dir)
@@ -69,8 +79,13 @@ def run_frontend(code_dir: str | Path, name: str, pcm: np.ndarray, *,
             raise TflmpError(f"the front end failed on {platform} (exit {r.returncode}): "
                              f"{(r.stdout + r.stderr).strip()[-300:]}")
         data = (tmp / "frontend_out.bin").read_bytes()
-    frames, values = np.frombuffer(data[:8], "<i4")
-    return np.frombuffer(data[8:], "<i2").reshape(len(pcm), frames, values).copy()
+        frames, values = np.frombuffer(data[:8], "<i4")
+        features = np.frombuffer(data[8:], "<i2").reshape(len(pcm), frames, values).copy()
+        inputs = levels = None
+        if (tmp / "frontend_levels.bin").is_file():
+            inputs = np.fromfile(tmp / "frontend_inputs.bin", np.int8).reshape(features.shape)
+            levels = np.fromfile(tmp / "frontend_levels.bin", np.int8)
+    return FrontendRun(features, inputs, levels)
 
 
 def frontend_size(code_dir: str | Path, name: str) -> FrontendSize:
@@ -96,6 +111,8 @@ def _build(code_dir: Path, name: str, tmp: Path, platform: str) -> Path:
     sources = [firmware_file("check/frontend_main.c"), code_dir / "tflmp_audio_frontend.c",
                code_dir / f"{name}_audio_frontend.c"]
     defines = [f"-DFRONTEND_NAME={name}", f'-DFRONTEND_HEADER="{name}_audio_frontend.h"']
+    if f"{name}_feature_to_input(" in (code_dir / f"{name}_audio_frontend.h").read_text():
+        defines.append("-DFRONTEND_INPUTS")
     if platform == "host":
         exe = tmp / "frontend"
         _run([_tool("gcc"), *C_FLAGS, *defines, f"-I{code_dir}", *map(str, sources), "-lm",
