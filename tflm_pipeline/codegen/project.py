@@ -26,6 +26,7 @@ from ..preprocessing import Preprocessing
 from ..tasks import Threshold
 from ..tflite.model_info import ModelInfo
 from . import write_model_sources
+from .audio_frontend import write_audio_frontend
 from .c_literals import camel_case
 from .golden import GoldenVectors, write_golden_header
 
@@ -49,6 +50,7 @@ class ProjectSpec:
     reconverted: str | None = None  # the re-converted model's TFLM accuracy, in words
     notes: list[str] = field(default_factory=list)
     threshold: Threshold | None = None  # an anomaly detector's (output == "anomaly_score")
+    audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
 
 
 @dataclass
@@ -86,6 +88,8 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
                                 preprocessing=spec.preprocessing, labels=spec.labels,
                                 threshold=spec.threshold, source=spec.source)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
+    if spec.audio_frontend is not None:
+        files += write_audio_frontend(spec.audio_frontend, ident, code_dir)
     ctx = _context(spec, layout)
     for template, rel in (("common/runner.h.j2", f"{ident}_runner.h"),
                           ("common/runner.cc.j2", f"{ident}_runner.cc")):
@@ -135,6 +139,8 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         raw = (f"{pre.dataset}: {pre.raw_dtype} values; the model input is "
                f"raw * {pre.scale:.6g} + {pre.offset:g}")
     sources = sorted((f"{ident}_model_data.cc", f"{ident}_runner.cc", "main.cc"))
+    if spec.audio_frontend is not None:
+        sources = sorted(sources + [f"{ident}_audio_frontend.c", "tflmp_audio_frontend.c"])
     return {
         "name": ident, "camel": camel_case(ident), "macro": ident.upper(),
         "guard": f"{ident.upper()}_RUNNER_H_", "tool_version": __version__,

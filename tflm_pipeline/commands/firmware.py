@@ -20,6 +20,7 @@ from ..codegen.c_literals import c_identifier
 from ..codegen.golden import GoldenVectors
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
 from ..data import DataSpec, load_dataset, load_run_dataset
+from ..data.audio_frontend import frontend_for
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
 from ..mcu.targets import get_target
@@ -119,9 +120,20 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset, the_task), reconverted=reconverted,
-        notes=notes, threshold=chosen))
+        notes=notes, threshold=chosen,
+        audio_frontend=_audio_frontend_tables(preprocessing, info)))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks)
+
+
+def _audio_frontend_tables(preprocessing, info) -> dict | None:
+    """The C front end's tables when the model's features came from it (audio runs), with
+    the int16 feature -> int8 input thresholds of the model the project runs."""
+    made = frontend_for(preprocessing.features if preprocessing is not None else None)
+    if made is None:
+        return None
+    return made.c_tables(made.input_levels(preprocessing,
+                                           lambda x: quantize(x, info.inputs[0])))
 
 
 def _dataset(run, dataset: str | None, data_dir: str | None):

@@ -2,8 +2,8 @@
 
 One loader per kind (``builtin`` digits/MNIST, ``npz``, ``sensor_csv``, ``ts_file``,
 ``image_folder``, ``wav_folder``), chosen in one table by :func:`load_dataset` from a :class:`DataSpec`;
-``splits`` (seeded, stratified), ``audio_features`` (log-mel, MFCC) and ``augment``
-serve them.  TensorFlow is imported only to build an image augmenter.
+``splits`` (seeded, stratified), ``audio_frontend`` (log-mel, MFCC by the firmware's C;
+``audio_features`` is their float definition) and ``augment`` serve them.  TensorFlow is imported only to build an image augmenter.
 """
 
 from ..preprocessing import Preprocessing

@@ -1,4 +1,6 @@
-"""Log-mel and MFCC features of audio clips, in NumPy, matching ``tf.signal``.
+"""Log-mel and MFCC features of audio clips, in NumPy, matching ``tf.signal``: the
+definition.  Training computes them with the integer C the firmware runs
+(:mod:`.audio_frontend`), tested against this reference within stated rounding.
 
 The steps and conventions are those of ``tf.signal`` so a model trained on these
 features sees the same numbers as one fed by TensorFlow's audio ops:

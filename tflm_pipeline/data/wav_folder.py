@@ -1,4 +1,7 @@
-"""WAV folders: class folders of 16 kHz mono clips, as log-mel or MFCC features."""
+"""WAV folders: class folders of 16 kHz mono clips, as log-mel or MFCC features.
+
+The features are computed by the C front end the firmware runs (:mod:`.audio_frontend`),
+so the device computes the same bits the model was trained on."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import numpy as np
 
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
-from .audio_features import FEATURE_TYPES, FeatureParams, compute
+from .audio_features import FEATURE_TYPES, FeatureParams
+from .audio_frontend import compute, frontend
 from .augment import audio_options, augment_clips
 from .class_folders import PathLike, class_files, flatten, open_folder
 from .dataset import Dataset
@@ -46,28 +50,27 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         raise TflmpError(f"--clip-seconds {clip_seconds} is shorter than one "
                          f"{params.frame_length_ms:g} ms frame; use a longer clip")
     options = audio_options(augment) if augment is not None else None
-    folders = class_files(root, (".wav",), "WAV clip")
-    labels = sorted(folders)
-    all_files, all_y = flatten(folders, labels)
-    parts = split_indices(all_y, seed, split, root)
+    labels, parts = split_files(root, seed=seed, split=split)
     noise = _noise_clips(options["noise_dir"], params) if options else []
     rng = np.random.default_rng(seed)
     arrays, fitted = [], np.zeros(2, np.int64)  # clips padded, clips trimmed
-    for name, idx in zip(("train", "val", "test"), parts):
+    for name, (files, y) in parts.items():
         train_options = options if name == "train" else None
-        x, copies, counts = _clip_features([all_files[i] for i in idx], clip, features, params,
+        x, copies, counts = _clip_features(files, clip, features, params,
                                            train_options, rng, noise)
-        y, fitted = all_y[idx], fitted + counts
+        fitted = fitted + counts
         if train_options:
             x = np.concatenate([x, copies])
             y = np.concatenate([y, np.repeat(y, train_options["copies"])])
         arrays += [x, y]
     scale, offset = standardize(arrays[0], axis=None)
     feature_dict = {**params.to_dict(features), "clip_seconds": clip_seconds,
-                    "clip_samples": clip, "pcm_scale": PCM_SCALE}
+                    "clip_samples": clip, "pcm_scale": PCM_SCALE,
+                    **frontend(features, params).to_dict()}
     pre = Preprocessing(root.name, arrays[0].shape[1:], "float32", float(scale), float(offset),
                         labels, features=feature_dict)
-    notes = [f"WAV clips from {root}: {len(all_y)} in {len(labels)} class folders, "
+    clips = sum(len(y) for _, y in parts.values())
+    notes = [f"WAV clips from {root}: {clips} in {len(labels)} class folders, "
              f"{clip_seconds:g} s at {params.sample_rate} Hz ({fitted[0]} shorter padded, "
              f"{fitted[1]} longer trimmed); {features} {arrays[0].shape[1]}x"
              f"{arrays[0].shape[2]}; {split_note(split, seed)}; standardized on train"]
@@ -77,6 +80,19 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         notes.append(f"train augmented offline: {options['copies']} copies per clip (time "
                      f"shift up to +-{options['time_shift_ms']:g} ms{noise_text}), seed {seed}")
     return Dataset(root.name, *arrays, preprocessing=pre, notes=notes)
+
+
+def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT
+                ) -> tuple[list[str], dict[str, tuple[list[Path], np.ndarray]]]:
+    """The class names and, per split (train, val, test), the clip files and their labels
+    in the order :func:`load_wav_folder` stores their features."""
+    root = open_folder(path, "audio")
+    folders = class_files(root, (".wav",), "WAV clip")
+    labels = sorted(folders)
+    all_files, all_y = flatten(folders, labels)
+    parts = split_indices(all_y, seed, split, root)
+    return labels, {name: ([all_files[i] for i in idx], all_y[idx])
+                    for name, idx in zip(("train", "val", "test"), parts)}
 
 
 def read_wav(path: PathLike, sample_rate: int = 16000) -> np.ndarray:

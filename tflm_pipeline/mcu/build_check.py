@@ -371,13 +371,16 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
     work = tmp / tool.name
     work.mkdir()
     sources = [main, code_dir / f"{name}_runner.cc", code_dir / f"{name}_model_data.cc"]
+    sources += [code_dir / f for f in (f"{name}_audio_frontend.c", "tflmp_audio_frontend.c")
+                if (code_dir / f).is_file()]  # an audio project's feature front end (C)
     if tree.debug_log:
         (work / "debug_log_check.cc").write_text(tree.debug_log)
         sources.append(work / "debug_log_check.cc")
     objects = []
     for src in sources:
         o = work / (src.stem + ".o")
-        cmd = [tool.cxx, *compile_flags(tool, tree, False), f"-I{code_dir}",
+        c = src.suffix == ".c"
+        cmd = [tool.cc if c else tool.cxx, *compile_flags(tool, tree, c), f"-I{code_dir}",
                f"-DTFLMP_CHECK_ARENA_BYTES={arena_bytes}", "-c", str(src), "-o", str(o)]
         run_step(cmd, f"compiling {src.name} for {tool.name}")
         objects.append(str(o))
