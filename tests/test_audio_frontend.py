@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -191,8 +192,19 @@ def keyword_clips(tmp_path_factory):
     return root / "clips"
 
 
+@pytest.fixture(scope="session")
+def keyword_run(keyword_clips, tmp_path_factory):
+    """An MLP trained on the synthesized keywords (MFCC from the C front end)."""
+    run = tmp_path_factory.mktemp("kws") / "run"
+    p = run_cli("train", "--model", "mlp", "--dataset", keyword_clips, "--epochs", "20",
+                "--qat-epochs", "0", "--split", SPLIT, "--out", run)
+    assert p.returncode == 0, p.stderr
+    return run
+
+
 @pytest.mark.slow
 def test_raw_wav_to_device_features_to_tflm_scores_the_training_accuracy(keyword_clips,
+                                                                         keyword_run,
                                                                          tmp_path):
     from tflm_pipeline.mcu.frontend_check import run_frontend
     from tflm_pipeline.tflm import interpreter
@@ -200,10 +212,7 @@ def test_raw_wav_to_device_features_to_tflm_scores_the_training_accuracy(keyword
 
     for tool in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
         require_tool(tool)
-    run, fw = tmp_path / "run", tmp_path / "fw"
-    p = run_cli("train", "--model", "mlp", "--dataset", keyword_clips, "--epochs", "20",
-                "--qat-epochs", "0", "--split", SPLIT, "--out", run)
-    assert p.returncode == 0, p.stderr
+    run, fw = keyword_run, tmp_path / "fw"
     p = run_cli("firmware", run, "--target", "esp-idf", "--out", fw)
     assert p.returncode == 0, p.stderr
     code = fw / "main"
@@ -241,3 +250,61 @@ def test_raw_wav_to_device_features_to_tflm_scores_the_training_accuracy(keyword
           f"{len(files)} test clips; training reported {trained:.4f}")
     assert accuracy == score["accuracy"] == trained and score["n"] == len(files) >= 12
     assert trained >= 0.5, f"the keyword model learned little: {trained:.2f}"
+
+
+@pytest.mark.slow
+def test_self_test_starts_from_raw_pcm(keyword_run, tmp_path):
+    # golden vector 0 also comes as its clip's PCM: on the board the front end must give
+    # training's features and the vector's int8 input; a wrong feature constant fails it
+    from tflm_pipeline import firmware
+    from tflm_pipeline.firmware_files import render
+    from tflm_pipeline.mcu.releases import get_release
+    from tflm_pipeline.mcu.targets import get_target
+    from tflm_shim import write_fake_interpreter, write_shim
+
+    require_tool("g++")
+    project = firmware(keyword_run, "esp-idf", tmp_path / "fw").project
+    code = project.out_dir / "main"
+    golden = (code / "mlp_golden.h").read_text()
+    assert "#define MLP_GOLDEN_RAW_VECTOR 0" in golden and "mlp_golden_pcm[16000]" in golden
+    runner = (code / "mlp_runner.h").read_text()
+    assert "int ClassifyAudio(const int16_t* pcm, int* score_permille);" in runner
+    shim = write_shim(tmp_path / "shim", get_release(get_target("esp-idf").releases[0]).op_set)
+    outputs = bytes(int(h, 16) for h in re.findall(
+        r"0x([0-9a-f]{2})", golden.split("mlp_golden_outputs")[1].split("};")[0]))
+    fake = write_fake_interpreter(tmp_path / "fake_tflm.cc", shim, "mlp",
+                                  np.frombuffer(outputs, np.int8))
+    main = tmp_path / "check_main.cc"
+    main.write_text(render("check/check_main.cc.j2", name="mlp"))
+
+    def self_test(settings_text: str) -> subprocess.CompletedProcess:
+        work = tmp_path / "code"
+        work.mkdir(exist_ok=True)
+        for f in code.iterdir():
+            if f.is_file():
+                (work / f.name).write_bytes(f.read_bytes())
+        (work / "mlp_model_settings.h").write_text(settings_text)
+        objects = []
+        for c in ("mlp_audio_frontend.c", "tflmp_audio_frontend.c"):
+            obj = tmp_path / (c + ".o")
+            subprocess.run(["gcc", "-O2", "-c", "-I", str(work), str(work / c), "-o", str(obj)],
+                           check=True)
+            objects.append(str(obj))
+        exe = tmp_path / "self_test"
+        subprocess.run(["g++", "-std=c++11", "-O2", "-DTFLMP_CHECK", "-I", str(work), "-I",
+                        str(shim), str(main), str(work / "mlp_runner.cc"),
+                        str(work / "mlp_model_data.cc"), str(fake), *objects, "-o", str(exe)],
+                       check=True)
+        return subprocess.run([str(exe)], capture_output=True, text=True)
+
+    settings = (code / "mlp_model_settings.h").read_text()
+    ok = self_test(settings)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "self-test PASS (4/4 vectors exact, raw PCM vector exact)" in ok.stdout
+    frac = re.search(r"#define MLP_FEATURE_OUTPUT_FRAC_BITS (\d+)", settings)
+    wrong = settings.replace(frac.group(0), f"#define MLP_FEATURE_OUTPUT_FRAC_BITS "
+                                            f"{int(frac.group(1)) - 1}")
+    bad = self_test(wrong)
+    assert bad.returncode == 1, bad.stdout
+    assert "raw PCM vector:" in bad.stdout and "differ from training's" in bad.stdout
+    assert "raw PCM vector differs" in bad.stdout

@@ -25,6 +25,18 @@ class GoldenVectors:
     source: str  # where the inputs came from
     interpreter: str  # the TFLM build that computed the outputs ("tflite-micro 0.dev...")
     scores: np.ndarray | None = None  # an anomaly detector's score of each vector (float64)
+    raw: "RawVector | None" = None  # a vector that starts from raw input (audio: PCM)
+
+
+@dataclass(frozen=True)
+class RawVector:
+    """Golden vector ``vector`` as raw input: a 16-bit PCM clip, and the int16 features
+    the front end must compute from it (they map to that vector's int8 input)."""
+
+    vector: int
+    pcm: np.ndarray  # int16 (clip samples,)
+    features: np.ndarray  # int16 (frames * outputs,)
+    source: str  # which clip
 
 
 def write_golden_header(vectors: GoldenVectors, info: ModelInfo, ident: str,
@@ -40,8 +52,19 @@ def write_golden_header(vectors: GoldenVectors, info: ModelInfo, ident: str,
                   interpreter=vectors.interpreter, golden_count=len(inputs),
                   golden_source=vectors.source, input_bytes=info.inputs[0].nbytes,
                   output_bytes=info.outputs[0].nbytes, inputs=inputs, outputs=outputs,
-                  scores=None if vectors.scores is None else [c_double(s) for s in vectors.scores])
+                  scores=None if vectors.scores is None else [c_double(s) for s in vectors.scores],
+                  raw=None if vectors.raw is None else {
+                      "vector": vectors.raw.vector, "source": vectors.raw.source,
+                      "pcm": _indent(_int_lines(vectors.raw.pcm)),
+                      "pcm_count": len(vectors.raw.pcm),
+                      "features": _indent(_int_lines(vectors.raw.features)),
+                      "feature_count": len(vectors.raw.features)})
     return write_text(Path(out_dir) / file_name, text)
+
+
+def _int_lines(values: np.ndarray, per_line: int = 16) -> str:
+    v = [str(int(x)) for x in np.asarray(values).reshape(-1)]
+    return "\n".join(", ".join(v[i:i + per_line]) + "," for i in range(0, len(v), per_line))
 
 
 def _indent(body: str) -> str:

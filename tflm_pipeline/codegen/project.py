@@ -158,6 +158,8 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
                             "A static 16-byte-aligned array."),
         "golden_count": len(spec.vectors.inputs), "golden_source": spec.vectors.source,
         "output": spec.output, "output_elements": info.outputs[0].elements,
+        "audio": spec.audio_frontend is not None,
+        "raw_audio": spec.vectors.raw is not None,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,

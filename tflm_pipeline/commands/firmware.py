@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..codegen.c_literals import c_identifier
-from ..codegen.golden import GoldenVectors
+from ..codegen.golden import GoldenVectors, RawVector
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
 from ..data import DataSpec, load_dataset, load_run_dataset
-from ..data.audio_frontend import frontend_for
+from ..data.audio_frontend import Frontend, frontend_for, to_pcm
+from ..data.wav_folder import read_wav, split_files
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
 from ..mcu.targets import get_target
@@ -95,7 +96,7 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         raise TflmpError(f"{src.model_path.name} has {info.inputs[0].type} input / "
                          f"{info.outputs[0].type} output; firmware needs a full-int8 model "
                          "(tflmp train writes one)")
-    dataset = _dataset(run, dataset, data_dir)
+    spec, dataset = _dataset(run, dataset, data_dir)
     preprocessing = src.preprocessing or (dataset.preprocessing if dataset else None)
     the_task, class_names = _task_and_labels(run, preprocessing, info, task, labels)
     notes: list[str] = []
@@ -105,6 +106,7 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     chosen = _threshold(the_task, threshold, run, model, info, dataset, reconverted)
     if chosen is not None:
         notes.append(f"anomaly threshold {chosen.value:.6g}: {chosen.method}")
+    audio = _AudioFrontend.of(preprocessing, info)
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
     if arena.unmeasured_ops:
@@ -119,34 +121,65 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         target=t, ident=ident, out_dir=out, model=model, info=info, source=src.model_path.name,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
-        vectors=_golden_vectors(model, info, dataset, the_task), reconverted=reconverted,
-        notes=notes, threshold=chosen,
-        audio_frontend=_audio_frontend_tables(preprocessing, info)))
+        vectors=_golden_vectors(model, info, dataset, the_task, audio, spec),
+        reconverted=reconverted, notes=notes, threshold=chosen,
+        audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks)
 
 
-def _audio_frontend_tables(preprocessing, info) -> dict | None:
-    """The C front end's tables when the model's features came from it (audio runs), with
-    the int16 feature -> int8 input thresholds of the model the project runs."""
-    made = frontend_for(preprocessing.features if preprocessing is not None else None)
-    if made is None:
-        return None
-    return made.c_tables(made.input_levels(preprocessing,
-                                           lambda x: quantize(x, info.inputs[0])))
+@dataclass(frozen=True)
+class _AudioFrontend:
+    """An audio model's front end with the int16 feature -> int8 input levels of the model
+    the project runs (the same map training's preprocessing and quantization give)."""
+
+    made: Frontend
+    levels: tuple[int, np.ndarray]
+
+    @classmethod
+    def of(cls, preprocessing, info) -> "_AudioFrontend | None":
+        made = frontend_for(preprocessing.features if preprocessing is not None else None)
+        if made is None:
+            return None
+        return cls(made, made.input_levels(preprocessing, lambda x: quantize(x, info.inputs[0])))
+
+    def inputs(self, features: np.ndarray) -> np.ndarray:
+        """int16 features -> int8 inputs, as ``<name>_feature_to_input`` computes them."""
+        base, thresholds = self.levels
+        return (base + np.searchsorted(np.asarray(thresholds), features, side="right")
+                ).astype(np.int8)
+
+    def raw_vector(self, spec: DataSpec | None, preprocessing, pick: int, vector: int,
+                   expected_input: np.ndarray) -> RawVector | None:
+        """Test clip ``pick`` of a WAV-folder dataset as PCM with the features the front end
+        gives; None without the clip files."""
+        if spec is None or not spec.path.is_dir():
+            return None
+        _, parts = split_files(spec.path, seed=spec.seed, split=spec.split)
+        path = parts["test"][0][pick]
+        clip = int(preprocessing.features["clip_samples"])
+        samples = to_pcm(read_wav(path, self.made.params.sample_rate))
+        pcm = np.zeros(clip, np.int16)
+        pcm[:min(clip, len(samples))] = samples[:clip]
+        features = self.made.features(pcm).reshape(-1)
+        if not np.array_equal(self.inputs(features), expected_input.reshape(-1)):
+            raise RuntimeError(f"the front end's int8 inputs of {path} differ from the "
+                               "dataset's: the features and the model went out of step")
+        return RawVector(vector, pcm, features, f"test clip {path.parent.name}/{path.name}")
 
 
 def _dataset(run, dataset: str | None, data_dir: str | None):
-    """The run's data with its splits, or the data given for a model from outside a run."""
+    """The data's spec and the data, with its splits: the run's, or the data given for a
+    model from outside a run (None, None without)."""
     if run is not None:
         if dataset is not None:
             raise TflmpError("a run's firmware uses the run's data; drop --dataset")
-        return load_run_dataset(run)
+        return DataSpec.of(run.config), load_run_dataset(run)
     if dataset is None:
-        return None
+        return None, None
     spec = DataSpec(dataset, data_dir)
     spec.check()
-    return load_dataset(spec)
+    return spec, load_dataset(spec)
 
 
 def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[str] | None):
@@ -260,9 +293,11 @@ def _value(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _golden_vectors(model: bytes, info, dataset, task: Task) -> GoldenVectors:
+def _golden_vectors(model: bytes, info, dataset, task: Task, audio: _AudioFrontend | None = None,
+                    spec: DataSpec | None = None) -> GoldenVectors:
     """Test-set samples of distinct classes when a dataset is given, else seeded random
-    inputs; outputs from the TFLM interpreter (and an anomaly detector's scores of them)."""
+    inputs; outputs from the TFLM interpreter (and an anomaly detector's scores of them).
+    An audio model's first vector also comes as its clip's raw PCM."""
     t_in = info.inputs[0]
     if dataset is not None:
         x, y = dataset.inputs("test")
@@ -283,8 +318,10 @@ def _golden_vectors(model: bytes, info, dataset, task: Task) -> GoldenVectors:
         t_out = info.outputs[0]
         scores = AUTOENCODER.int8_scores(inputs, outputs, (t_in.scales[0], t_in.zero_points[0]),
                                          (t_out.scales[0], t_out.zero_points[0]))
+    raw = (audio.raw_vector(spec, dataset.preprocessing, picks[0], 0, inputs[0])
+           if audio is not None and dataset is not None else None)
     return GoldenVectors(inputs, outputs, labels, source,
-                         f"tflite-micro {interpreter.tflm_version()}", scores)
+                         f"tflite-micro {interpreter.tflm_version()}", scores, raw)
 
 
 def _distinct_classes(y: np.ndarray, count: int) -> list[int]:
