@@ -10,7 +10,8 @@ from conftest import require_tool
 from tflm_pipeline.firmware_files import path as firmware_file
 from tflm_pipeline.firmware_files import render
 from tflm_pipeline.mcu.build_check import (CM4_FLAGS, COMMON_FLAGS, CXX_FLAGS,
-                                           instructions_per_inference, qemu_command)
+                                           instructions_per_inference, op_instructions,
+                                           qemu_command)
 
 # A stand-in runner whose Begin() times a loop of a given length with the main's clock
 # and prints it as the real runner prints its latency.
@@ -81,3 +82,19 @@ def test_instruction_count_is_read_from_the_self_test_line():
     assert instructions_per_inference("lenet: self-test FAIL (1/4 vectors differ, by up to 1 "
                                       "LSB), 7 us per inference") == 7000
     assert instructions_per_inference("no self-test line") is None
+
+
+def test_per_op_instructions_are_read_from_the_profiler_csv():
+    # TFLM's MicroProfiler::LogCsv() lines, as the Cortex-M4 check prints them (ticks of
+    # the 25 MHz timer: 40 instructions each under -icount shift=0)
+    output = "\n".join([
+        "lenet: self-test PASS (4/4 vectors exact), 262 us per inference",
+        "tflmp-profile: ticks per op of one inference (TFLM MicroProfiler)",
+        '"Event","Tag","Ticks"', "0,CONV_2D,3120", "1,MAX_POOL_2D,214", "2,CONV_2D,2710",
+        "3,FULLY_CONNECTED,301", "4,SOFTMAX,12",
+        "tflmp-check: arena_bytes 9744 arena_used_bytes 9504"])
+    ops = op_instructions(output)
+    assert [o["op"] for o in ops] == ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "FULLY_CONNECTED",
+                                      "SOFTMAX"]
+    assert ops[0] == {"index": 0, "op": "CONV_2D", "instructions": 3120 * 40}
+    assert op_instructions("lenet: self-test PASS (4/4 vectors exact), 1 us") is None

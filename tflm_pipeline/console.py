@@ -119,6 +119,12 @@ def firmware_result(result) -> None:
                             f"{r.instructions_per_inference:,} Cortex-M4 instructions per "
                             "inference (QEMU -icount, to 1,000)", ln) for ln in shown]
         click.echo("  " + "\n  ".join(shown))
+        if r.op_instructions:
+            total = sum(o["instructions"] for o in r.op_instructions) or 1
+            top = sorted(r.op_instructions, key=lambda o: -o["instructions"])[:5]
+            click.echo("  heaviest ops (Cortex-M4 instructions, TFLM MicroProfiler): " + ", ".join(
+                f"#{o['index']} {o['op']} {o['instructions']:,} ({o['instructions'] / total:.0%})"
+                for o in top))
 
 
 def flash_result(result) -> None:

@@ -61,12 +61,15 @@ class CheckResult:
     compile_only: bool = False  # a compile of the board main, nothing run
     # Cortex-M4 instructions per inference, counted by QEMU -icount (in thousands)
     instructions_per_inference: int | None = None
+    # per op of one inference (TFLM's MicroProfiler under -icount): index, op, instructions
+    op_instructions: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return {"platform": self.platform, "passed": self.passed, "arena_bytes": self.arena_bytes,
                 "arena_used_bytes": self.arena_used_bytes, "output": self.output,
                 "compile_only": self.compile_only,
-                "instructions_per_inference": self.instructions_per_inference}
+                "instructions_per_inference": self.instructions_per_inference,
+                "op_instructions": self.op_instructions}
 
 
 def qemu_command(elf: str | Path) -> list[str]:
@@ -76,6 +79,28 @@ def qemu_command(elf: str | Path) -> list[str]:
     return ["qemu-system-arm", "-M", "mps2-an386", "-icount", "shift=0", "-nographic",
             "-monitor", "none", "-serial", "none", "-semihosting-config",
             "enable=on,target=native", "-kernel", str(elf)]
+
+
+TICK_INSTRUCTIONS = 40  # the check main's profiler clock: 25 MHz ticks of 1 ns instructions
+
+
+def op_instructions(output: str) -> list[dict] | None:
+    """Instructions per op of one inference from a QEMU check's output: TFLM's
+    MicroProfiler CSV (``"Event","Tag","Ticks"`` then ``index,OP,ticks``), whose ticks are
+    25 MHz timer ticks of guest time, 40 instructions each under ``-icount shift=0``
+    (resolution 40 instructions)."""
+    lines = output.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == '"Event","Tag","Ticks"'), None)
+    if start is None:
+        return None
+    ops = []
+    for line in lines[start + 1:]:
+        m = re.fullmatch(r"\s*(\d+),([^,]+),(-?\d+)\s*", line)
+        if m is None:
+            break
+        ops.append({"index": int(m.group(1)), "op": m.group(2),
+                    "instructions": int(m.group(3)) * TICK_INSTRUCTIONS})
+    return ops or None
 
 
 def instructions_per_inference(output: str) -> int | None:
@@ -380,8 +405,10 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
     for src in sources:
         o = work / (src.stem + ".o")
         c = src.suffix == ".c"
+        profile = ["-DTFLMP_PROFILE"] if tool.arch else []  # per-op ticks on the Cortex-M4
         cmd = [tool.cc if c else tool.cxx, *compile_flags(tool, tree, c), f"-I{code_dir}",
-               f"-DTFLMP_CHECK_ARENA_BYTES={arena_bytes}", "-c", str(src), "-o", str(o)]
+               f"-DTFLMP_CHECK_ARENA_BYTES={arena_bytes}", *profile, "-c", str(src), "-o",
+               str(o)]
         run_step(cmd, f"compiling {src.name} for {tool.name}")
         objects.append(str(o))
     exe = work / ("check.elf" if tool.arch else "check")
@@ -409,7 +436,8 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
     passed = r.returncode == 0 and "self-test PASS" in r.stdout
     return CheckResult(platform, passed, arena_bytes, used, output,
                        instructions_per_inference=(instructions_per_inference(r.stdout)
-                                                   if tool.arch else None))
+                                                   if tool.arch else None),
+                       op_instructions=op_instructions(output) if tool.arch else None)
 
 
 def run_step(cmd: list[str], what: str) -> None:
