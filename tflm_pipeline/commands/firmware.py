@@ -22,6 +22,7 @@ from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_f
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
+from ..mcu.known_issues import REFUSE, REQUANTIZE, FiredRule, fired_rules, refusal
 from ..mcu.targets import get_target
 from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
@@ -45,13 +46,15 @@ RANDOM_INPUTS = 64  # inputs a re-quantization is measured on when no data is gi
 class FirmwareResult:
     project: Project
     checks: list[CheckResult] = field(default_factory=list)  # with check=True
+    known_issues: list[FiredRule] = field(default_factory=list)  # rules applied (remedied)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
-        return {"project": self.project.to_dict(), "checks": [c.to_dict() for c in self.checks]}
+        return {"project": self.project.to_dict(), "checks": [c.to_dict() for c in self.checks],
+                "known_issues": [r.to_dict() for r in self.known_issues]}
 
 
 def firmware(source: str | Path, target: str, out_dir: str | Path | None = None, *,
@@ -93,9 +96,14 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     preprocessing = src.preprocessing or (dataset.preprocessing if dataset else None)
     the_task, class_names = _task_and_labels(run, preprocessing, info, task, labels)
     notes: list[str] = []
-    model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset)
+    fired = _apply_known_issues(info, t)  # a rule that refuses: one line, nothing written
+    model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset,
+                                                       fired)
     if reconverted:
         notes.append(reconverted)
+    left = fired_rules(info, t.platforms)
+    if left:  # the remedy must clear its rule
+        raise TflmpError(f"known issue {left[0].id} still applies after its remedy")
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
     if arena.unmeasured_ops:
@@ -112,7 +120,17 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset), reconverted=reconverted, notes=notes))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
-    return FirmwareResult(project, checks)
+    return FirmwareResult(project, checks, fired)
+
+
+def _apply_known_issues(info, target) -> list[FiredRule]:
+    """The known-issues rules the model meets on the target (firmware/known_issues.yaml);
+    a ``refuse`` rule raises its one-line reason."""
+    fired = fired_rules(info, target.platforms)
+    for rule in fired:
+        if rule.issue.remedy == REFUSE:
+            raise refusal(rule, f"{target.name} ({', '.join(rule.platforms)})")
+    return fired
 
 
 def _dataset(run, dataset: str | None, data_dir: str | None):
@@ -151,12 +169,21 @@ def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[st
     return the_task, names
 
 
-def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset):
-    """Re-convert with per-tensor Dense weights for TFLM releases that compute
-    per-channel Dense layers wrong; return (model, info, note or None)."""
-    layers = per_channel_dense_layers(info)
-    if target.per_channel_dense or not layers:
+def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset,
+                            fired: list[FiredRule]):
+    """Re-convert with per-tensor Dense weights when a known-issues rule asks for it
+    (TFLM releases that compute per-channel Dense layers wrong); return (model, info, note
+    or None) and record the note as the rule's action."""
+    rule = next((r for r in fired if r.issue.remedy == REQUANTIZE), None)
+    if rule is None:
         return model, info, None
+    model, info, note = _per_tensor_dense_model(model, info, src, target, task, dataset)
+    rule.action = note
+    return model, info, note
+
+
+def _per_tensor_dense_model(model: bytes, info, src, target, task: Task, dataset):
+    layers = per_channel_dense_layers(info)
     run = src.run
     if run is None or not run.has_record:
         return _requantize_dense(model, info, target, task, dataset, layers)
