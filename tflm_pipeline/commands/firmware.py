@@ -22,7 +22,8 @@ from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_f
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
-from ..mcu.known_issues import REFUSE, REQUANTIZE, FiredRule, fired_rules, refusal
+from ..mcu.known_issues import (REFUSE, REQUANTIZE, FiredRule, fired_rules, other_chip_rules,
+                                 refusal)
 from ..mcu.targets import get_target
 from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
@@ -104,6 +105,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     left = fired_rules(info, t.platforms)
     if left:  # the remedy must clear its rule
         raise TflmpError(f"known issue {left[0].id} still applies after its remedy")
+    notes += [f"known issue {r.id} ({r.issue.source}) {r.action}"
+              for r in other_chip_rules(info, t.platforms)]
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
     if arena.unmeasured_ops:

@@ -153,6 +153,23 @@ def fired_rules(info: ModelInfo, platforms: list[tuple[str, str | None]],
     return fired
 
 
+def other_chip_rules(info: ModelInfo, platforms: list[tuple[str, str | None]]) -> list[FiredRule]:
+    """Chip-specific rules the model meets with the platforms' releases on a chip they do
+    not include (the ESP32-S3 for a project built for the ESP32): what a project
+    retargeted to that chip would hit."""
+    chips_here = {chip for _, chip in platforms}
+    out = []
+    for issue in known_issues().values():
+        others = [c for c in issue.chips if c not in chips_here]
+        where = [f"{release} on {chip}" for release, _ in platforms
+                 if release in issue.releases for chip in others]
+        ops = issue.matching_ops(info) if where else []
+        if ops:
+            out.append(FiredRule(issue, tuple(ops), tuple(dict.fromkeys(where)),
+                                 f"not for {', '.join(others)}: {issue.reason}"))
+    return out
+
+
 def target_platforms(releases_linked, board_names) -> list[tuple[str, str | None]]:
     """(release, chip) pairs of a firmware target: each release it may link on each MCU
     of its boards (``boards.yaml``)."""
