@@ -27,9 +27,11 @@ def fired(model: bytes, *platforms) -> list[str]:
 
 def test_table_loads_with_a_source_for_every_rule():
     issues = known_issues()
-    assert {"tflm-per-channel-fc-2024", "esp-nn-34", "esp-nn-31", "esp-nn-30"} <= set(issues)
+    assert {"tflm-per-channel-fc-2024", "cmsis-nn-fc-weight-offset", "esp-tflite-micro-fc-rank3",
+            "esp-nn-34", "esp-nn-31", "esp-nn-30"} <= set(issues)
     for issue in issues.values():
-        assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/(issues|pull)/\d+",
+        assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/(issues/\d+|pull/\d+|commit/"
+                            r"[0-9a-f]{40})",
                             issue.source), issue.id
         assert issue.releases and issue.reason and issue.library
     # the flag it replaces is gone from targets.yaml; the behaviour is the table's
@@ -65,12 +67,33 @@ def test_per_channel_dense_rule_fires_for_tflm_before_september_2024():
     assert fired(per_channel, ("tflm-2026", None)) == []
 
 
+def test_cmsis_nn_ignores_a_dense_weight_zero_point():
+    asymmetric = fully_connected((1, 16), 2, per_channel=False, weight_zero_point=3)
+    nano = ("chirale-2.0.0-cmsis-nn", None)
+    assert fired(asymmetric, nano) == ["cmsis-nn-fc-weight-offset"]
+    assert fired(fully_connected((1, 16), 2, per_channel=False), nano) == []
+    # the reference kernels of the same TFLM apply the offset
+    assert fired(asymmetric, ("chirale-2.0.0", None)) == []
+    assert fired(asymmetric, ("esp-tflite-micro-1.2-xtensa", "ESP32-D0WD")) == []
+
+
+def test_esp_tflite_micro_before_1_3_2_misreads_a_rank_3_dense_output():
+    sequence = fully_connected((1, 4, 16), 2, per_channel=False)  # output [1, 4, 2]
+    for chip in ("ESP32-D0WD", "ESP32-S3"):
+        assert fired(sequence, ("esp-tflite-micro-1.2-xtensa", chip)) == [
+            "esp-tflite-micro-fc-rank3"]
+    assert fired(sequence, ESP32) == fired(sequence, S3_NEW) == []  # 1.4.0 has the fix
+    assert fired(fully_connected((4, 16), 2, per_channel=False),
+                 ("esp-tflite-micro-1.2-xtensa", "ESP32-D0WD")) == []
+
+
 def test_esp_nn_34_misaligned_dense_rows_on_the_s3_only():
     # 4 rows of 12 bytes: rows 2-4 start off a 16-byte boundary
-    misaligned = fully_connected((1, 4, 12), 2, per_channel=False)
+    misaligned = fully_connected((4, 12), 2, per_channel=False)
     assert fired(misaligned, S3_NEW) == fired(misaligned, S3_OLD) == ["esp-nn-34"]
+    assert fired(fully_connected((1, 4, 12), 2, per_channel=False), S3_NEW) == ["esp-nn-34"]
     assert fired(misaligned, ESP32) == []  # the plain ESP32 runs other code
-    assert fired(fully_connected((1, 4, 16), 2, per_channel=False), S3_NEW) == []
+    assert fired(fully_connected((4, 16), 2, per_channel=False), S3_NEW) == []
     # one row starts where TFLM's arena puts it, 16-byte aligned, whatever its width
     assert fired(fully_connected((1, 12), 2, per_channel=False), S3_NEW) == []
 
@@ -132,15 +155,31 @@ def test_firmware_requantizes_dense_for_old_tflm_and_says_so(tmp_path, capsys):
 
 
 def test_profile_board_names_the_rule_and_a_refusal_exits_2(tmp_path, capsys):
-    model = tmp_path / "rows.tflite"
-    model.write_bytes(fully_connected((1, 4, 12), 2, per_channel=True))
-    assert main(["profile", str(model), "--board", "esp32"]) == 0
+    dense = tmp_path / "dense.tflite"
+    dense.write_bytes(fully_connected((1, 16), 2, per_channel=True))
+    assert main(["profile", str(dense), "--board", "esp32"]) == 0
     out = capsys.readouterr().out
-    assert "known issue tflm-per-channel-fc-2024" in out and "one scale each" in out
-    capsys.readouterr()
-    assert main(["profile", str(model), "--board", "esp32-s3"]) == 2
-    captured = capsys.readouterr()
-    err = [ln for ln in captured.err.splitlines() if ln.startswith("tflmp: error:")]
-    assert len(err) == 1 and err[0].startswith(
-        "tflmp: error: known issue esp-nn-34 (https://github.com/espressif/esp-nn/issues/34)")
-    assert "Traceback" not in captured.err
+    assert ("known issue tflm-per-channel-fc-2024 (https://github.com/tensorflow/tflite-micro/"
+            "pull/2673): tflmp firmware gives the Dense layers one scale each") in out
+    padded = tmp_path / "padded.tflite"
+    padded.write_bytes(conv((7, 8)))
+    assert main(["profile", str(padded), "--board", "esp32-s3"]) == 2
+    assert_one_line_refusal(capsys.readouterr().err, "esp-nn-31",
+                            "https://github.com/espressif/esp-nn/issues/31")
+
+
+def test_firmware_refusal_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    model = tmp_path / "asym.tflite"
+    model.write_bytes(fully_connected((1, 16), 2, per_channel=False, weight_zero_point=3))
+    out = tmp_path / "nano"
+    assert main(["convert", str(model), "--target", "arduino-nano33ble", "--out", str(out)]) == 2
+    assert_one_line_refusal(capsys.readouterr().err, "cmsis-nn-fc-weight-offset",
+                            "https://github.com/tensorflow/tflite-micro/issues/2267")
+    assert not out.exists()
+
+
+def assert_one_line_refusal(err: str, rule: str, source: str):
+    errors = [ln for ln in err.splitlines() if ln.startswith("tflmp: error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"tflmp: error: known issue {rule} ({source}): op 0 "), err
+    assert "Traceback" not in err

@@ -65,7 +65,8 @@ def _weights(rng, shape, out_axis, per_channel):
     return np.clip(np.round(real / shaped), -127, 127).astype(np.int8), scales
 
 
-def fully_connected(input_shape=(1, 16), units=2, *, per_channel=True, seed=0) -> bytes:
+def fully_connected(input_shape=(1, 16), units=2, *, per_channel=True, weight_zero_point=0,
+                    seed=0) -> bytes:
     """One Dense layer; an input of rank 3 ([1, rows, depth]) keeps its dims (rows > 1
     are the "batches" TFLM runs the kernel for)."""
     rng = np.random.default_rng(seed)
@@ -73,7 +74,8 @@ def fully_connected(input_shape=(1, 16), units=2, *, per_channel=True, seed=0) -
     depth = input_shape[-1]
     x = g.tensor(input_shape, s.TensorType.INT8, [_IN_SCALE])
     w, scales = _weights(rng, (units, depth), 0, per_channel)
-    wt = g.tensor((units, depth), s.TensorType.INT8, scales, w, qdim=0)
+    wt = g.tensor((units, depth), s.TensorType.INT8, scales, w, qdim=0,
+                  zero_point=weight_zero_point)
     bias = rng.integers(-500, 500, units).astype(np.int32)
     bt = g.tensor((units,), s.TensorType.INT32, scales * _IN_SCALE, bias)
     y = g.tensor((*input_shape[:-1], units), s.TensorType.INT8, [_OUT_SCALE])

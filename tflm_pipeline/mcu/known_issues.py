@@ -205,6 +205,16 @@ def _weights(info, op, value):
     return scales > 1 if value == "per-channel" else scales == 1
 
 
+def _weights_zero_point(info, op, value):
+    if len(op.inputs) < 2 or op.inputs[1] < 0:
+        return False
+    return any(info.tensors[op.inputs[1]].zero_points)
+
+
+def _output_rank_over(info, op, value):
+    return len(info.tensors[op.outputs[0]].shape) > value
+
+
 def _fc_rows(info, op) -> tuple[int, int]:
     """(batches, row length) of a FULLY_CONNECTED: input values / weight columns."""
     depth = info.tensors[op.inputs[1]].shape[-1]
@@ -288,6 +298,8 @@ def _pair(value):
 
 _PREDICATES = {
     "weights": _weights,
+    "weights_zero_point": _weights_zero_point,
+    "output_rank_over": _output_rank_over,
     "batches_over": _batches_over,
     "depth_not_multiple_of": _depth_not_multiple_of,
     "filter": _filter,
@@ -300,6 +312,8 @@ _PREDICATES = {
 _CHECKS = {
     "weights": lambda v: None if v in ("per-channel", "per-tensor")
     else f"expected per-channel or per-tensor, got {v!r}",
+    "weights_zero_point": lambda v: None if v == "nonzero" else f"expected nonzero, got {v!r}",
+    "output_rank_over": _non_negative_int,
     "batches_over": _non_negative_int,
     "depth_not_multiple_of": _positive_int,
     "filter": lambda v: None if _pair(v) else f"expected [height, width], got {v!r}",
