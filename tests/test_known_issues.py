@@ -100,14 +100,24 @@ def test_esp_nn_34_misaligned_dense_rows_on_the_s3_only():
 
 def test_esp_nn_31_asymmetric_same_padding_with_a_leading_pad():
     # 5x5 stride 2 on 8x8: SAME pads 1 before, 2 after on both axes
-    assert fired(conv((8, 8), kernel=(5, 5)), S3_NEW) == ["esp-nn-31"]
+    assert fired(conv((8, 8), 8, kernel=(5, 5)), S3_NEW) == ["esp-nn-31"]
     # 3x3 stride 2 on 7x8: height pads (1, 1), width (0, 1): the symmetric branch drops
     # the right column
-    assert fired(conv((7, 8)), S3_OLD) == ["esp-nn-31"]
-    assert fired(conv((7, 8)), ESP32) == []
-    assert fired(conv((8, 8)), S3_NEW) == []  # (0, 1): no leading pad, padded at the end
-    assert fired(conv((7, 7)), S3_NEW) == []  # (1, 1) both ways
-    assert fired(conv((8, 8), kernel=(5, 5), padding="VALID"), S3_NEW) == []
+    assert fired(conv((7, 8), 8), S3_NEW) == ["esp-nn-31"]
+    assert fired(conv((7, 8), 8), ESP32) == []
+    assert fired(conv((8, 8), 8), S3_NEW) == []  # (0, 1): esp-nn 1.2.1 pads the end
+    assert fired(conv((7, 7), 8), S3_NEW) == []  # (1, 1) both ways
+    assert fired(conv((7, 8), 4), S3_NEW) == []  # 3 x 4 channels: the im2col path
+    assert fired(conv((8, 8), 8, kernel=(5, 5), padding="VALID"), S3_NEW) == []
+
+
+def test_esp_nn_before_1_2_1_drops_a_pad_only_at_the_end():
+    # 3x3 stride 2 on 8x8, as MobileNet's stride-2 layers: pads (0, 1) on both axes
+    assert fired(conv((8, 8)), S3_OLD) == ["esp-nn-conv-trailing-pad"]
+    assert fired(conv((7, 8), 8), S3_OLD) == ["esp-nn-conv-trailing-pad"]
+    assert fired(conv((8, 8)), ("esp-tflite-micro-1.2-xtensa", "ESP32-D0WD")) == []
+    assert fired(conv((7, 7)), S3_OLD) == []
+    assert fired(conv((8, 8), kernel=(1, 1), stride=1), S3_OLD) == []
 
 
 def test_esp_nn_30_depthwise_scratch_with_uneven_padding():
@@ -146,11 +156,11 @@ def test_firmware_requantizes_dense_for_old_tflm_and_says_so(tmp_path, capsys):
     assert get_target("esp-idf").per_channel_dense
     # a project for the ESP32 whose model an ESP32-S3 would compute wrong says so
     padded = tmp_path / "padded.tflite"
-    padded.write_bytes(conv((7, 8)))
+    padded.write_bytes(conv((7, 8), 8))
     project = firmware(padded, "esp-idf", tmp_path / "idf-conv").project
     (note,) = [n for n in project.notes if "esp-nn-31" in n]
     assert note.startswith("known issue esp-nn-31 (https://github.com/espressif/esp-nn/issues/31)"
-                           " not for ESP32-S3: ESP-NN computes the last output row")
+                           " not for ESP32-S3: ESP-NN 1.2.x computes the last output row")
     assert "esp-nn-31" in (project.out_dir / "tflmp_project.json").read_text()
 
 
@@ -164,8 +174,9 @@ def test_profile_board_names_the_rule_and_a_refusal_exits_2(tmp_path, capsys):
     padded = tmp_path / "padded.tflite"
     padded.write_bytes(conv((7, 8)))
     assert main(["profile", str(padded), "--board", "esp32-s3"]) == 2
-    assert_one_line_refusal(capsys.readouterr().err, "esp-nn-31",
-                            "https://github.com/espressif/esp-nn/issues/31")
+    assert_one_line_refusal(capsys.readouterr().err, "esp-nn-conv-trailing-pad",
+                            "https://github.com/espressif/esp-nn/commit/"
+                            "27d1f4ab114547878b665f8de5ed6c5756ab3d90")
 
 
 def test_firmware_refusal_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):

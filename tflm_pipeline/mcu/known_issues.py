@@ -274,6 +274,16 @@ def _asymmetric_leading_pad(info, op, value):
     return bool(hit) == bool(value)
 
 
+def _trailing_pad_over_leading(info, op, value):
+    (top, bottom), (left, right) = _pads(info, op)
+    return (bottom > top or right > left) == bool(value)
+
+
+def _esp_nn_im2col(info, op, value):
+    _, f_h, f_w, channels = info.tensors[op.inputs[1]].shape
+    return (f_w * channels < 16 and f_h * f_w * channels >= 16) == bool(value)
+
+
 def _not_pointwise(info, op, value):
     (top, _), (left, _) = _pads(info, op)
     pointwise = (_filter(info, op, [1, 1]) and op.options.get("stride_h") == 1
@@ -289,6 +299,10 @@ def _positive_int(value):
 def _non_negative_int(value):
     return None if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
         else f"expected an integer >= 0, got {value!r}"
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
 
 
 def _pair(value):
@@ -307,6 +321,8 @@ _PREDICATES = {
     "channels_multiple_of": _channels_multiple_of,
     "leading_pad_not_in": _leading_pad_not_in,
     "asymmetric_leading_pad": _asymmetric_leading_pad,
+    "trailing_pad_over_leading": _trailing_pad_over_leading,
+    "esp_nn_im2col": _esp_nn_im2col,
     "not_pointwise": _not_pointwise,
 }
 _CHECKS = {
@@ -322,6 +338,8 @@ _CHECKS = {
     "leading_pad_not_in": lambda v: None if isinstance(v, list) and all(
         isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and x >= 0 for x in p)
         for p in v) else f"expected a list of [width, height] pairs, got {v!r}",
-    "asymmetric_leading_pad": lambda v: None if isinstance(v, bool) else "expected true/false",
-    "not_pointwise": lambda v: None if isinstance(v, bool) else "expected true/false",
+    "asymmetric_leading_pad": _boolean,
+    "trailing_pad_over_leading": _boolean,
+    "esp_nn_im2col": _boolean,
+    "not_pointwise": _boolean,
 }
