@@ -170,11 +170,11 @@ def other_chip_rules(info: ModelInfo, platforms: list[tuple[str, str | None]]) -
     return out
 
 
-def target_platforms(releases_linked, board_names) -> list[tuple[str, str | None]]:
-    """(release, chip) pairs of a firmware target: each release it may link on each MCU
-    of its boards (``boards.yaml``)."""
-    entries = table("boards.yaml")["boards"]
-    chips = [entries[b]["mcu"] for b in board_names if b in entries] or [None]
+def target_platforms(target_name: str, releases_linked) -> list[tuple[str, str | None]]:
+    """(release, chip) pairs of a firmware target: each release it may link on the MCU of
+    each board that lists the target in ``boards.yaml``."""
+    boards = table("boards.yaml")["boards"].values()
+    chips = [b["mcu"] for b in boards if target_name in (b.get("targets") or [])] or [None]
     return [(r, c) for r in releases_linked for c in dict.fromkeys(chips)]
 
 

@@ -39,7 +39,7 @@ class Target:
     def platforms(self) -> list[tuple[str, str | None]]:
         """(TFLM release, chip) pairs the project may run on: the known-issues rules
         (``known_issues.yaml``) are matched against these."""
-        return target_platforms(self.releases, self.boards)
+        return target_platforms(self.name, self.releases)
 
     @property
     def per_channel_dense(self) -> bool:
