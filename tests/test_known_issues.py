@@ -48,6 +48,8 @@ def test_table_loads_with_a_source_for_every_rule():
     (lambda r: r["esp-nn-31"].update(remedy="ignore"), "use one of requantize-per-tensor"),
     (lambda r: r["esp-nn-31"].pop("source"), "needs a non-empty 'source'"),
     (lambda r: r["esp-nn-30"]["condition"].update(filter=[3]), "expected [height, width]"),
+    (lambda r: r["esp-nn-34"]["condition"].update(filter=[3, 3]),
+     "condition 'filter' applies to CONV_2D and DEPTHWISE_CONV_2D, not FULLY_CONNECTED"),
 ])
 def test_a_malformed_table_is_one_clear_error(change, message):
     raw = yaml.safe_load(path("known_issues.yaml").read_text())

@@ -129,6 +129,10 @@ def parse_table(raw, where: str) -> dict[str, KnownIssue]:
             problem = _CHECKS[key](value)
             if problem:
                 raise bad(f"condition '{key}': {problem}")
+            ops = _PREDICATE_OPS.get(key)
+            if ops and condition["op"] not in ops:
+                raise bad(f"condition '{key}' applies to {' and '.join(ops)}, not "
+                          f"{condition['op']}")
         out[str(rule_id)] = KnownIssue(
             id=str(rule_id), title=entry["title"], source=entry["source"],
             library=entry["library"].strip(), releases=tuple(entry["releases"]),
@@ -342,4 +346,13 @@ _CHECKS = {
     "trailing_pad_over_leading": _boolean,
     "esp_nn_im2col": _boolean,
     "not_pointwise": _boolean,
+}
+_FC = ("FULLY_CONNECTED",)
+_CONV = ("CONV_2D", "DEPTHWISE_CONV_2D")
+# the ops a predicate reads the shapes of (absent: any op)
+_PREDICATE_OPS = {
+    "batches_over": _FC, "depth_not_multiple_of": _FC, "filter": _CONV,
+    "depth_multiplier": ("DEPTHWISE_CONV_2D",), "channels_multiple_of": _CONV,
+    "leading_pad_not_in": _CONV, "asymmetric_leading_pad": _CONV,
+    "trailing_pad_over_leading": _CONV, "esp_nn_im2col": ("CONV_2D",), "not_pointwise": _CONV,
 }
