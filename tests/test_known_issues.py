@@ -45,7 +45,8 @@ def test_table_loads_with_a_source_for_every_rule():
      "rule 'esp-nn-34' has unknown condition 'rows_over'"),
     (lambda r: r["esp-nn-30"].update(releases=["esp-tflite-micro-9"]),
      "unknown TFLM release"),
-    (lambda r: r["esp-nn-31"].update(remedy="ignore"), "use one of requantize-per-tensor"),
+    (lambda r: r["esp-nn-31"].update(remedy="ignore"),
+     "use one of requantize-per-tensor, reshape-dense-2d, refuse"),
     (lambda r: r["esp-nn-31"].pop("source"), "needs a non-empty 'source'"),
     (lambda r: r["esp-nn-30"]["condition"].update(filter=[3]), "expected [height, width]"),
     (lambda r: r["esp-nn-34"]["condition"].update(filter=[3, 3]),
@@ -166,6 +167,24 @@ def test_firmware_requantizes_dense_for_old_tflm_and_says_so(tmp_path, capsys):
     assert "esp-nn-31" in (project.out_dir / "tflmp_project.json").read_text()
 
 
+@pytest.mark.slow  # a project with golden vectors and a comparison in TFLM (~4 s)
+def test_firmware_computes_a_sequence_dense_in_2d_for_old_esp_tflite_micro(tmp_path):
+    model = tmp_path / "sequence.tflite"
+    model.write_bytes(fully_connected((1, 4, 12), 3, per_channel=False))
+    result = firmware(model, "esp32", tmp_path / "esp32", task="regression")
+    (rule,) = result.known_issues
+    assert rule.id == "esp-tflite-micro-fc-rank3"
+    assert "outputs identical in TFLM on 64 random inputs" in rule.action
+    (source,) = result.project.out_dir.glob("*_model_data.cc")
+    data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})",
+                                                source.read_text().split("= {", 1)[1]))
+    info = read_model(data)
+    assert [op.name for op in info.operators] == ["FULLY_CONNECTED", "RESHAPE"]
+    assert info.outputs[0].shape == (1, 4, 3)
+    (resolver,) = result.project.out_dir.glob("*_op_resolver.h")
+    assert "AddReshape()" in resolver.read_text()
+
+
 def test_profile_board_names_the_rule_and_a_refusal_exits_2(tmp_path, capsys):
     dense = tmp_path / "dense.tflite"
     dense.write_bytes(fully_connected((1, 16), 2, per_channel=True))
@@ -173,6 +192,12 @@ def test_profile_board_names_the_rule_and_a_refusal_exits_2(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ("known issue tflm-per-channel-fc-2024 (https://github.com/tensorflow/tflite-micro/"
             "pull/2673): tflmp firmware gives the Dense layers one scale each") in out
+    sequence = tmp_path / "sequence.tflite"
+    sequence.write_bytes(fully_connected((1, 4, 16), 2, per_channel=False))
+    assert main(["profile", str(sequence), "--board", "esp32"]) == 0
+    assert ("known issue esp-tflite-micro-fc-rank3 (https://github.com/espressif/"
+            "esp-tflite-micro/commit/eeb4e8587094e3c816d9c345e3d77a7b5002dc99): tflmp firmware "
+            "computes the Dense layers as [rows, units]") in capsys.readouterr().out
     padded = tmp_path / "padded.tflite"
     padded.write_bytes(conv((7, 8)))
     assert main(["profile", str(padded), "--board", "esp32-s3"]) == 2

@@ -22,8 +22,8 @@ from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_f
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
-from ..mcu.known_issues import (REFUSE, REQUANTIZE, FiredRule, fired_rules, other_chip_rules,
-                                 refusal)
+from ..mcu.known_issues import (REFUSE, REQUANTIZE, RESHAPE_DENSE, FiredRule, fired_rules,
+                                 other_chip_rules, refusal)
 from ..mcu.targets import get_target
 from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
@@ -31,6 +31,7 @@ from ..quantize.qat import load_qat
 from ..record import QAT_INT8
 from ..runs import resolve
 from ..tasks import CLASSIFICATION, Task, get_task
+from ..tflite.dense_reshape import dense_outputs_2d, high_rank_dense_layers
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
 from ..tflite.quant import quantize
 from ..tflite.requantize import per_tensor_dense
@@ -102,6 +103,7 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
                                                        fired)
     if reconverted:
         notes.append(reconverted)
+    model, info = _reshape_dense(model, info, fired)
     left = fired_rules(info, t.platforms)
     if left:  # the remedy must clear its rule
         raise TflmpError(f"known issue {left[0].id} still applies after its remedy")
@@ -134,6 +136,36 @@ def _apply_known_issues(info, target) -> list[FiredRule]:
         if rule.issue.remedy == REFUSE:
             raise refusal(rule, f"{target.name} ({', '.join(rule.platforms)})")
     return fired
+
+
+def _reshape_dense(model: bytes, info, fired: list[FiredRule]):
+    """Dense layers with an output of rank > 2 computed as [rows, units] and reshaped,
+    when a known-issues rule asks for it; the outputs are compared in TFLM on seeded
+    random inputs and must be identical."""
+    rule = next((r for r in fired if r.issue.remedy == RESHAPE_DENSE), None)
+    layers = high_rank_dense_layers(info)
+    if rule is None or not layers:
+        return model, info
+    new = dense_outputs_2d(model)
+    new_info = read_model(new)
+    x = _random_inputs(info.inputs[0], RANDOM_INPUTS, 0)
+    before, after = (interpreter.run(m, x, info=i) for m, i in ((model, info), (new, new_info)))
+    if not all(np.array_equal(a, b) for a, b in zip(before, after)):
+        raise TflmpError("computing the Dense layers as [rows, units] changed the model's "
+                         "outputs in TFLM; please report this model")
+    rule.action = (f"{len(layers)} Dense layer(s) with an output of rank > 2 computed as "
+                   f"[rows, units] and reshaped back (RESHAPE): outputs identical in TFLM on "
+                   f"{RANDOM_INPUTS} random inputs")
+    return new, new_info
+
+
+def _random_inputs(t_in, count: int, seed: int) -> np.ndarray:
+    """``count`` seeded random int inputs of the model input ``t_in`` (batch dimension
+    replaced by ``count``)."""
+    rng = np.random.default_rng(seed)
+    limits = np.iinfo(t_in.dtype)
+    return rng.integers(limits.min, limits.max + 1, (count, *t_in.shape[1:]),
+                        endpoint=False).astype(t_in.dtype)
 
 
 def _dataset(run, dataset: str | None, data_dir: str | None):
@@ -228,10 +260,7 @@ def _requantize_dense(model: bytes, info, target, task: Task, dataset, layers):
                                f"{dataset.name} (per-channel: {_value(scores[0])}); {where} "
                                f"for {target.tflm_library}")
     t_in, t_out = info.inputs[0], info.outputs[0]
-    rng = np.random.default_rng(0)
-    limits = np.iinfo(t_in.dtype)
-    x = rng.integers(limits.min, limits.max + 1, (RANDOM_INPUTS, *t_in.shape[1:]),
-                     endpoint=False).astype(t_in.dtype)
+    x = _random_inputs(t_in, RANDOM_INPUTS, 0)
     before, after = (interpreter.run(m, x, info=i)[0]
                      for m, i in ((model, info), (new, new_info)))
     steps = int(np.abs(before.astype(np.int32) - after.astype(np.int32)).max())

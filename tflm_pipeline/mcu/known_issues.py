@@ -3,8 +3,9 @@ load and validate the table, and find the rules a model meets on a target or boa
 
 A rule names the TFLM releases (and chips) that link the buggy kernel, a declarative
 condition on one op (op name, weight quantization, shapes, padding) and a remedy:
-``requantize-per-tensor`` (Dense weights with one scale per layer) or ``refuse`` (with the
-reason).  Commands apply the remedy; this module only decides which rules fire.
+``requantize-per-tensor`` (Dense weights with one scale per layer), ``reshape-dense-2d``
+(a Dense output of rank > 2 computed as [rows, units], then reshaped) or ``refuse`` (with
+the reason).  Commands apply the remedy; this module only decides which rules fire.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from .releases import releases
 
 TABLE = "known_issues.yaml"
 REQUANTIZE = "requantize-per-tensor"
+RESHAPE_DENSE = "reshape-dense-2d"
 REFUSE = "refuse"
-REMEDIES = (REQUANTIZE, REFUSE)
+REMEDIES = (REQUANTIZE, RESHAPE_DENSE, REFUSE)
 _FIELDS = {"title": str, "source": str, "library": str, "releases": list, "condition": dict,
            "remedy": str, "reason": str}
 _OPTIONAL = {"chips": list}
@@ -187,10 +189,16 @@ def board_issues(info: ModelInfo, board) -> list[FiredRule]:
     MCU), each with what ``tflmp firmware`` does about it."""
     fired = fired_rules(info, [(board.tflm_release, board.mcu)])
     for rule in fired:
-        rule.action = ("tflmp firmware gives the Dense layers one scale each and measures "
-                       "the change" if rule.issue.remedy == REQUANTIZE
-                       else f"tflmp firmware refuses this model: {rule.issue.reason}")
+        rule.action = _PLANNED.get(rule.issue.remedy,
+                                   f"tflmp firmware refuses this model: {rule.issue.reason}")
     return fired
+
+
+_PLANNED = {
+    REQUANTIZE: "tflmp firmware gives the Dense layers one scale each and measures the change",
+    RESHAPE_DENSE: "tflmp firmware computes the Dense layers as [rows, units] and reshapes "
+                   "the result (the same outputs, checked in TFLM)",
+}
 
 
 def refusal(rule: FiredRule, where: str) -> TflmpError:
