@@ -1,10 +1,13 @@
 """``tflmp firmware``: a ready-to-build project for one target from a run or a model.
 
 Checks first, writes second: the model must be full int8, every op must exist in the
-TFLM releases the target links, and Dense layers must be quantized the way that TFLM
-computes correctly (a run's model is re-converted, and re-scored in TFLM with the run's
-task, when needed).  Then the arena is sized for the target, golden vectors are computed
-in the TFLM interpreter, and codegen writes the project.  ``check`` compiles it against
+TFLM releases the target links, and the known kernel bugs of those releases
+(``firmware/known_issues.yaml``) are remedied or refuse the model: Dense layers are
+quantized the way that TFLM computes correctly (a run's model is re-converted, and
+re-scored in TFLM with the run's task, when needed), Dense outputs of rank > 2 are
+computed in 2-D where the kernel reads only that.  Then the arena is sized for the
+target, golden vectors are computed in the TFLM interpreter, and codegen writes the
+project.  ``check`` compiles it against
 a TFLM source tree and runs its self-test on this host and under QEMU.
 """
 

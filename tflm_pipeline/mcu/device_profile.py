@@ -11,7 +11,7 @@ from ..tflite.layers import LayerProfile, layers, row_totals
 from ..tflite.model_info import ModelInfo
 from . import boards as board_db
 from .arena import ArenaEstimate, estimate
-from .known_issues import REFUSE, board_issues, refusal
+from .known_issues import REFUSE, board_issues, refusal_message
 from .latency import Band, Measurement, latency_band
 from .releases import DEFAULT_RELEASE
 
@@ -112,8 +112,8 @@ class DeviceProfile:
         """The one-line reason ``tflmp firmware`` refuses this model for ``board`` (a
         known-issues rule), or None."""
         rule = next((r for r in self.known_issues if r.issue.remedy == REFUSE), None)
-        return str(refusal(rule, f"{self.board.board.name} ({', '.join(rule.platforms)})")) \
-            if rule is not None else None
+        return (refusal_message(rule, f"{self.board.board.name} ({', '.join(rule.platforms)})")
+                if rule is not None else None)
 
     def to_dict(self) -> dict:
         out = {"model_bytes": self.model_bytes, "sha256": self.sha256,

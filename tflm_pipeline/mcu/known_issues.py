@@ -201,11 +201,16 @@ _PLANNED = {
 }
 
 
-def refusal(rule: FiredRule, where: str) -> TflmpError:
-    """The one-line error of a ``refuse`` rule."""
+def refusal_message(rule: FiredRule, where: str) -> str:
+    """The one line a ``refuse`` rule stops firmware with: rule, source, ops, reason."""
     ops = ", ".join(str(i) for i in rule.ops)
-    return TflmpError(f"known issue {rule.id} ({rule.issue.source}): op {ops} "
-                      f"({rule.issue.condition['op']}) on {where}: {rule.issue.reason}")
+    return (f"known issue {rule.id} ({rule.issue.source}): op {ops} "
+            f"({rule.issue.condition['op']}) on {where}: {rule.issue.reason}")
+
+
+def refusal(rule: FiredRule, where: str) -> TflmpError:
+    """The error of a ``refuse`` rule (see :func:`refusal_message`)."""
+    return TflmpError(refusal_message(rule, where))
 
 
 # --- condition predicates: (info, op, value) -> bool, and checks of the value ---
