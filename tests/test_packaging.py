@@ -33,6 +33,7 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/firmware_files/model/model_data.h.j2",
                      "tflm_pipeline/firmware_files/tflm_ops.json",
                      "tflm_pipeline/firmware_files/boards.yaml",
+                     "tflm_pipeline/firmware_files/known_issues.yaml",
                      "tflm_pipeline/firmware_files/kernel_sizes.json",
                      "tflm_pipeline/firmware_files/check/platform/Arduino.h",
                      "tflm_pipeline/firmware_files/check/platform/freertos/task.h",

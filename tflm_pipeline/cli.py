@@ -241,7 +241,8 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 @click.option("--out", type=click.Path(), help="Write the profile as JSON here.")
 def profile(model, board, boards_file, measured_us, measured_macs, out):
     """Per-layer MACs and memory, memory plan, flash, latency band and board fit of MODEL
-    (a .tflite or a run folder).  Exits with 2 when it does not fit --board."""
+    (a .tflite or a run folder).  Exits with 2 when it does not fit --board or meets a
+    known kernel bug of its TFLM that firmware refuses (firmware/known_issues.yaml)."""
     from . import console
     from .artifacts import write_json
     from .commands.profile import profile as run_profile
@@ -253,6 +254,8 @@ def profile(model, board, boards_file, measured_us, measured_macs, out):
         console.wrote(write_json(out, p.to_dict()))
     if p.board is not None and not p.board.fit.fits:
         raise TflmpError(p.board.fit.message)
+    if p.refusal:  # a known kernel bug of the board's TFLM: tflmp firmware refuses it
+        raise TflmpError(p.refusal)
 
 
 @cli.command()

@@ -101,8 +101,11 @@ def firmware_result(result) -> None:
     click.echo(f"{project.target} project for {project.name} in {project.out_dir}")
     click.echo(f"  arena {a.bytes:,} bytes for a 32-bit MCU ({a.planned:,} activations + "
                f"{a.bookkeeping:,} bookkeeping){'' if a.exact else ' (estimated)'}")
+    known_issues(result.known_issues)
+    actions = {r.action for r in result.known_issues}
     for note in project.notes:
-        click.echo(f"  note: {note}")
+        if note not in actions:
+            click.echo(f"  note: {note}")
     click.echo(f"  {len(project.files)} files; build and flash: see {project.out_dir}/README.md")
     for r in result.checks:
         if r.compile_only:
@@ -261,6 +264,13 @@ def profile_result(p) -> None:
         click.echo(b.fit.message)
         click.echo(f"latency on {b.board.name}: {b.latency.low_ms:.3g}-{b.latency.high_ms:.3g} "
                    f"ms ({b.latency.basis})")
+        known_issues(p.known_issues)
+
+
+def known_issues(rules) -> None:
+    """One line per known-issues rule that fired (mcu/known_issues.py) and what was done."""
+    for r in rules:
+        click.echo(f"  known issue {r.id} ({r.issue.source}): {r.action}")
 
 
 def _table(head: list[str], rows: list[list[str]], right: set[int] | None = None) -> None:

@@ -1,10 +1,13 @@
 """``tflmp firmware``: a ready-to-build project for one target from a run or a model.
 
 Checks first, writes second: the model must be full int8, every op must exist in the
-TFLM releases the target links, and Dense layers must be quantized the way that TFLM
-computes correctly (a run's model is re-converted, and re-scored in TFLM with the run's
-task, when needed).  Then the arena is sized for the target, golden vectors are computed
-in the TFLM interpreter, and codegen writes the project.  ``check`` compiles it against
+TFLM releases the target links, and the known kernel bugs of those releases
+(``firmware/known_issues.yaml``) are remedied or refuse the model: Dense layers are
+quantized the way that TFLM computes correctly (a run's model is re-converted, and
+re-scored in TFLM with the run's task, when needed), Dense outputs of rank > 2 are
+computed in 2-D where the kernel reads only that.  Then the arena is sized for the
+target, golden vectors are computed in the TFLM interpreter, and codegen writes the
+project.  ``check`` compiles it against
 a TFLM source tree and runs its self-test on this host and under QEMU.
 """
 
@@ -24,6 +27,8 @@ from ..data.audio_frontend import Frontend, frontend_for, to_pcm
 from ..data.wav_folder import read_wav, split_files
 from ..errors import TflmpError
 from ..mcu.build_check import CheckResult, check_project, find_tree
+from ..mcu.known_issues import (REFUSE, REQUANTIZE, RESHAPE_DENSE, FiredRule, fired_rules,
+                                 other_chip_rules, refusal)
 from ..mcu.targets import get_target
 from ..models import task_for
 from ..quantize.int8 import representative_samples, to_int8_tflite
@@ -31,6 +36,7 @@ from ..quantize.qat import load_qat
 from ..record import QAT_INT8
 from ..runs import resolve
 from ..tasks import AUTOENCODER, CLASSIFICATION, Task, Threshold, get_task
+from ..tflite.dense_reshape import dense_outputs_2d, high_rank_dense_layers
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
 from ..tflite.quant import quantize
 from ..tflite.requantize import per_tensor_dense
@@ -47,13 +53,15 @@ RANDOM_INPUTS = 64  # inputs a re-quantization is measured on when no data is gi
 class FirmwareResult:
     project: Project
     checks: list[CheckResult] = field(default_factory=list)  # with check=True
+    known_issues: list[FiredRule] = field(default_factory=list)  # rules applied (remedied)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
-        return {"project": self.project.to_dict(), "checks": [c.to_dict() for c in self.checks]}
+        return {"project": self.project.to_dict(), "checks": [c.to_dict() for c in self.checks],
+                "known_issues": [r.to_dict() for r in self.known_issues]}
 
 
 def firmware(source: str | Path, target: str, out_dir: str | Path | None = None, *,
@@ -100,9 +108,17 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     preprocessing = src.preprocessing or (dataset.preprocessing if dataset else None)
     the_task, class_names = _task_and_labels(run, preprocessing, info, task, labels)
     notes: list[str] = []
-    model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset)
+    fired = _apply_known_issues(info, t)  # a rule that refuses: one line, nothing written
+    model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset,
+                                                       fired)
     if reconverted:
         notes.append(reconverted)
+    model, info = _reshape_dense(model, info, fired)
+    left = fired_rules(info, t.platforms)
+    if left:  # the remedy must clear its rule
+        raise TflmpError(f"known issue {left[0].id} still applies after its remedy")
+    notes += [f"known issue {r.id} ({r.issue.source}) {r.action}"
+              for r in other_chip_rules(info, t.platforms)]
     chosen = _threshold(the_task, threshold, run, model, info, dataset, reconverted)
     if chosen is not None:
         notes.append(f"anomaly threshold {chosen.value:.6g}: {chosen.method}")
@@ -125,7 +141,47 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         reconverted=reconverted, notes=notes, threshold=chosen,
         audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
-    return FirmwareResult(project, checks)
+    return FirmwareResult(project, checks, fired)
+
+
+def _apply_known_issues(info, target) -> list[FiredRule]:
+    """The known-issues rules the model meets on the target (firmware/known_issues.yaml);
+    a ``refuse`` rule raises its one-line reason."""
+    fired = fired_rules(info, target.platforms)
+    for rule in fired:
+        if rule.issue.remedy == REFUSE:
+            raise refusal(rule, f"{target.name} ({', '.join(rule.platforms)})")
+    return fired
+
+
+def _reshape_dense(model: bytes, info, fired: list[FiredRule]):
+    """Dense layers with an output of rank > 2 computed as [rows, units] and reshaped,
+    when a known-issues rule asks for it; the outputs are compared in TFLM on seeded
+    random inputs and must be identical."""
+    rule = next((r for r in fired if r.issue.remedy == RESHAPE_DENSE), None)
+    layers = high_rank_dense_layers(info)
+    if rule is None or not layers:
+        return model, info
+    new = dense_outputs_2d(model)
+    new_info = read_model(new)
+    x = _random_inputs(info.inputs[0], RANDOM_INPUTS, 0)
+    before, after = (interpreter.run(m, x, info=i) for m, i in ((model, info), (new, new_info)))
+    if not all(np.array_equal(a, b) for a, b in zip(before, after)):
+        raise TflmpError("computing the Dense layers as [rows, units] changed the model's "
+                         "outputs in TFLM; please report this model")
+    rule.action = (f"{len(layers)} Dense layer(s) with an output of rank > 2 computed as "
+                   f"[rows, units] and reshaped back (RESHAPE): outputs identical in TFLM on "
+                   f"{RANDOM_INPUTS} random inputs")
+    return new, new_info
+
+
+def _random_inputs(t_in, count: int, seed: int) -> np.ndarray:
+    """``count`` seeded random int inputs of the model input ``t_in`` (batch dimension
+    replaced by ``count``)."""
+    rng = np.random.default_rng(seed)
+    limits = np.iinfo(t_in.dtype)
+    return rng.integers(limits.min, limits.max + 1, (count, *t_in.shape[1:]),
+                        endpoint=False).astype(t_in.dtype)
 
 
 @dataclass(frozen=True)
@@ -227,12 +283,21 @@ def _threshold(task: Task, given: float | str | None, run, model: bytes, info, d
     return Threshold(chosen.value, why + chosen.method, chosen.validation)
 
 
-def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset):
-    """Re-convert with per-tensor Dense weights for TFLM releases that compute
-    per-channel Dense layers wrong; return (model, info, note or None)."""
-    layers = per_channel_dense_layers(info)
-    if target.per_channel_dense or not layers:
+def _fit_dense_quantization(model: bytes, info, src, target, task: Task, dataset,
+                            fired: list[FiredRule]):
+    """Re-convert with per-tensor Dense weights when a known-issues rule asks for it
+    (TFLM releases that compute per-channel Dense layers wrong); return (model, info, note
+    or None) and record the note as the rule's action."""
+    rule = next((r for r in fired if r.issue.remedy == REQUANTIZE), None)
+    if rule is None:
         return model, info, None
+    model, info, note = _per_tensor_dense_model(model, info, src, target, task, dataset)
+    rule.action = note
+    return model, info, note
+
+
+def _per_tensor_dense_model(model: bytes, info, src, target, task: Task, dataset):
+    layers = per_channel_dense_layers(info)
     run = src.run
     if run is None or not run.has_record:
         return _requantize_dense(model, info, target, task, dataset, layers)
@@ -274,10 +339,7 @@ def _requantize_dense(model: bytes, info, target, task: Task, dataset, layers):
                                f"{dataset.name} (per-channel: {_value(scores[0])}); {where} "
                                f"for {target.tflm_library}")
     t_in, t_out = info.inputs[0], info.outputs[0]
-    rng = np.random.default_rng(0)
-    limits = np.iinfo(t_in.dtype)
-    x = rng.integers(limits.min, limits.max + 1, (RANDOM_INPUTS, *t_in.shape[1:]),
-                     endpoint=False).astype(t_in.dtype)
+    x = _random_inputs(t_in, RANDOM_INPUTS, 0)
     before, after = (interpreter.run(m, x, info=i)[0]
                      for m, i in ((model, info), (new, new_info)))
     steps = int(np.abs(before.astype(np.int32) - after.astype(np.int32)).max())

@@ -4,13 +4,14 @@ totals, memory, flash and board rows in the run record."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..tflite import memory_plan
 from ..tflite.layers import LayerProfile, layers, row_totals
 from ..tflite.model_info import ModelInfo
 from . import boards as board_db
 from .arena import ArenaEstimate, estimate
+from .known_issues import REFUSE, board_issues, refusal_message
 from .latency import Band, Measurement, latency_band
 from .releases import DEFAULT_RELEASE
 
@@ -100,10 +101,19 @@ class DeviceProfile:
     flash: FlashFigures
     boards: list[BoardRow]
     board: BoardRow | None = None  # the board asked for, latency narrowed by a measurement
+    known_issues: list = field(default_factory=list)  # known_issues.FiredRule on `board`
 
     @property
     def totals(self) -> dict:
         return row_totals(self.layers)
+
+    @property
+    def refusal(self) -> str | None:
+        """The one-line reason ``tflmp firmware`` refuses this model for ``board`` (a
+        known-issues rule), or None."""
+        rule = next((r for r in self.known_issues if r.issue.remedy == REFUSE), None)
+        return (refusal_message(rule, f"{self.board.board.name} ({', '.join(rule.platforms)})")
+                if rule is not None else None)
 
     def to_dict(self) -> dict:
         out = {"model_bytes": self.model_bytes, "sha256": self.sha256,
@@ -114,6 +124,7 @@ class DeviceProfile:
             b = self.board
             out["board"] = {**b.fit.to_dict(), "title": b.board.title,
                             "clock_mhz": b.board.clock_mhz, "latency": b.latency.to_dict()}
+            out["known_issues"] = [r.to_dict() for r in self.known_issues]
         return out
 
     def record_profile(self) -> dict:
@@ -149,4 +160,5 @@ def device_profile(info: ModelInfo, host_arena_bytes: int, *, board: str | None 
         row = next(r for r in table if r.board.name == chosen.name)
         detail = BoardRow(chosen, row.fit, latency_band(rows, chosen, measured))
     return DeviceProfile(info.size, info.sha256, rows, memory,
-                         FlashFigures(info.size, code, code_basis, library), table, detail)
+                         FlashFigures(info.size, code, code_basis, library), table, detail,
+                         board_issues(info, chosen) if chosen is not None else [])

@@ -11,6 +11,7 @@ from ..errors import TflmpError
 from ..firmware_files import table
 from ..tflite.model_info import ModelInfo
 from .arena import ArenaEstimate, largest
+from .known_issues import REQUANTIZE, known_issues, target_platforms
 from .releases import OpRegistration, get_release, registrations
 
 
@@ -22,7 +23,6 @@ class Target:
     boards: tuple[str, ...]
     tflm_library: str
     releases: tuple[str, ...]  # TFLM releases the target may link (tflm_arena.json)
-    per_channel_dense: bool  # False: the library computes per-channel Dense layers wrong
     platform_include: str | None
     arena: str  # "static", "heap" or "per-board"
     build: dict
@@ -34,6 +34,19 @@ class Target:
     def arena_for(self, info: ModelInfo) -> ArenaEstimate:
         """The arena the firmware is sized with: the largest over the target's releases."""
         return largest(info, self.releases)
+
+    @property
+    def platforms(self) -> list[tuple[str, str | None]]:
+        """(TFLM release, chip) pairs the project may run on: the known-issues rules
+        (``known_issues.yaml``) are matched against these."""
+        return target_platforms(self.name, self.releases)
+
+    @property
+    def per_channel_dense(self) -> bool:
+        """False when a known-issues rule re-quantizes per-channel Dense layers for one of
+        the target's releases."""
+        return not any(i.remedy == REQUANTIZE and any(i.affects(r, c) for r, c in self.platforms)
+                       for i in known_issues().values())
 
     @property
     def releases_title(self) -> str:
@@ -54,7 +67,6 @@ def targets() -> dict[str, Target]:
     return {name: Target(name=name, title=t["title"], template=t["template"],
                          boards=tuple(t["boards"]), tflm_library=t["tflm"]["library"],
                          releases=tuple(t["tflm"]["releases"]),
-                         per_channel_dense=bool(t["tflm"]["per_channel_dense"]),
                          platform_include=t.get("platform_include"), arena=t["arena"],
                          build=t["build"])
             for name, t in table("targets.yaml").items()}
