@@ -95,6 +95,8 @@ class ModelInfo:
     input_indices: list[int]
     output_indices: list[int]
     notes: list[str] = field(default_factory=list)
+    # per tensor: an arena offset or -1, from OfflineMemoryAllocation metadata (None: absent)
+    offline_plan: tuple[int, ...] | None = None
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -289,7 +291,32 @@ def _parse(data: bytes) -> ModelInfo:
     description = (model.Description() or b"").decode("utf-8", "replace")
     return ModelInfo(size=size, sha256=sha256_bytes(data), schema_version=version,
                      description=description, subgraphs=n_subgraphs, tensors=tensors,
-                     operators=operators, input_indices=ins, output_indices=outs)
+                     operators=operators, input_indices=ins, output_indices=outs,
+                     offline_plan=_offline_plan(model, n_buffers, n_tensors, count))
+
+
+OFFLINE_PLAN_METADATA = "OfflineMemoryAllocation"  # TFLM's name (micro_allocation_info.cc)
+
+
+def _offline_plan(model, n_buffers: int, n_tensors: int, count) -> tuple[int, ...] | None:
+    """The tensor offsets of TFLM's offline plan: int32 [version, subgraphs, n, offsets]."""
+    for m in range(count(model.MetadataLength(), "metadata table")):
+        meta = model.Metadata(m)
+        if (meta.Name() or b"").decode("utf-8", "replace") != OFFLINE_PLAN_METADATA:
+            continue
+        if meta.Buffer() >= n_buffers:
+            raise _Corrupt(f"the offline memory plan refers to missing buffer {meta.Buffer()}")
+        raw = model.Buffers(meta.Buffer()).DataAsNumpy()
+        words = np.frombuffer(raw.tobytes(), "<i4") if len(raw) >= 12 else np.zeros(0, "<i4")
+        if len(words) < 3 or words[2] != len(words) - 3:
+            raise _Corrupt("the offline memory plan's buffer does not hold "
+                           "[version, subgraphs, n, n offsets]")
+        if words[2] != n_tensors:
+            raise _Unsuitable(f"its offline memory plan has {words[2]} offsets for "
+                              f"{n_tensors} tensors (TFLM refuses it); re-plan the model "
+                              "with 'tflmp convert' or remove the plan")
+        return tuple(int(w) for w in words[3:])
+    return None
 
 
 # What the ops tflmp reasons about (MACs, arena rules, resolver) must look like, as TFLM's
