@@ -116,7 +116,10 @@ def train(ctx, resume, out, ladder, **options):
               "'tflmp firmware MODEL --target TARGET').")
 @click.option("--trust-model", is_flag=True,
               help="Load a Keras file even if its Lambda layers run code stored in it.")
-def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model):
+@click.option("--no-offline-plan", "no_offline_plan", is_flag=True,
+              help="Keep TFLM's greedy memory plan: write no offline tensor placement.")
+def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model,
+            no_offline_plan):
     """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
     from . import console
 
@@ -135,7 +138,8 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
     from .commands.convert import convert as run_convert
 
     console.convert_result(run_convert(model, out, name=name, c_array=c_array, dataset=dataset,
-                                       data_dir=data_dir, trust_model=trust_model))
+                                       data_dir=data_dir, trust_model=trust_model,
+                                       offline_plan=not no_offline_plan))
 
 
 @cli.command()

@@ -74,6 +74,10 @@ def train_summary(result) -> None:
 def convert_result(result) -> None:
     m = result.model
     click.echo(f"{result.name}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
+    plan = getattr(result, "offline_plan", None)
+    if plan is not None:
+        click.echo(f"  offline memory plan: {plan['reason']}" if plan["applied"] else
+                   f"  offline memory plan not written: {plan['reason']}")
     for f in result.files:
         click.echo(f"  wrote {f}")
 
