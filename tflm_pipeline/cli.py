@@ -78,6 +78,8 @@ def cli():
               "machine with TF_CONFIG (see the README).")
 @click.option("--ladder", is_flag=True, help="Also run the parity ladder and per-layer "
               "quantization error (as `tflmp verify --ladder`) into the report.")
+@click.option("--no-offline-plan", "offline_plan", flag_value=False, default=True,
+              help="Keep TFLM's greedy memory plan in the int8 models (no offline plan).")
 @click.pass_context
 def train(ctx, resume, out, ladder, **options):
     """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""

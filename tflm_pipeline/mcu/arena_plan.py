@@ -41,8 +41,10 @@ def plan_model(model: bytes, release: str = DEFAULT_RELEASE) -> tuple[bytes, Pla
         return model, PlanOutcome(False, "models with several subgraphs keep TFLM's plan")
     scratch, unknown = scratch_buffers(info, release)
     if unknown:
-        return model, PlanOutcome(False, f"the scratch buffers of {', '.join(unknown)} are "
-                                         f"not in tflmp's table for {release}; TFLM's plan kept")
+        names = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3
+                                          else "")
+        return model, PlanOutcome(False, f"the scratch buffers of {names} are not in tflmp's "
+                                         f"table for {release}; TFLM's plan kept")
     others = []
     for name in releases():
         if name != release:
