@@ -158,3 +158,12 @@ def test_tflm_arena_drops_by_the_plan_and_outputs_are_bit_identical(branchy_mode
     p = run_cli("convert", src, "--c-array", "--out", tmp_path / "b", "--no-offline-plan")
     assert p.returncode == 0 and "offline" not in p.stdout
     assert not (tmp_path / "b" / "branchy_int8.tflite").exists()
+    # a firmware project carries the plan and is sized for it
+    from tflm_pipeline.commands.firmware import firmware
+
+    with_plan = firmware(src, "esp-idf", tmp_path / "fw", name="branchy").project
+    without = firmware(src, "esp-idf", tmp_path / "fw0", name="branchy",
+                       offline_plan=False).project
+    assert (without.arena.planned, with_plan.arena.planned) == (plan.greedy_bytes,
+                                                                plan.planned_bytes)
+    assert any("offline memory plan" in n for n in with_plan.notes)

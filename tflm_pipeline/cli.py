@@ -135,7 +135,8 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
                              "--target")
         from .commands.firmware import firmware as make_firmware
 
-        console.firmware_result(make_firmware(model, target_name, out, name=name))
+        console.firmware_result(make_firmware(model, target_name, out, name=name,
+                                              offline_plan=not no_offline_plan))
         return
     from .commands.convert import convert as run_convert
 
@@ -162,8 +163,10 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               "(host, QEMU M4).")
 @click.option("--tflm-dir", type=click.Path(), help="TFLM source tree for --check.")
 @click.option("--no-qemu", is_flag=True, help="With --check: host only.")
+@click.option("--no-offline-plan", "no_offline_plan", is_flag=True,
+              help="Keep TFLM's greedy memory plan: write no offline tensor placement.")
 def firmware(source, target_name, out, name, task, labels, dataset, data_dir, check, tflm_dir,
-             no_qemu):
+             no_qemu, no_offline_plan):
     """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
     from . import console
     from .commands.firmware import firmware as make_firmware
@@ -171,7 +174,8 @@ def firmware(source, target_name, out, name, task, labels, dataset, data_dir, ch
     names = [x.strip() for x in labels.split(",")] if labels else None
     result = make_firmware(source, target_name, out, name=name, task=task, labels=names,
                            dataset=dataset, data_dir=data_dir, check=check, tflm_dir=tflm_dir,
-                           qemu=False if no_qemu else None)
+                           qemu=False if no_qemu else None,
+                           offline_plan=not no_offline_plan)
     console.firmware_result(result)
     if not result.passed:
         raise TflmpError("the generated firmware failed its self-test against that TFLM tree")

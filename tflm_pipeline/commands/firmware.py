@@ -21,6 +21,7 @@ from ..codegen.golden import GoldenVectors
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..errors import TflmpError
+from ..mcu.arena_plan import plan_model
 from ..mcu.build_check import CheckResult, check_project, find_tree
 from ..mcu.targets import get_target
 from ..models import task_for
@@ -58,7 +59,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
              name: str | None = None, task: str | None = None,
              labels: list[str] | None = None, dataset: str | None = None,
              data_dir: str | None = None, check: bool = False,
-             tflm_dir: str | Path | None = None, qemu: bool | None = None) -> FirmwareResult:
+             tflm_dir: str | Path | None = None, qemu: bool | None = None,
+             offline_plan: bool = True) -> FirmwareResult:
     """Write the ``target`` project for ``source`` (run folder or ``.tflite``); with
     ``check``, build it against the TFLM tree ``tflm_dir`` and run its self-test (on
     this host, and under QEMU unless ``qemu`` is False).
@@ -66,7 +68,9 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     A model from a run has the run's task and class names.  For any other ``.tflite``,
     ``task`` says what its output is (default classification), ``labels`` names the
     classes (default ``class_0`` ... ``class_<N-1>``), and ``dataset`` gives test data
-    for the golden vectors and for measuring a Dense re-quantization.
+    for the golden vectors and for measuring a Dense re-quantization.  ``offline_plan``
+    writes a tighter tensor placement than TFLM's into the model when it saves arena
+    bytes on the target's TFLM releases (:mod:`..mcu.arena_plan`).
     """
     if check and not tflm_dir:
         raise TflmpError("--check needs --tflm-dir PATH: a TFLM source tree (e.g. the src/ of "
@@ -96,6 +100,11 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     model, info, reconverted = _fit_dense_quantization(model, info, src, t, the_task, dataset)
     if reconverted:
         notes.append(reconverted)
+    if offline_plan:
+        model, outcome = plan_model(model, t.releases[0])
+        if outcome.applied:
+            info = read_model(model)
+            notes.append(f"offline memory plan in the model: {outcome.reason}")
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
     if arena.unmeasured_ops:
