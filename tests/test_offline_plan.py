@@ -47,6 +47,11 @@ def test_tflm_keeps_the_offsets_and_fits_scratch_around_them_as_predicted():
     before = interpreter.recorded_allocations(model, 1 << 16)
     after = interpreter.recorded_allocations(planned, 1 << 16)
     assert (before.head, after.head) == (3040, 3120) and after.tail == before.tail
+    # TFLM's preserve-all-tensors mode refuses offline plans: all_tensors strips it
+    x = np.random.default_rng(0).integers(-2000, 2000, (1, 480)).astype(np.int16)
+    (plain,), (stripped,) = (interpreter.all_tensors(m, x) for m in (model, planned))
+    assert plain.keys() == stripped.keys()
+    assert all(np.array_equal(plain[t], stripped[t]) for t in plain)
     # tuned with the scratch, the plan cannot beat greedy here, and says so
     tuned = offline_plan.compute(info, AUDIO_SCRATCH)
     assert tuned.lower_bound == tuned.planned_bytes == 3040 and not tuned.worthwhile
