@@ -201,7 +201,8 @@ def profile_result(p) -> None:
     a = m.arena_32bit
     click.echo(f"memory plan: peak at {m.peak_op}, live: "
                + ", ".join(f"{name[:24]} {size:,}" for name, size in m.live_at_peak))
-    click.echo(f"  lower bound {m.lower_bound_bytes:,} B <= TFLM planner "
+    planner = "offline plan" if getattr(m, "offline_planned", False) else "TFLM planner"
+    click.echo(f"  lower bound {m.lower_bound_bytes:,} B <= {planner} "
                f"{m.planned_bytes:,} B <= arena {a.bytes:,} B (32-bit, "
                f"{a.release}{'' if a.exact else ', estimated'}); "
                f"{m.gap_bytes:,} B above the lower bound; 64-bit host arena "

@@ -23,6 +23,7 @@ class MemoryFigures:
     live_at_peak: list[tuple[str, int]]  # (tensor, bytes) alive at the peak
     arena_32bit: ArenaEstimate
     arena_host_bytes: int  # 64-bit host, measured in the TFLM interpreter
+    offline_planned: bool = False  # planned_bytes follows the model's offline plan
 
     @property
     def gap_bytes(self) -> int:
@@ -43,6 +44,7 @@ class MemoryFigures:
             "arena_32bit_profile": self.arena_32bit.release,
             "arena_32bit_exact": self.arena_32bit.exact,
             "arena_host_bytes": self.arena_host_bytes, "gap_bytes": self.gap_bytes,
+            "offline_planned": self.offline_planned,
             "gap_basis": "32-bit arena - lower bound: planner fragmentation "
                          f"{self.fragmentation_bytes:,} B + TFLM bookkeeping, kernel data and "
                          "scratch"}
@@ -141,7 +143,7 @@ def device_profile(info: ModelInfo, host_arena_bytes: int, *, board: str | None 
         mem.lower_bound, mem.planned_bytes,
         f"#{peak_op.index} {peak_op.name}" if peak_op else "inputs",
         [(b.name or "(scratch)", b.size) for b in mem.live_at(mem.peak_scope)],
-        a32, host_arena_bytes)
+        a32, host_arena_bytes, mem.offline_planned)
     table = [BoardRow(b, board_db.fit_model(info, b), latency_band(rows, b))
              for b in board_db.boards(boards_file).values()]
     detail = None
