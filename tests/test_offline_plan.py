@@ -100,6 +100,8 @@ def test_exact_search_finds_the_best_order():
                 for a in (rng.randint(0, 5) for _ in range(6))]
         best = min(max(o + r[0] for o, r in zip(memory_plan.place_lowest(reqs, list(p)), reqs))
                    for p in itertools.permutations(range(6)))
+        assert offline_plan.place(reqs).peak == best
+        # the exhaustive search alone, told of no bound to stop at, finds it too
         search = offline_plan._Search(reqs, [], 0)
         search.best = 10 ** 9
         order, finished = offline_plan._branch_and_bound(search, list(range(6)))

@@ -92,33 +92,57 @@ def compute(info: ModelInfo, scratch: dict[int, list[int]] | None = None,
     greedy = memory_plan.plan(info, scratch)
     reqs = [(b.size, b.first, b.last) for b in greedy.buffers]
     tensors = [i for i, b in enumerate(greedy.buffers) if b.tensor is not None]
-    scratch_ids = [i for i, b in enumerate(greedy.buffers) if b.tensor is None]
-    # TFLM's order for the online scratch buffers: listed last to first, size descending
-    tail = sorted(reversed(scratch_ids), key=lambda i: -reqs[i][0])
-    search = _Search(reqs, tail, greedy.lower_bound)
-    best_order, method = _heuristics(search, tensors, greedy)
-    if search.best > search.bound:
-        best_order = _local_search(search, best_order, seed)
-        if search.best_method:
-            method = search.best_method
-    optimal = search.best <= search.bound
-    if not optimal and len(tensors) <= EXACT_MAX_BUFFERS:
-        order, finished = _branch_and_bound(search, tensors)
-        if order is not None:
-            best_order, method = order, "branch and bound"
-        optimal = finished
-    offsets = search.offsets(best_order)
+    found = place(reqs, tensors, seed=seed)
+    offsets = found.offsets
     plan_offsets = [-1] * len(info.tensors)
     for i in tensors:
         plan_offsets[greedy.buffers[i].tensor] = offsets[i]
     plan_offsets = tuple(plan_offsets)
     planned = dataclasses.replace(info, offline_plan=plan_offsets)
     result = memory_plan.plan(planned, scratch).planned_bytes
-    assert result == search.best, (result, search.best)  # the search models TFLM exactly
+    assert result == found.peak, (result, found.peak)  # the search models TFLM exactly
     scenarios = tuple((memory_plan.plan(info, s).planned_bytes,
                        memory_plan.plan(planned, s).planned_bytes) for s in more_scratch)
     return OfflinePlan(plan_offsets, greedy.planned_bytes, result, greedy.lower_bound,
-                       method, optimal or result <= greedy.lower_bound, scenarios)
+                       found.method, found.optimal, scenarios)
+
+
+@dataclass(frozen=True)
+class Placement:
+    offsets: list[int]  # per request
+    peak: int  # bytes from offset 0 to the end of the highest buffer
+    lower_bound: int  # the most bytes alive at one scope
+    method: str  # the search that found it
+    optimal: bool  # proven: meets the lower bound or the exact search finished
+
+
+def place(reqs: list[tuple[int, int, int]], movable: list[int] | None = None, *,
+          seed: int = 0) -> Placement:
+    """The best placement found of the (size, first, last) requests ``reqs``.
+
+    ``movable`` are the requests the search may order (default all); the others (a
+    kernel's scratch buffers, which TFLM plans itself) are placed after them in TFLM's
+    greedy order: listed last to first, size descending.
+    """
+    movable = list(range(len(reqs))) if movable is None else list(movable)
+    rest = set(range(len(reqs))) - set(movable)
+    tail = sorted((i for i in reversed(range(len(reqs))) if i in rest),
+                  key=lambda i: -reqs[i][0])
+    scopes = max((r[2] for r in reqs), default=-1) + 1
+    bound = max((sum(r[0] for r in reqs if r[1] <= s <= r[2]) for s in range(scopes)),
+                default=0)
+    search = _Search(reqs, tail, bound)
+    best_order, method = _heuristics(search, movable, scopes)
+    if search.best > search.bound:
+        best_order = _local_search(search, best_order, seed)
+        method = search.best_method
+    optimal = search.best <= search.bound
+    if not optimal and len(movable) <= EXACT_MAX_BUFFERS:
+        order, finished = _branch_and_bound(search, movable)
+        if order is not None:
+            best_order, method = order, "branch and bound"
+        optimal = finished
+    return Placement(search.offsets(best_order), search.best, bound, method, optimal)
 
 
 class _Search:
@@ -144,7 +168,7 @@ class _Search:
         return False
 
 
-def _heuristics(search: _Search, tensors: list[int], greedy) -> tuple[list[int], str]:
+def _heuristics(search: _Search, tensors: list[int], n_scopes: int) -> tuple[list[int], str]:
     reqs = search.reqs
     size = {i: reqs[i][0] for i in tensors}
     span = {i: reqs[i][2] - reqs[i][1] + 1 for i in tensors}
@@ -154,7 +178,7 @@ def _heuristics(search: _Search, tensors: list[int], greedy) -> tuple[list[int],
 
     conflict = {i: sum(size[j] for j in tensors if j != i and overlaps(i, j)) for i in tensors}
     # greedy by breadth: the ops with the most live bytes first, their buffers largest first
-    scopes = range(greedy.scopes + 1)
+    scopes = range(n_scopes)
     live = {s: [i for i in tensors if reqs[i][1] <= s <= reqs[i][2]] for s in scopes}
     breadth = []
     for s in sorted(scopes, key=lambda s: -sum(size[i] for i in live[s])):
