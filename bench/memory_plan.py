@@ -9,6 +9,8 @@ plan, of tflmp's offline plan and the lower bound (largest sum of tensors alive 
 op), the gap to the bound, and arena_used_bytes() of the pip TFLM interpreter (reference
 kernels) before and after writing the plan, with the outputs compared bit for bit.
 
+Then 200 random sets of lifetimes, to see the search where greedy loses more often.
+
 Writes bench/results/memory_plan.json and prints a Markdown table for docs/BENCHMARKS.md.
 """
 
@@ -138,6 +140,37 @@ def _note(reason: str) -> str:
             else "other")
 
 
+def synthetic(seed: int = 1, cases: int = 200) -> dict:
+    """Random lifetimes (8-64 buffers of 16 B to 1 KiB living 1-13 scopes): how often
+    greedy and the plan miss the lower bound, and by how much."""
+    import random
+
+    from tflm_pipeline.tflite import memory_plan, offline_plan
+
+    rng = random.Random(seed)
+    out = {"cases": cases, "greedy_above_bound": 0, "plan_above_bound": 0,
+           "worst_greedy_gap_pct": 0.0, "worst_plan_gap_pct": 0.0, "slowest_s": 0.0}
+    for _ in range(cases):
+        n = rng.choice([8, 16, 32, 64])
+        life = rng.choice([2, 6, 12])
+        reqs = []
+        for _ in range(n):
+            first = rng.randint(0, n // 2)
+            reqs.append((16 * rng.randint(1, 64), first, first + rng.randint(0, life)))
+        greedy = max(o + r[0] for o, r in zip(memory_plan.greedy_offsets(reqs), reqs))
+        t = time.monotonic()
+        found = offline_plan.place(reqs)
+        out["slowest_s"] = round(max(out["slowest_s"], time.monotonic() - t), 3)
+        bound = found.lower_bound
+        out["greedy_above_bound"] += greedy > bound
+        out["plan_above_bound"] += found.peak > bound
+        out["worst_greedy_gap_pct"] = round(max(out["worst_greedy_gap_pct"],
+                                                100 * (greedy / bound - 1)), 2)
+        out["worst_plan_gap_pct"] = round(max(out["worst_plan_gap_pct"],
+                                              100 * (found.peak / bound - 1)), 2)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", required=True, help="the ../shared folder")
@@ -152,9 +185,12 @@ def main():
     for name, (shape, _) in ZOO.items():
         rows.append(row(f"zoo {name} {'x'.join(map(str, shape))}", zoo_model(name, args.cache)))
         print(rows[-1], flush=True)
+    random_cases = synthetic()
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "memory_plan.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (HERE / "results" / "memory_plan.json").write_text(
+        json.dumps({"models": rows, "random_lifetimes": random_cases}, indent=1) + "\n")
     print(table(rows))
+    print(random_cases)
 
 
 if __name__ == "__main__":
