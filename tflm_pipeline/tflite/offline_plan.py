@@ -7,6 +7,14 @@ int32 buffer ``[version, subgraphs, n, offset of tensor 0 .. n-1]`` with -1 for 
 it should plan itself.  It keeps those offsets and lets its greedy planner fit the other
 buffers around them — the kernels' scratch buffers always, since only Prepare knows
 them.  So a better plan costs nothing at run time and shrinks the arena by what it saves.
+Offline buffers go into the greedy planner's list first, in tensor order; the others
+follow, largest first, each in the lowest gap free while it lives
+(``GreedyMemoryPlanner::CalculateOffsetsIfNeeded``, identical in tflite-micro 90b983c of
+2026 and in Chirale_TensorFlowLite 2.0.0, TFLM of 2023-01; esp-tflite-micro and the
+2023 Arduino examples sit between the two).  Variable tensors stay -1 (with an offset
+TFLM would move them from the persistent tail into the overlaid head).  TFLM's
+``LinearMemoryPlanner`` (its preserve-all-tensors debugging mode) refuses offline
+offsets; :func:`strip` removes a plan for it.
 
 The search (no TensorFlow): every placement is "each buffer, in some order, at the
 lowest offset free while it lives"; any packing is one of these for some order, so the
@@ -25,6 +33,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+import flatbuffers
 import numpy as np
 
 from . import memory_plan
@@ -33,7 +42,7 @@ from .model_info import OFFLINE_PLAN_METADATA, ModelInfo, read_model
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 FORMAT_VERSION = 1  # TFLM reads only the offsets; version and subgraphs are informative
-BUFFER_ALIGNMENT = 16  # every buffer's data, as the TFLite converter aligns them
+BUFFER_ALIGNMENT = 16  # every buffer's data, as TensorFlow 2.21's converter aligns it
 EXACT_MAX_BUFFERS = 9  # exhaustive search over orders up to this many tensor buffers
 EXACT_MAX_NODES = 200_000
 LOCAL_SEARCH_STEPS = 20_000  # moves tried at most
@@ -321,8 +330,6 @@ def write(model: bytes, offsets: Sequence[int] | None) -> bytes:
         metadata.append(entry)
     m.metadata = metadata or None
     m.buffers = [_AlignedBuffer.of(b) for b in m.buffers]
-    import flatbuffers
-
     builder = flatbuffers.Builder(len(model) + 1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
