@@ -3,7 +3,9 @@ the arena shrinks by what the plan says while every output stays bit for bit."""
 
 import itertools
 import random
+import re
 
+import flatbuffers
 import numpy as np
 import pytest
 
@@ -83,6 +85,26 @@ def test_metadata_is_tflms_format_replaced_and_stripped():
     assert read_model(stripped).offline_plan is None
     a, b = read_model(model), read_model(stripped)
     assert (a.tensors, a.operators, a.input_indices) == (b.tensors, b.operators, b.input_indices)
+
+
+@pytest.mark.parametrize("words, message", [
+    ([1, 1, 3, 0, 0, 0], "offline memory plan has 3 offsets for 10 tensors"),
+    ([1, 1, 10, 0, -16, *[-1] * 8], "places a tensor at offset -16"),
+    ([1, 1, 9, 0], "does not hold [version, subgraphs, n, n offsets]"),
+])
+def test_a_plan_tflm_would_refuse_or_misuse_is_one_line(words, message):
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from tflm_pipeline.errors import TflmpError
+
+    model = shared("models", "hello_world_int8.tflite").read_bytes()  # 10 tensors
+    planned = schema.ModelT.InitFromPackedBuf(offline_plan.write(model, [-1] * 10), 0)
+    entry = next(m for m in planned.metadata if m.name == b"OfflineMemoryAllocation")
+    planned.buffers[entry.buffer].data = np.frombuffer(np.array(words, "<i4").tobytes(),
+                                                       np.uint8)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(planned.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(TflmpError, match=re.escape(message)):
+        read_model(bytes(builder.Output()))
 
 
 def test_greedy_with_offline_offsets_is_tflms_order():
