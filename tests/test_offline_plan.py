@@ -175,9 +175,14 @@ def test_tflm_arena_drops_by_the_plan_and_outputs_are_bit_identical(branchy_mode
     x = np.random.default_rng(1).integers(-128, 128, (16, 24, 24, 3)).astype(np.int8)
     (y0,), (y1,) = (interpreter.run(m, x, workers=1) for m in (model, planned))
     assert y0.dtype == np.int8 and np.array_equal(y0, y1)
-    # the derived 32-bit arena follows the plan
+    # the derived 32-bit arena follows the plan; profile tells what a plan would save
     e0, e1 = arena.estimate(info), arena.estimate(read_model(planned))
     assert e0.used - e1.used == plan.saved_bytes
+    from tflm_pipeline.mcu.device_profile import device_profile
+
+    assert device_profile(info, 0).memory.offline_plan_bytes == plan.planned_bytes
+    after_memory = device_profile(read_model(planned), 0).memory
+    assert after_memory.offline_planned and after_memory.offline_plan_bytes is None
     # the CLI writes the plan by default and says so; --no-offline-plan keeps the model
     src = tmp_path / "branchy.tflite"
     src.write_bytes(model)

@@ -207,6 +207,9 @@ def profile_result(p) -> None:
                f"{a.release}{'' if a.exact else ', estimated'}); "
                f"{m.gap_bytes:,} B above the lower bound; 64-bit host arena "
                f"{m.arena_host_bytes:,} B")
+    if getattr(m, "offline_plan_bytes", None):
+        click.echo(f"  an offline memory plan needs {m.offline_plan_bytes:,} B of activations: "
+                   "'tflmp convert' and 'tflmp firmware' write it into the model")
     click.echo(f"flash: model {f.model_bytes:,} B + TFLM code ~{f.code_bytes:,} B "
                f"({f.code_basis})")
     why = any(not b.fit.fits for b in p.boards)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..tflite import offline_plan
-from ..tflite.model_info import read_model
+from ..tflite.model_info import ModelInfo, read_model
 from .arena import scratch_buffers
 from .releases import DEFAULT_RELEASE, releases
 
@@ -36,27 +36,33 @@ class PlanOutcome:
 
 def plan_model(model: bytes, release: str = DEFAULT_RELEASE) -> tuple[bytes, PlanOutcome]:
     """``model`` with an offline plan when it saves bytes, tuned for ``release``."""
-    info = read_model(model)
+    outcome = decide(read_model(model), release)
+    return (offline_plan.write(model, outcome.plan.offsets) if outcome.applied else model,
+            outcome)
+
+
+def decide(info: ModelInfo, release: str = DEFAULT_RELEASE) -> PlanOutcome:
+    """The best plan for ``info`` tuned for ``release``, and whether to write it."""
     if info.subgraphs != 1:
-        return model, PlanOutcome(False, "models with several subgraphs keep TFLM's plan")
+        return PlanOutcome(False, "models with several subgraphs keep TFLM's plan")
     scratch, unknown = scratch_buffers(info, release)
     if unknown:
         names = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3
                                           else "")
-        return model, PlanOutcome(False, f"the scratch buffers of {names} are not in tflmp's "
-                                         f"table for {release}; TFLM's plan kept")
+        return PlanOutcome(False, f"the scratch buffers of {names} are not in tflmp's table "
+                                  f"for {release}; TFLM's plan kept")
     others = []
     for name in releases():
         if name != release:
             s, unknown = scratch_buffers(info, name)
             if not unknown:
                 others.append(s)
-    new, plan = offline_plan.apply(model, scratch, others)
+    plan = offline_plan.compute(info, scratch, others)
     if plan.worthwhile:
-        return new, PlanOutcome(True, f"saves {plan.saved_bytes:,} B of activations "
-                                      f"({plan.greedy_bytes:,} -> {plan.planned_bytes:,}; "
-                                      f"lower bound {plan.lower_bound:,})", plan)
+        return PlanOutcome(True, f"saves {plan.saved_bytes:,} B of activations "
+                                 f"({plan.greedy_bytes:,} -> {plan.planned_bytes:,}; "
+                                 f"lower bound {plan.lower_bound:,})", plan)
     why = ("TFLM's greedy plan already meets the lower bound" if plan.saved_bytes == 0
            and plan.greedy_bytes == plan.lower_bound else
            "no plan found that saves bytes on every release")
-    return new, PlanOutcome(False, why, plan)
+    return PlanOutcome(False, why, plan)

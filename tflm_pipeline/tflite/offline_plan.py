@@ -340,17 +340,6 @@ def strip(model: bytes) -> bytes:
     return write(model, None) if read_model(model).offline_plan is not None else model
 
 
-def apply(model: bytes, scratch: dict[int, list[int]] | None = None,
-          more_scratch: Sequence[dict[int, list[int]]] = ()) -> tuple[bytes, OfflinePlan | None]:
-    """``model`` with the best plan found when it saves bytes (see :func:`compute`), else
-    as it was; and the plan (None for models with several subgraphs)."""
-    info = read_model(model)
-    if info.subgraphs != 1:
-        return model, None
-    plan = compute(info, scratch, more_scratch)
-    return (write(model, plan.offsets) if plan.worthwhile else model), plan
-
-
 def _name(md) -> str:
     name = md.name or b""
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
