@@ -82,6 +82,8 @@ def cli():
               "machine with TF_CONFIG (see the README).")
 @click.option("--ladder", is_flag=True, help="Also run the parity ladder and per-layer "
               "quantization error (as `tflmp verify --ladder`) into the report.")
+@click.option("--no-offline-plan", "offline_plan", flag_value=False, default=True,
+              help="Keep TFLM's greedy memory plan in the int8 models (no offline plan).")
 @click.pass_context
 def train(ctx, resume, out, ladder, **options):
     """Train, fine-tune with QAT, convert to int8 and evaluate in TFLM."""
@@ -121,7 +123,10 @@ def train(ctx, resume, out, ladder, **options):
               "'tflmp firmware MODEL --target TARGET').")
 @click.option("--trust-model", is_flag=True,
               help="Load a Keras file even if its Lambda layers run code stored in it.")
-def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model):
+@click.option("--no-offline-plan", "no_offline_plan", is_flag=True,
+              help="Keep TFLM's greedy memory plan: write no offline tensor placement.")
+def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_model,
+            no_offline_plan):
     """Convert MODEL (.tflite, run folder or Keras .h5) for a microcontroller."""
     from . import console
 
@@ -135,12 +140,14 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
                              "--target")
         from .commands.firmware import firmware as make_firmware
 
-        console.firmware_result(make_firmware(model, target_name, out, name=name))
+        console.firmware_result(make_firmware(model, target_name, out, name=name,
+                                              offline_plan=not no_offline_plan))
         return
     from .commands.convert import convert as run_convert
 
     console.convert_result(run_convert(model, out, name=name, c_array=c_array, dataset=dataset,
-                                       data_dir=data_dir, trust_model=trust_model))
+                                       data_dir=data_dir, trust_model=trust_model,
+                                       offline_plan=not no_offline_plan))
 
 
 @cli.command()
@@ -166,8 +173,10 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               "(host, QEMU M4).")
 @click.option("--tflm-dir", type=click.Path(), help="TFLM source tree for --check.")
 @click.option("--no-qemu", is_flag=True, help="With --check: host only.")
+@click.option("--no-offline-plan", "no_offline_plan", is_flag=True,
+              help="Keep TFLM's greedy memory plan: write no offline tensor placement.")
 def firmware(source, target_name, out, name, task, threshold, labels, dataset, data_dir, check,
-             tflm_dir, no_qemu):
+             tflm_dir, no_qemu, no_offline_plan):
     """Write a ready-to-build firmware project for SOURCE (run folder or .tflite)."""
     from . import console
     from .commands.firmware import firmware as make_firmware
@@ -178,7 +187,8 @@ def firmware(source, target_name, out, name, task, threshold, labels, dataset, d
                            "auto" if parse_threshold(threshold) is None else float(threshold),
                            labels=names,
                            dataset=dataset, data_dir=data_dir, check=check, tflm_dir=tflm_dir,
-                           qemu=False if no_qemu else None)
+                           qemu=False if no_qemu else None,
+                           offline_plan=not no_offline_plan)
     console.firmware_result(result)
     if not result.passed:
         raise TflmpError("the generated firmware failed its self-test against that TFLM tree")

@@ -62,6 +62,7 @@ class RunConfig:
     augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
     strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
     threshold: float | None = None  # anomaly detection: None = chosen on validation
+    offline_plan: bool = True  # write a tighter tensor placement than TFLM's into the int8 models
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""

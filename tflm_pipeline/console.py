@@ -90,6 +90,10 @@ def threshold_line(threshold: dict) -> str:
 def convert_result(result) -> None:
     m = result.model
     click.echo(f"{result.name}: {m['bytes']:,} bytes, ops {', '.join(m['ops'])}")
+    plan = getattr(result, "offline_plan", None)
+    if plan is not None:
+        click.echo(f"  offline memory plan: {plan['reason']}" if plan["applied"] else
+                   f"  offline memory plan not written: {plan['reason']}")
     for f in result.files:
         click.echo(f"  wrote {f}")
 
@@ -242,11 +246,15 @@ def profile_result(p) -> None:
     a = m.arena_32bit
     click.echo(f"memory plan: peak at {m.peak_op}, live: "
                + ", ".join(f"{name[:24]} {size:,}" for name, size in m.live_at_peak))
-    click.echo(f"  lower bound {m.lower_bound_bytes:,} B <= TFLM planner "
+    planner = "offline plan" if getattr(m, "offline_planned", False) else "TFLM planner"
+    click.echo(f"  lower bound {m.lower_bound_bytes:,} B <= {planner} "
                f"{m.planned_bytes:,} B <= arena {a.bytes:,} B (32-bit, "
                f"{a.release}{'' if a.exact else ', estimated'}); "
                f"{m.gap_bytes:,} B above the lower bound; 64-bit host arena "
                f"{m.arena_host_bytes:,} B")
+    if getattr(m, "offline_plan_bytes", None):
+        click.echo(f"  an offline memory plan needs {m.offline_plan_bytes:,} B of activations: "
+                   "'tflmp convert' and 'tflmp firmware' write it into the model")
     click.echo(f"flash: model {f.model_bytes:,} B + TFLM code ~{f.code_bytes:,} B "
                f"({f.code_basis})")
     why = any(not b.fit.fits for b in p.boards)

@@ -14,6 +14,7 @@ from ..artifacts import write_bytes
 from ..codegen.c_literals import c_identifier
 from ..errors import TflmpError
 from ..mcu.arena import estimate
+from ..mcu.arena_plan import plan_model
 from ..mcu.releases import DEFAULT_RELEASE, get_release, registrations
 from ..runs import resolve
 from ..tflite.model_info import read_model, read_model_bytes
@@ -27,14 +28,16 @@ class ConvertResult:
     name: str  # the C identifier the sources use
     model: dict  # tflite.model_info.ModelInfo.to_dict() of the int8 model
     files: list[Path]
+    offline_plan: dict | None = None  # mcu.arena_plan.PlanOutcome.to_dict(); None: disabled
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "model": self.model, "files": [str(f) for f in self.files]}
+        return {"name": self.name, "model": self.model, "files": [str(f) for f in self.files],
+                "offline_plan": self.offline_plan}
 
 
 def convert(source: str | Path, out_dir: str | Path | None = None, *, name: str | None = None,
             c_array: bool = False, dataset: str | None = None, data_dir: str | None = None,
-            trust_model: bool = False) -> ConvertResult:
+            trust_model: bool = False, offline_plan: bool = True) -> ConvertResult:
     """Convert ``source`` for a microcontroller.
 
     A Keras model (``.h5``/``.keras``) is first converted to full int8, calibrated on
@@ -42,20 +45,28 @@ def convert(source: str | Path, out_dir: str | Path | None = None, *, name: str 
     written to ``out_dir`` (default ``build/<name>``).  With ``c_array`` the model is
     written as C sources, sized for the default TFLM release (``tflmp firmware``
     sizes them for a target).  ``trust_model`` allows Keras files whose Lambda layers
-    run stored code.
+    run stored code.  ``offline_plan`` writes a tensor placement tighter than TFLM's
+    greedy one into the model when it saves arena bytes (:mod:`..mcu.arena_plan`).
     """
     src = resolve(source)
     ident = c_identifier(name if name is not None else src.default_name)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / ident
     files = []
+    outcome = None
     if src.model_path.suffix in KERAS_SUFFIXES:
         flatbuffer = _convert_keras_file(src, dataset, data_dir, trust_model)
+        if offline_plan:
+            flatbuffer, outcome = plan_model(flatbuffer)
         files.append(write_bytes(out_dir / f"{ident}_int8.tflite", flatbuffer))
     else:
         flatbuffer = read_model_bytes(src.model_path)
         if not c_array:
             raise TflmpError(f"{src.model_path.name} is already a .tflite model; add --c-array "
                              "to emit it as C source")
+        if offline_plan:
+            flatbuffer, outcome = plan_model(flatbuffer)
+            if outcome.applied:
+                files.append(write_bytes(out_dir / f"{ident}_int8.tflite", flatbuffer))
     info = read_model(flatbuffer)
     if c_array:
         ops = registrations(info, DEFAULT_RELEASE)  # an op TFLM lacks: error, nothing written
@@ -64,7 +75,8 @@ def convert(source: str | Path, out_dir: str | Path | None = None, *, name: str 
             op_sources=get_release(DEFAULT_RELEASE).op_set_source,
             arena=estimate(info) if info.subgraphs == 1 else None,
             preprocessing=src.preprocessing, source=src.model_path.name)
-    return ConvertResult(ident, info.to_dict(), files)
+    return ConvertResult(ident, info.to_dict(), files,
+                         outcome.to_dict() if outcome is not None else None)
 
 
 def _convert_keras_file(src, dataset, data_dir, trust: bool) -> bytes:

@@ -26,6 +26,7 @@ from ..data import DataSpec, load_dataset, load_run_dataset
 from ..data.audio_frontend import Frontend, frontend_for, to_pcm
 from ..data.wav_folder import read_wav, split_files
 from ..errors import TflmpError
+from ..mcu.arena_plan import plan_model
 from ..mcu.build_check import CheckResult, check_project, find_tree
 from ..mcu.known_issues import (REFUSE, REQUANTIZE, RESHAPE_DENSE, FiredRule, fired_rules,
                                  other_chip_rules, refusal)
@@ -69,7 +70,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
              threshold: float | str | None = None,
              labels: list[str] | None = None, dataset: str | None = None,
              data_dir: str | None = None, check: bool = False,
-             tflm_dir: str | Path | None = None, qemu: bool | None = None) -> FirmwareResult:
+             tflm_dir: str | Path | None = None, qemu: bool | None = None,
+             offline_plan: bool = True) -> FirmwareResult:
     """Write the ``target`` project for ``source`` (run folder or ``.tflite``); with
     ``check``, build it against the TFLM tree ``tflm_dir`` and run its self-test (on
     this host, and under QEMU unless ``qemu`` is False).
@@ -77,7 +79,9 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
     A model from a run has the run's task and class names.  For any other ``.tflite``,
     ``task`` says what its output is (default classification), ``labels`` names the
     classes (default ``class_0`` ... ``class_<N-1>``), and ``dataset`` gives test data
-    for the golden vectors and for measuring a Dense re-quantization.
+    for the golden vectors and for measuring a Dense re-quantization.  ``offline_plan``
+    writes a tighter tensor placement than TFLM's into the model when it saves arena
+    bytes on the target's TFLM releases (:mod:`..mcu.arena_plan`).
 
     An anomaly detector's firmware reports a verdict against a threshold: a number, or
     "auto" (chosen on the validation split of the run's data or of ``dataset``); by
@@ -119,6 +123,11 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         raise TflmpError(f"known issue {left[0].id} still applies after its remedy")
     notes += [f"known issue {r.id} ({r.issue.source}) {r.action}"
               for r in other_chip_rules(info, t.platforms)]
+    if offline_plan:  # placement only: outputs (and so the threshold below) do not change
+        model, outcome = plan_model(model, t.releases[0])
+        if outcome.applied:
+            info = read_model(model)
+            notes.append(f"offline memory plan in the model: {outcome.reason}")
     chosen = _threshold(the_task, threshold, run, model, info, dataset, reconverted)
     if chosen is not None:
         notes.append(f"anomaly threshold {chosen.value:.6g}: {chosen.method}")

@@ -20,6 +20,7 @@ from ..data.spec import with_absolute_paths
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
 from ..mcu.arena import estimate
+from ..mcu.arena_plan import plan_model
 from ..mcu.device_profile import device_profile
 from ..models import task_for
 from ..progress import Progress
@@ -275,12 +276,20 @@ class _Training:
                 for key, model in models.items():
                     candidates[key] = to_int8_tflite(model, calibration)
                     progress.update(len(candidates))
+            if self.config.offline_plan:
+                candidates = {k: self._offline_plan(k, v) for k, v in candidates.items()}
             for key, flatbuffer in candidates.items():
                 write_bytes(self.run.candidate(key), flatbuffer)
             progress.update(len(candidates))
         log.info("converted to int8: %s", ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
                                                     for k, v in candidates.items()))
         return candidates
+
+    @staticmethod
+    def _offline_plan(key: str, flatbuffer: bytes) -> bytes:
+        planned, outcome = plan_model(flatbuffer)
+        log.info("%s offline memory plan: %s", key.split("_")[0].upper(), outcome.reason)
+        return planned
 
     def _evaluate(self, float_model, qat_model, candidates):
         task, classes = self.task, self.dataset.preprocessing.num_classes

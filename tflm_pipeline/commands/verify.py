@@ -31,6 +31,7 @@ from ..runs import resolve
 from ..tasks import CLASSIFICATION, get_task
 from ..tflite.model_info import read_model, read_model_bytes
 from ..tflite.quant import dequantize, quantize
+from ..tflite import offline_plan
 from ..tflm import interpreter, parity
 from ..tflm.harness import evaluate
 from ..tflm.interpreter import ArenaSize
@@ -164,7 +165,9 @@ def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
         divergence = None
         if len(differing):
             pick = q[differing[:1]]
-            theirs = run_tensors(build, model_path, info, pick, arena)
+            bare = tmp / "without_offline_plan.tflite"  # preserve-all-tensors refuses a plan
+            bare.write_bytes(offline_plan.strip(model))
+            theirs = run_tensors(build, bare, info, pick, arena)
             if theirs is not None:
                 ours = interpreter.all_tensors(model, pick, info=info)
                 divergence = parity.first_differing_op(info, ours, theirs)

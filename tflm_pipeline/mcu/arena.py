@@ -124,8 +124,7 @@ def estimate(info: ModelInfo, release: str = DEFAULT_RELEASE) -> ArenaEstimate:
         if not placed:
             for size in persistent:
                 tail.alloc(size, 16)
-        rules = entry["scratch"] + p.get("extra_scratch", {}).get(op.name, [])
-        sizes = [s for rule in rules for s in _RULES[rule](info, op)]
+        sizes = _op_scratch(info, op, entry, p)
         if sizes:
             scratch[op.index] = sizes
             n_requests += len(sizes)
@@ -157,6 +156,28 @@ def estimate(info: ModelInfo, release: str = DEFAULT_RELEASE) -> ArenaEstimate:
     return ArenaEstimate(memory_plan.align(phases[binding]), used, plan.planned_bytes,
                          tail.used, binding, release, tuple(unmeasured),
                          p.get("measured", True))
+
+
+def scratch_buffers(info: ModelInfo, release: str = DEFAULT_RELEASE
+                    ) -> tuple[dict[int, list[int]], tuple[str, ...]]:
+    """The scratch buffers the kernels of ``release`` request (op index -> sizes), and
+    the ops whose kernels are not in its table (their scratch is unknown)."""
+    p = _sizes(release)
+    scratch, unmeasured = {}, []
+    for op in info.operators:
+        entry = p["ops"].get(op.name)
+        if entry is None:
+            unmeasured.append(op.name)
+            continue
+        sizes = _op_scratch(info, op, entry, p)
+        if sizes:
+            scratch[op.index] = sizes
+    return scratch, tuple(dict.fromkeys(unmeasured))
+
+
+def _op_scratch(info: ModelInfo, op: OpInfo, entry: dict, p: dict) -> list[int]:
+    rules = entry["scratch"] + p.get("extra_scratch", {}).get(op.name, [])
+    return [s for rule in rules for s in _RULES[rule](info, op)]
 
 
 def largest(info: ModelInfo, release_names) -> ArenaEstimate:

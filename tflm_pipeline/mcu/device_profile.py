@@ -11,6 +11,7 @@ from ..tflite.layers import LayerProfile, layers, row_totals
 from ..tflite.model_info import ModelInfo
 from . import boards as board_db
 from .arena import ArenaEstimate, estimate
+from .arena_plan import decide
 from .known_issues import REFUSE, board_issues, refusal_message
 from .latency import Band, Measurement, latency_band
 from .releases import DEFAULT_RELEASE
@@ -24,6 +25,8 @@ class MemoryFigures:
     live_at_peak: list[tuple[str, int]]  # (tensor, bytes) alive at the peak
     arena_32bit: ArenaEstimate
     arena_host_bytes: int  # 64-bit host, measured in the TFLM interpreter
+    offline_planned: bool = False  # planned_bytes follows the model's offline plan
+    offline_plan_bytes: int | None = None  # what an offline plan would need, if it saves
 
     @property
     def gap_bytes(self) -> int:
@@ -44,6 +47,8 @@ class MemoryFigures:
             "arena_32bit_profile": self.arena_32bit.release,
             "arena_32bit_exact": self.arena_32bit.exact,
             "arena_host_bytes": self.arena_host_bytes, "gap_bytes": self.gap_bytes,
+            "offline_planned": self.offline_planned,
+            "offline_plan_bytes": self.offline_plan_bytes,
             "gap_basis": "32-bit arena - lower bound: planner fragmentation "
                          f"{self.fragmentation_bytes:,} B + TFLM bookkeeping, kernel data and "
                          "scratch"}
@@ -152,7 +157,8 @@ def device_profile(info: ModelInfo, host_arena_bytes: int, *, board: str | None 
         mem.lower_bound, mem.planned_bytes,
         f"#{peak_op.index} {peak_op.name}" if peak_op else "inputs",
         [(b.name or "(scratch)", b.size) for b in mem.live_at(mem.peak_scope)],
-        a32, host_arena_bytes)
+        a32, host_arena_bytes, mem.offline_planned,
+        _offline_plan_bytes(info, mem, a32.release))
     table = [BoardRow(b, board_db.fit_model(info, b), latency_band(rows, b))
              for b in board_db.boards(boards_file).values()]
     detail = None
@@ -162,3 +168,11 @@ def device_profile(info: ModelInfo, host_arena_bytes: int, *, board: str | None 
     return DeviceProfile(info.size, info.sha256, rows, memory,
                          FlashFigures(info.size, code, code_basis, library), table, detail,
                          board_issues(info, chosen) if chosen is not None else [])
+
+
+def _offline_plan_bytes(info: ModelInfo, mem, release: str) -> int | None:
+    """The activation bytes of the offline plan tflmp would write, when it saves some."""
+    if mem.offline_planned or mem.planned_bytes <= mem.lower_bound:
+        return None
+    outcome = decide(info, release)
+    return outcome.plan.planned_bytes if outcome.applied else None

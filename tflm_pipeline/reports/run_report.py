@@ -286,7 +286,8 @@ def profile_section(profile: dict) -> dict:
         ("tensors alive at the peak", ", ".join(f"{b['tensor']} {b['bytes']:,} B"
                                                 for b in m.get("live_at_peak", []))),
         ("lower bound (no planner needs less)", d.nbytes(m.get("lower_bound_bytes"))),
-        ("TFLM's planner", d.nbytes(m.get("planned_bytes"))),
+        ("offline plan in the model" if m.get("offline_planned") else "TFLM's planner",
+         d.nbytes(m.get("planned_bytes"))),
         (f"arena, 32-bit MCU ({release}{exact})", d.nbytes(m.get("arena_32bit_bytes"))),
         ("arena above the lower bound", d.nbytes(m.get("gap_bytes"))),
         ("of which", m.get("gap_basis", "").split(": ", 1)[-1]),

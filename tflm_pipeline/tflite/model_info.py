@@ -95,6 +95,8 @@ class ModelInfo:
     input_indices: list[int]
     output_indices: list[int]
     notes: list[str] = field(default_factory=list)
+    # per tensor: an arena offset or -1, from OfflineMemoryAllocation metadata (None: absent)
+    offline_plan: tuple[int, ...] | None = None
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -289,7 +291,41 @@ def _parse(data: bytes) -> ModelInfo:
     description = (model.Description() or b"").decode("utf-8", "replace")
     return ModelInfo(size=size, sha256=sha256_bytes(data), schema_version=version,
                      description=description, subgraphs=n_subgraphs, tensors=tensors,
-                     operators=operators, input_indices=ins, output_indices=outs)
+                     operators=operators, input_indices=ins, output_indices=outs,
+                     offline_plan=_offline_plan(model, n_buffers, count))
+
+
+OFFLINE_PLAN_METADATA = "OfflineMemoryAllocation"  # TFLM's name (micro_allocation_info.cc)
+
+
+def _offline_plan(model, n_buffers: int, count) -> tuple[int, ...] | None:
+    """The tensor offsets of TFLM's offline plan: int32 [version, subgraphs, n, offsets],
+    one per tensor of every subgraph in turn.  TFLM takes the last entry of that name."""
+    entries = [model.Metadata(m) for m in range(count(model.MetadataLength(), "metadata table"))]
+    entries = [e for e in entries
+               if (e.Name() or b"").decode("utf-8", "replace") == OFFLINE_PLAN_METADATA]
+    if not entries:
+        return None
+    n_tensors = sum(model.Subgraphs(g).TensorsLength() for g in range(model.SubgraphsLength()))
+    meta = entries[-1]
+    if meta.Buffer() >= n_buffers:
+        raise _Corrupt(f"the offline memory plan refers to missing buffer {meta.Buffer()}")
+    buffer = model.Buffers(meta.Buffer())
+    raw = buffer.DataAsNumpy() if buffer.DataLength() % 4 == 0 else None
+    words = np.frombuffer(raw.tobytes(), "<i4") if buffer.DataLength() and raw is not None \
+        else np.zeros(0, "<i4")
+    if len(words) < 3 or words[2] < 0 or len(words) < 3 + words[2]:
+        # TFLM would read past the buffer
+        raise _Corrupt("the offline memory plan's buffer does not hold "
+                       "[version, subgraphs, n, n offsets]")
+    if words[2] != n_tensors:
+        raise _Unsuitable(f"its offline memory plan has {words[2]} offsets for "
+                          f"{n_tensors} tensors, which TFLM refuses; re-export the model "
+                          "with one offset per tensor or without the plan")
+    offsets = tuple(int(w) for w in words[3:3 + n_tensors])
+    if any(o < -1 for o in offsets):  # TFLM would write before the arena
+        raise _Corrupt(f"the offline memory plan places a tensor at offset {min(offsets)}")
+    return offsets
 
 
 # What the ops tflmp reasons about (MACs, arena rules, resolver) must look like, as TFLM's

@@ -193,6 +193,12 @@ def all_tensors(model: bytes, inputs: list[np.ndarray] | np.ndarray, *,
     info = info or read_model(model)
     inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
     _check_inputs(info, inputs)
+    if info.offline_plan is not None:
+        # preserve-all-tensors plans linearly and TFLM's linear planner refuses offline
+        # offsets; the plan places tensors, it never changes a value
+        from ..tflite.offline_plan import strip
+
+        model = strip(model)
     if arena_size is None:
         arena_size = 2 * sum(t.nbytes for t in info.tensors if not t.is_constant) + (1 << 20)
     with _staged(model, inputs) as tmp:
