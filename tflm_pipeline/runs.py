@@ -59,6 +59,7 @@ class RunFolder:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.created: list[Path] = []  # folders create() made (outermost first)
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -76,6 +77,8 @@ class RunFolder:
                              f"{run.path} or choose another --out")
         if run.path.exists() and not run.path.is_dir():
             raise TflmpError(f"--out {run.path} is a file; choose a folder")
+        # the folders this creates, outermost first: discard() removes them again
+        run.created = [p for p in (run.path, *run.path.parents) if not p.exists()][::-1]
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.file(cls.CONFIG), config.to_dict())
         return run
@@ -208,6 +211,11 @@ class RunFolder:
         folder, or (``keep_folder``: it existed before the run) only the run's files."""
         if not keep_folder:
             shutil.rmtree(self.path, ignore_errors=True)
+            for parent in reversed(self.created[:-1]):  # made for this run
+                try:
+                    parent.rmdir()  # only while empty
+                except OSError:
+                    break
             return
         names = [self.CONFIG, self.PREPROCESSING, self.FLOAT_PREPROCESSING, self.DATA_SHA256,
                  self.STAGES, *self.HISTORY.values()]

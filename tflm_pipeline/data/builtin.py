@@ -43,10 +43,11 @@ def _digits(seed, split) -> Dataset:
     d = load_digits()
     x = d.images.astype(np.uint8)  # values 0..16
     y = d.target.astype(np.int64)
-    parts = split_three(x, y, split, seed)
+    notes = [f"scikit-learn digits (1,797 8x8 images), split {ratio(split)} stratified, "
+             f"seed {seed}"]
+    parts = split_three(x, y, split, seed, "digits", notes=notes)
     return Dataset("digits", *parts, preprocessing=default_preprocessing("digits"),
-                   notes=[f"scikit-learn digits (1,797 8x8 images), split "
-                          f"{ratio(split)} stratified, seed {seed}"])
+                   notes=notes)
 
 
 _IDX_FILES = {

@@ -41,6 +41,7 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
         raise TflmpError(f"--color must be grayscale or rgb, got '{color}'")
     mode = "L" if color == "grayscale" else "RGB"
     present = [s for s in ("train", "val", "test") if (root / s).is_dir()]
+    split_notes: list[str] = []
     if "train" in present and "test" in present:
         folders = {s: class_files(root / s, IMAGE_SUFFIXES, "image") for s in present}
         labels = sorted(folders["train"])
@@ -52,7 +53,8 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
                                  "remove them")
         files = {s: flatten(folders[s], labels) for s in present}
         if "val" not in present:
-            tr, va = split_indices(files["train"][1], seed, None, root, val_fraction)
+            tr, va = split_indices(files["train"][1], seed, None, root, val_fraction,
+                                   notes=split_notes)
             train_files, train_y = files["train"]
             files["train"] = [train_files[i] for i in tr], train_y[tr]
             files["val"] = [train_files[i] for i in va], train_y[va]
@@ -67,7 +69,7 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
         folders = class_files(root, IMAGE_SUFFIXES, "image")
         labels = sorted(folders)
         all_files, all_y = flatten(folders, labels)
-        parts = split_indices(all_y, seed, split, root)
+        parts = split_indices(all_y, seed, split, root, notes=split_notes)
         files = {s: ([all_files[i] for i in idx], all_y[idx])
                  for s, idx in zip(("train", "val", "test"), parts)}
         how = split_note(split, seed)
@@ -79,7 +81,8 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
     count = sum(len(files[s][1]) for s in files)
     return Dataset(root.name, *arrays, preprocessing=pre,
                    notes=[f"images from {root}: {count} in {len(labels)} class folders, "
-                          f"resized to {height}x{width} {color} (Pillow bilinear); {how}"])
+                          f"resized to {height}x{width} {color} (Pillow bilinear); {how}",
+                          *split_notes])
 
 
 def _read_image(file: Path, size_hw: tuple[int, int], mode: str) -> np.ndarray:

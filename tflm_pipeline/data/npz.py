@@ -47,10 +47,11 @@ def load_npz(path: Path, seed, split, val_fraction, name=None, pre=None) -> Data
         if "x_val" in arrays and "y_val" in arrays:
             x_tr, y_tr, x_va, y_va = x, y, arrays["x_val"], _labels_1d(arrays["y_val"], path)
         else:
-            x_tr, y_tr, x_va, y_va = split_two(x, y, val_fraction, seed)
+            x_tr, y_tr, x_va, y_va = split_two(x, y, val_fraction, seed, path, notes=notes)
             notes.append(f"validation = {val_fraction:.0%} of train, stratified, seed {seed}")
     else:
-        x_tr, y_tr, x_va, y_va, x_te, y_te = split_three(x, y, split, seed)
+        x_tr, y_tr, x_va, y_va, x_te, y_te = split_three(x, y, split, seed, path,
+                                                         notes=notes)
         notes.append(f"one array pair split {ratio(split)} stratified, seed {seed}")
     for split_name, xs, ys in (("train", x_tr, y_tr), ("val", x_va, y_va), ("test", x_te, y_te)):
         check_labels(ys, num_classes, f"{path} ({split_name})")

@@ -49,7 +49,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
     folders = class_files(root, (".wav",), "WAV clip")
     labels = sorted(folders)
     all_files, all_y = flatten(folders, labels)
-    parts = split_indices(all_y, seed, split, root)
+    split_notes: list[str] = []
+    parts = split_indices(all_y, seed, split, root, notes=split_notes)
     noise = _noise_clips(options["noise_dir"], params) if options else []
     rng = np.random.default_rng(seed)
     arrays, fitted = [], np.zeros(2, np.int64)  # clips padded, clips trimmed
@@ -76,7 +77,7 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
                       f"{options['noise_snr_db'][1]:g} dB SNR" if noise else "")
         notes.append(f"train augmented offline: {options['copies']} copies per clip (time "
                      f"shift up to +-{options['time_shift_ms']:g} ms{noise_text}), seed {seed}")
-    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes)
+    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes)
 
 
 def read_wav(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
