@@ -69,3 +69,55 @@ def test_train_on_50_samples_in_10_classes_and_no_folder_left_on_failure(tmp_pat
     assert p.returncode == 2 and "too few for 3 splits" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "new").exists()
+
+
+# --- raw sensor CSV conventions: timestamps -------------------------------------------
+
+DAPHNET = ("datasets", "timeseries", "daphnet", "S06R02E0.csv")
+
+
+def _write_rows(path, header, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+def test_daphnet_iso_timestamps_give_64_hz_and_are_no_channel():
+    from conftest import shared
+    from tflm_pipeline.data.sensor_csv import load_csv_windows
+
+    ds = load_csv_windows(shared(*DAPHNET), window=128, stride=128, label_column="is_anomaly")
+    assert ds.preprocessing.input_shape == (128, 9)  # 9 accelerometer axes, no timestamp
+    assert "timestamp" not in ds.channel_names
+    assert ds.preprocessing.sample_rate_hz == pytest.approx(64.0, abs=0.01)
+    assert ds.preprocessing.to_dict()["sample_rate_hz"] == pytest.approx(64.0, abs=0.01)
+    assert any("64 Hz" in n and "0 gap(s)" in n for n in ds.notes)
+
+
+def test_timestamp_ms_column_gives_rate_and_a_gap_ends_a_window(tmp_path, hello_world_int8):
+    from tflm_pipeline.codegen.settings import write_settings_header
+    from tflm_pipeline.data.sensor_csv import load_csv_windows
+    from tflm_pipeline.tflite.model_info import read_model
+
+    # 100 Hz (10 ms steps), a 500 ms pause after row 45, and a step back after row 72
+    t = np.arange(120) * 10
+    t[46:] += 500
+    t[73:] -= 2000
+    rows = [[int(ms), i, -i, "a" if i < 60 else "b"] for i, ms in enumerate(t)]
+    path = _write_rows(tmp_path / "imu.csv", ["timestamp_ms", "ax", "ay", "label"], rows)
+    ds = load_csv_windows(path, window=10, stride=10, split=(1, 1, 1))
+    assert ds.preprocessing.input_shape == (10, 2)  # timestamp_ms is not a channel
+    assert ds.preprocessing.sample_rate_hz == 100.0
+    firsts = sorted(int(x[0, 0]) for s in ("train", "val", "test")
+                    for x in getattr(ds, f"x_{s}"))
+    # grids restart after the pause (46) and the step back (73); windows crossing either
+    # (36, 66) or the label change at 60 (56) are skipped
+    assert firsts == [0, 10, 20, 30, 46, 73, 83, 93, 103]
+    assert any("2 gap(s)" in n for n in ds.notes)
+    header = write_settings_header(read_model(hello_world_int8), "imu", tmp_path,
+                                   preprocessing=ds.preprocessing, arena=None)
+    assert "#define IMU_SAMPLE_RATE_HZ 100.0f" in header.read_text()
+    with pytest.raises(TflmpError, match="hold timestamps"):
+        load_csv_windows(path, window=10, stride=10, columns=["ax", "timestamp_ms"])

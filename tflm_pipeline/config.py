@@ -61,6 +61,12 @@ class RunConfig:
     clip_seconds: float = 1.0
     augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
     strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
+    # data you can trust (data.checks): groups, duplicates, missing values, subsets
+    group_column: str | None = None  # None: a session/subject/speaker/file/group column
+    duplicates: str = "drop"  # cross-split exact duplicates: drop (from val/test), keep, error
+    missing: str = "error"  # sensor CSV missing cells: error, drop, interpolate
+    subset: int | None = None  # at most N samples per split, stratified
+    class_weight: str | None = None  # "auto": weights inverse to the train class counts
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""

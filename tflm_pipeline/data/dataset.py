@@ -31,6 +31,10 @@ class Dataset:
     preprocessing: Preprocessing
     notes: list[str] = field(default_factory=list)
     task: str | None = None  # the task the data implies (regression targets), else None
+    # what the data checks and splits.json use (loaders fill what they know)
+    sample_ids: dict | None = None  # {"train": [...], "val": [...], "test": [...], "id": what}
+    channel_rows: np.ndarray | None = None  # raw (rows, channels) of a sensor CSV, NaN = missing
+    channel_names: list[str] | None = None
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,

@@ -43,6 +43,11 @@ class DataSpec:
     audio_features: str = RunConfig.audio_features
     clip_seconds: float = RunConfig.clip_seconds
     audio_augment: dict | None = None  # data.augment.audio_options
+    # data you can trust (see data.checks)
+    group_column: str | None = RunConfig.group_column
+    duplicates: str = RunConfig.duplicates
+    missing: str = RunConfig.missing
+    subset: int | None = RunConfig.subset
 
     @classmethod
     def of(cls, config: RunConfig) -> "DataSpec":
@@ -54,7 +59,8 @@ class DataSpec:
         return cls(config.dataset, config.data_dir, config.seed, config.split,
                    config.val_split, config.window, config.stride, config.label_column,
                    config.columns, config.image_size, config.color, config.audio_features,
-                   config.clip_seconds, audio)
+                   config.clip_seconds, audio, config.group_column, config.duplicates,
+                   config.missing, config.subset)
 
     @property
     def path(self) -> Path:
