@@ -62,6 +62,10 @@ def test_train_on_50_samples_in_10_classes_and_no_folder_left_on_failure(tmp_pat
     rec = json.loads((run / "report.json").read_text())
     assert (rec["dataset"]["train"], rec["dataset"]["val"], rec["dataset"]["test"]) == (30, 10, 10)
     assert any("split per class instead" in n for n in rec["dataset"]["notes"])
+    splits = json.loads((run / "splits.json").read_text())
+    assert splits["id"] == "index in x"
+    assert sorted(splits["train"] + splits["val"] + splits["test"]) == list(range(50))
+    assert sorted(y[splits["test"]].tolist()) == list(range(10))
     # a dataset too small to split fails in one line and leaves no folder behind
     np.savez(tmp_path / "d2.npz", x=x[:2], y=y[:2])
     p = run_cli("train", "--dataset", tmp_path / "d2.npz", "--epochs", "1", "--out",
@@ -121,3 +125,59 @@ def test_timestamp_ms_column_gives_rate_and_a_gap_ends_a_window(tmp_path, hello_
     assert "#define IMU_SAMPLE_RATE_HZ 100.0f" in header.read_text()
     with pytest.raises(TflmpError, match="hold timestamps"):
         load_csv_windows(path, window=10, stride=10, columns=["ax", "timestamp_ms"])
+
+
+# --- group-aware splits ---------------------------------------------------------------
+
+def test_csv_session_never_shared_between_splits_on_windows(tmp_path):
+    from tflm_pipeline.data.sensor_csv import load_csv_windows
+
+    rows = []
+    for session in range(9):  # each session: 20 rows of 'a', 20 of 'b'
+        for i in range(40):
+            rows.append([f"s{session}", session, np.sin(i) + session, "a" if i < 20 else "b"])
+    path = _write_rows(tmp_path / "rec.csv", ["session", "sid", "ax", "label"], rows)
+    ds = load_csv_windows(path, window=5, stride=2)  # overlapping windows
+    seen = {}
+    for split in ("train", "val", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        assert set(y.tolist()) == {0, 1}  # stratified where possible: both classes
+        sessions = set(np.unique(x[:, :, 0]).astype(int).tolist())  # the sid channel
+        assert all(np.all(w[:, 0] == w[0, 0]) for w in x)  # no window spans two sessions
+        seen[split] = sessions
+        assert set(ds.sample_ids["groups"][split]) == {f"s{s}" for s in sessions}
+    assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
+    assert not (seen["val"] & seen["test"])
+    assert len(seen["train"] | seen["val"] | seen["test"]) == 9
+    assert any("split by group" in n and "no group is in two splits" in n for n in ds.notes)
+    # --group-column none: windows still stop at session changes, splits mix sessions
+    mixed = load_csv_windows(path, window=5, stride=2, group_column="none")
+    assert "groups" not in mixed.sample_ids
+    with pytest.raises(TflmpError, match="no group column 'user'"):
+        load_csv_windows(path, window=5, stride=2, group_column="user")
+
+
+def test_folder_groups_from_speaker_prefix_and_pattern(tmp_path):
+    from PIL import Image
+
+    from tflm_pipeline.data.image_folder import load_image_folder
+
+    root = tmp_path / "imgs"
+    speakers = [f"{k:08x}" for k in range(6)]
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for spk in speakers:
+            for i in range(3):
+                Image.new("L", (4, 4), color=(hash((spk, i, label)) % 255)).save(
+                    root / label / f"{spk}_nohash_{i}.png")
+    ds = load_image_folder(root, size=(4, 4), split=(4, 1, 1))
+    by_split = {s: {p.split("/")[1][:8] for p in ds.sample_ids[s]}
+                for s in ("train", "val", "test")}
+    assert not (by_split["train"] & by_split["val"]) and not (by_split["val"] & by_split["test"])
+    assert not (by_split["train"] & by_split["test"])
+    # a pattern of the file name: here the file number groups the images instead
+    ds = load_image_folder(root, size=(4, 4), split=(4, 1, 1), group_column=r"_(\d)\.png$")
+    by_split = {s: {p[-5] for p in ds.sample_ids[s]} for s in ("train", "val", "test")}
+    assert sorted(len(v) for v in by_split.values()) == [1, 1, 1]
+    with pytest.raises(TflmpError, match="does not match --group-column"):
+        load_image_folder(root, size=(4, 4), group_column=r"^speaker")

@@ -58,6 +58,14 @@ def cli():
 @click.option("--stride", type=int, help="CSV data: rows between window starts (default --window).")
 @click.option("--label-column", default="label", show_default=True, help="CSV data: label column.")
 @click.option("--columns", help="CSV data: comma-separated channel columns (default: all others).")
+@click.option("--group-column", metavar="COLUMN|PATTERN",
+              help="Keep whole groups in one split: a CSV column (default: one named session, "
+              "subject, speaker, file or group), or for folders a regular expression of the "
+              "file name whose first (...) names the group (default: a Speech Commands "
+              "speaker prefix); 'none' for no groups.")
+@click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
+              show_default=True, help="CSV data: a missing value stops the run naming its "
+              "row, drops its row (a gap), or is interpolated within its group.")
 @click.option("--image-size", metavar="HxW", help="Image folders: model input size, e.g. 96x96.")
 @click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
               show_default=True, help="Image folders: channels.")

@@ -141,6 +141,7 @@ class _Training:
         self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
         run.check_same_data(self.dataset.fingerprint())
+        run.save_splits(self.dataset.split_ids())
         self.stages = run.stages()
         self.timings: dict[str, float] = {}
         self.float_layers: list[tuple[str, str]] = []

@@ -5,6 +5,7 @@ loaders.  Folders whose name starts with ``.`` or ``_`` (such as Speech Commands
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,31 @@ def flatten(folders: dict[str, list[Path]], labels: list[str]) -> tuple[list[Pat
     files = [f for name in labels for f in folders.get(name, [])]
     y = np.array([i for i, name in enumerate(labels) for _ in folders.get(name, [])], np.int64)
     return files, y
+
+
+# Speech Commands' file names: <speaker hash>_nohash_<n>.wav
+SPEAKER_PREFIX = r"^([0-9a-f]{8})_nohash_"
+
+
+def file_groups(files: list[Path], pattern: str | None, where) -> list[str] | None:
+    """The group (speaker, session) of each file from its name: ``pattern`` is a regular
+    expression searched in the file name, its first ``(...)`` group (or the whole match)
+    naming the group.  Without a pattern, the Speech Commands speaker prefix when every
+    file has one; ``"none"``: no groups (None)."""
+    if pattern is not None and pattern.lower() == "none":
+        return None
+    try:
+        regex = re.compile(pattern or SPEAKER_PREFIX)
+    except re.error as e:
+        raise TflmpError(f"--group-column '{pattern}' is not a regular expression ({e}); for "
+                         r"folders give a pattern of the file name, like '^(\w+)_'") from None
+    groups = []
+    for f in files:
+        m = regex.search(f.name)
+        if m is None:
+            if pattern is None:
+                return None
+            raise TflmpError(f"{where}: file {f.name} does not match --group-column "
+                             f"'{pattern}'; every file name must name its group")
+        groups.append(m.group(1) if regex.groups else m.group(0))
+    return groups

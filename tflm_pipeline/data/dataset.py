@@ -53,6 +53,17 @@ class Dataset:
                               int(len(self.y_test)), self.preprocessing.num_classes,
                               list(self.preprocessing.input_shape), list(self.notes))
 
+    def split_ids(self) -> dict:
+        """``splits.json``: the loader's sample ids per split, or (for a loader that has
+        none) the sha256 prefix of each raw sample's bytes."""
+        if self.sample_ids is not None:
+            return self.sample_ids
+        out = {"id": "sha256 of the raw sample's bytes (first 16 hex digits)"}
+        for split in SPLITS:
+            x = np.ascontiguousarray(getattr(self, f"x_{split}"))
+            out[split] = [hashlib.sha256(s.tobytes()).hexdigest()[:16] for s in x]
+        return out
+
     def fingerprint(self) -> dict:
         """sha256 of every split's raw arrays, for the run manifest."""
         out = {}

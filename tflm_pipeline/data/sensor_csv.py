@@ -81,6 +81,7 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
         raise TflmpError(f"{path} has no label column '{label_column}' (columns: "
                          f"{', '.join(header)}); name it with --label-column")
     group = _group_column(path, header, group_column)
+    split_by_group = group is not None and (group_column or "").lower() != "none"
     stamps = [c for c in header if c not in (label_column, group)
               and (timestamp_unit(c) is not None or _holds_dates(rows[0][header.index(c)]))]
     if columns:
@@ -133,25 +134,25 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     x = values[keep][starts[:, None] + np.arange(window)].astype(np.float32)
     ids = kept_lines[starts]
     split_notes: list[str] = []
-    tr, va, te = split_indices(y, seed, split, path, groups=None if groups_kept is None
-                               else groups_kept[starts], notes=split_notes)
+    tr, va, te = split_indices(y, seed, split, path, groups=groups_kept[starts]
+                               if split_by_group else None, notes=split_notes)
     parts = (x[tr], y[tr], x[va], y[va], x[te], y[te])
     scale, offset = standardize(parts[0], axis=(0, 1))
     pre = Preprocessing(path.stem, (window, len(channels)), "float32", scale.tolist(),
                         offset.tolist(), labels, sample_rate_hz=rate)
     what = " or ".join(["label", *([group] if group else []), *(["gap"] if stamps else [])])
-    how = (f"whole '{group}' groups per split, seed {seed}" if group
+    how = (f"whole '{group}' groups per split, seed {seed}" if split_by_group
            else split_note(split, seed))
     notes.insert(0, f"CSV {path}: {len(rows)} rows, channels {', '.join(channels)}; windows "
                  f"of {window} rows every {stride} ({len(starts)} kept, {skipped} crossing a "
                  f"{what} change skipped); {how}; standardized per channel on train")
-    if stride < window and not group:
+    if stride < window and not split_by_group:
         notes.append(f"windows overlap by {window - stride} rows, so neighbouring windows "
                      "can fall in different splits: val/test accuracy is optimistic; a "
                      "group column (--group-column) keeps recordings apart")
     sample_ids = {"id": "CSV line of each window's first row",
                   **{name: ids[p].tolist() for name, p in zip(SPLITS, (tr, va, te))}}
-    if group:
+    if split_by_group:
         sample_ids["groups"] = {name: sorted(set(groups_kept[starts][p].tolist()))
                                 for name, p in zip(SPLITS, (tr, va, te))}
     return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
@@ -159,9 +160,9 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
 
 
 def _group_column(path, header, group_column) -> str | None:
-    if group_column is not None and group_column.lower() == "none":
-        return None
-    if group_column:
+    """The column naming each row's recording: ``group_column``, else the first named like
+    one (also with ``"none"``: it still ends windows, only the split ignores it)."""
+    if group_column and group_column.lower() != "none":
         if group_column not in header:
             raise TflmpError(f"{path} has no group column '{group_column}' (columns: "
                              f"{', '.join(header)}); name it with --group-column, or pass "

@@ -28,7 +28,8 @@ class SplitPlan:
     """Index arrays per split (train, val[, test]) and the one-line notes on how."""
 
     parts: tuple[np.ndarray, ...]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # where it differs from the request
+    facts: list[str] = field(default_factory=list)  # how it was done (logged as info)
 
 
 def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
@@ -53,6 +54,8 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
         plan = _class_split(y, fractions, sizes, seed, rng, where)
     if classes:
         plan.notes += _coverage_notes(y, plan.parts, where)
+    for fact in plan.facts:
+        log.info("%s", fact)
     for note in plan.notes:
         log.warning("%s", note)
     return plan
@@ -81,7 +84,7 @@ def split_indices(y, seed: int, split, where, val_fraction: float | None = None,
     fractions = split if val_fraction is None else (1 - val_fraction, val_fraction)
     plan = plan_split(y, fractions, seed, where, groups)
     if notes is not None:
-        notes.extend(plan.notes)
+        notes.extend(plan.facts + plan.notes)
     return plan.parts
 
 
@@ -89,6 +92,15 @@ def split_arrays(x, y, seed: int, split, where, groups=None, notes=None):
     """The six arrays of :func:`split_three`, by :func:`split_indices`."""
     tr, va, te = split_indices(y, seed, split, where, None, groups, notes)
     return x[tr], y[tr], x[va], y[va], x[te], y[te]
+
+
+def ids_of(parts, what: str, ids=None) -> dict:
+    """``splits.json``'s content: the sample ids of each split (``ids[i]``, default the
+    index ``i``) and what an id is."""
+    out = {"id": what}
+    for name, p in zip(SPLIT_NAMES, parts):
+        out[name] = [int(i) for i in p] if ids is None else [ids[i] for i in p]
+    return out
 
 
 def ratio(split) -> str:
@@ -221,11 +233,11 @@ def _group_split(y, groups, fractions, rng, where, classes) -> SplitPlan:
     per_sample = assign[group_of]
     parts = tuple(np.flatnonzero(per_sample == s) for s in range(k))
     count = [len(np.unique(group_of[p])) for p in parts]
-    notes = [f"{where}: split by group, {len(names)} groups -> "
+    facts = [f"{where}: split by group, {len(names)} groups -> "
              + ", ".join(f"{name} {c} ({len(p)} samples)"
                          for name, c, p in zip(SPLIT_NAMES, count, parts))
              + "; no group is in two splits"]
-    return SplitPlan(parts, notes)
+    return SplitPlan(parts, facts=facts)
 
 
 def _coverage_notes(y, parts, where) -> list[str]:

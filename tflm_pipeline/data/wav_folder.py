@@ -11,10 +11,10 @@ from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .audio_features import FEATURE_TYPES, FeatureParams, compute
 from .augment import audio_options, augment_clips
-from .class_folders import PathLike, class_files, flatten, open_folder
+from .class_folders import PathLike, class_files, file_groups, flatten, open_folder
 from .dataset import Dataset
 from .spec import DEFAULT_SPLIT, DataSpec
-from .splits import split_indices, split_note, standardize
+from .splits import ids_of, split_indices, split_note, standardize
 
 PCM_SCALE = 1.0 / 32768.0  # 16-bit PCM sample -> float in [-1, 1)
 _FEATURE_CHUNK = 256  # clips per feature computation: bounds memory on large folders
@@ -24,12 +24,13 @@ def load_wav_spec(spec: DataSpec) -> Dataset:
     """The WAV folder named by ``spec`` (``--audio-features``, ``--clip-seconds``)."""
     return load_wav_folder(spec.path, features=spec.audio_features,
                            clip_seconds=spec.clip_seconds, seed=spec.seed, split=spec.split,
-                           augment=spec.audio_augment)
+                           augment=spec.audio_augment, group_column=spec.group_column)
 
 
 def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: float = 1.0,
                     seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
-                    augment: dict | None = None, params: FeatureParams | None = None) -> Dataset:
+                    augment: dict | None = None, params: FeatureParams | None = None,
+                    group_column: str | None = None) -> Dataset:
     """Clips in class folders (``class/*.wav``, 16-bit mono PCM) as log-mel or MFCC features.
 
     Clips are zero-padded or trimmed to ``clip_seconds``; samples are float32
@@ -50,7 +51,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
     labels = sorted(folders)
     all_files, all_y = flatten(folders, labels)
     split_notes: list[str] = []
-    parts = split_indices(all_y, seed, split, root, notes=split_notes)
+    parts = split_indices(all_y, seed, split, root, notes=split_notes,
+                          groups=file_groups(all_files, group_column, root))
     noise = _noise_clips(options["noise_dir"], params) if options else []
     rng = np.random.default_rng(seed)
     arrays, fitted = [], np.zeros(2, np.int64)  # clips padded, clips trimmed
@@ -77,7 +79,9 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
                       f"{options['noise_snr_db'][1]:g} dB SNR" if noise else "")
         notes.append(f"train augmented offline: {options['copies']} copies per clip (time "
                      f"shift up to +-{options['time_shift_ms']:g} ms{noise_text}), seed {seed}")
-    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes)
+    names = [f.relative_to(root).as_posix() for f in all_files]
+    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
+                   sample_ids=ids_of(parts, f"file path under {root}", names))
 
 
 def read_wav(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
