@@ -66,6 +66,13 @@ def cli():
 @click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
               show_default=True, help="CSV data: a missing value stops the run naming its "
               "row, drops its row (a gap), or is interpolated within its group.")
+@click.option("--duplicates", type=click.Choice(["drop", "keep", "error"]), default="drop",
+              show_default=True, help="Val/test samples that exactly copy an earlier split's: "
+              "drop them, keep them, or stop.")
+@click.option("--subset", type=int, metavar="N",
+              help="At most N samples per split (stratified), for quick runs.")
+@click.option("--class-weight", type=click.Choice(["auto"]),
+              help="auto: weight the training loss inversely to the train class counts.")
 @click.option("--image-size", metavar="HxW", help="Image folders: model input size, e.g. 96x96.")
 @click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
               show_default=True, help="Image folders: channels.")

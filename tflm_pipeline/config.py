@@ -93,6 +93,15 @@ class RunConfig:
             raise TflmpError("calibration_samples must be at least 1")
         if self.workers is not None and self.workers < 1:
             raise TflmpError(f"--workers must be at least 1, got {self.workers}")
+        for flag, value, allowed in (("--duplicates", self.duplicates, ("drop", "keep", "error")),
+                                     ("--missing", self.missing, ("error", "drop", "interpolate")),
+                                     ("--class-weight", self.class_weight, (None, "auto"))):
+            if value not in allowed:
+                raise TflmpError(f"{flag} must be one of "
+                                 f"{', '.join(a for a in allowed if a)}, got '{value}'")
+        if self.subset is not None and self.subset < 1:
+            raise TflmpError(f"--subset must be a positive number of samples per split, got "
+                             f"{self.subset}")
 
     @property
     def model_name(self) -> str:

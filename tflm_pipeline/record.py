@@ -192,6 +192,7 @@ class RunRecord:
     board_fit: list[dict] | None = None  # one row per board of the database
     parity: dict | None = None  # tflm.parity ladder, added by `verify --ladder`
     per_layer_error: list[dict] | None = None
+    data_checks: dict | None = None  # data.checks.DataChecks.to_dict(): leaks first
 
     @property
     def metric(self) -> str:
@@ -210,7 +211,7 @@ class RunRecord:
                "int8_preparation": self.int8_preparation.to_dict(),
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
-        for key in ("profile", "board_fit", "parity", "per_layer_error"):
+        for key in ("profile", "board_fit", "parity", "per_layer_error", "data_checks"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -240,7 +241,8 @@ class RunRecord:
                        training=TrainingFacts.from_dict(d.get("training", {})),
                        timings_s=dict(d.get("timings_s", {})), profile=d.get("profile"),
                        board_fit=board_fit, parity=d.get("parity"),
-                       per_layer_error=d.get("per_layer_error"))
+                       per_layer_error=d.get("per_layer_error"),
+                       data_checks=d.get("data_checks"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

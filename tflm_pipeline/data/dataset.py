@@ -35,6 +35,7 @@ class Dataset:
     sample_ids: dict | None = None  # {"train": [...], "val": [...], "test": [...], "id": what}
     channel_rows: np.ndarray | None = None  # raw (rows, channels) of a sensor CSV, NaN = missing
     channel_names: list[str] | None = None
+    policy: dict | None = None  # what data.checks.apply_policies did (duplicates, subset)
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,
