@@ -181,3 +181,97 @@ def test_folder_groups_from_speaker_prefix_and_pattern(tmp_path):
     assert sorted(len(v) for v in by_split.values()) == [1, 1, 1]
     with pytest.raises(TflmpError, match="does not match --group-column"):
         load_image_folder(root, size=(4, 4), group_column=r"^speaker")
+
+
+# --- data checks on planted sets ------------------------------------------------------
+
+def _planted_npz(tmp_path):
+    """Random 6x6 images with known copies: 4 extra copies inside train plus one copy
+    with another label; val holds 3 copies of train; test 5 copies of train, 2 of val
+    and 6 near-copies of train (+-2 grey levels)."""
+    rng = np.random.default_rng(7)
+    img = lambda n: rng.integers(0, 256, size=(n, 6, 6), dtype=np.uint8)  # noqa: E731
+    x_tr, y_tr = img(200), rng.integers(0, 3, 200)
+    x_va, y_va = img(40), rng.integers(0, 3, 40)
+    x_te, y_te = img(50), rng.integers(0, 3, 50)
+    x_tr = np.concatenate([x_tr, x_tr[:5]])
+    y_tr = np.concatenate([y_tr, y_tr[:4], [(y_tr[4] + 1) % 3]])
+    x_va = np.concatenate([x_va, x_tr[10:13]])
+    y_va = np.concatenate([y_va, y_tr[10:13]])
+    noise = rng.integers(-2, 3, size=(6, 6, 6))
+    near = np.clip(x_tr[20:26].astype(int) + noise, 0, 255).astype(np.uint8)
+    x_te = np.concatenate([x_te, x_tr[30:35], x_va[:2], near])
+    y_te = np.concatenate([y_te, y_tr[30:35], y_va[:2], y_tr[20:26]])
+    np.savez(tmp_path / "planted.npz", x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va,
+             x_test=x_te, y_test=y_te)
+    return tmp_path / "planted.npz"
+
+
+def test_planted_duplicates_leaks_and_near_copies_are_found_exactly(tmp_path):
+    from tflm_pipeline.data import load_dataset
+    from tflm_pipeline.data.checks import check_dataset
+
+    path = _planted_npz(tmp_path)
+    kept = load_dataset(str(path), duplicates="keep")
+    c = check_dataset(kept)
+    assert c.duplicates_within == {"train": 5, "val": 0, "test": 0}
+    assert c.label_conflicts == 1
+    assert c.duplicates_across == {"train/val": 3, "train/test": 5, "val/test": 2}
+    assert c.near_duplicates_across == {"train/val": 0, "train/test": 6, "val/test": 0}
+    near = c.examples["near_duplicates_train/test"]
+    assert sorted(e["train"] for e in near) == list(range(20, 25))  # 5 examples kept
+    assert all(e["test"] >= 57 for e in near)
+    assert c.class_counts["train"] == np.bincount(kept.y_train, minlength=3).tolist()
+    assert len(c.leaks) == 4 and "kept" in c.leaks[0]
+    # default: val/test copies of an earlier split are dropped, and said so
+    dropped = load_dataset(str(path))
+    assert (len(dropped.y_val), len(dropped.y_test)) == (40, 56)
+    assert dropped.policy["duplicates_found"] == {"train/val": 3, "train/test": 5,
+                                                  "val/test": 2}
+    assert any("dropped 3 val and 7 test" in n for n in dropped.notes)
+    after = check_dataset(dropped)
+    assert after.duplicates_across == {"train/val": 0, "train/test": 0, "val/test": 0}
+    assert "dropped from test" in after.leaks[1]
+    assert len(dropped.sample_ids["test"]) == 56 and 50 not in dropped.sample_ids["test"]
+    with pytest.raises(TflmpError, match="10 val/test sample"):
+        load_dataset(str(path), duplicates="error")
+
+
+def test_planted_missing_values_outliers_and_constant_channel_in_a_csv(tmp_path):
+    from tflm_pipeline.data.checks import check_dataset
+    from tflm_pipeline.data.sensor_csv import load_csv_windows
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1, 1, size=(600, 3)).round(4)
+    cells = values.astype(object)
+    for row in (11, 250, 444):
+        cells[row, 0] = ""  # missing in 'a'
+    cells[300, 1] = "NaN"  # missing in 'b'
+    for row in (5, 123, 321, 599):
+        cells[row, 2] = 50.0  # outliers in 'c'
+    rows = [[*cells[i], 7.0, "up" if (i // 100) % 2 else "down"] for i in range(600)]
+    path = _write_rows(tmp_path / "imu.csv", ["a", "b", "c", "d", "label"], rows)
+    with pytest.raises(TflmpError, match=r"imu.csv:13: the row holds NaN.*column 'a'"):
+        load_csv_windows(path, window=20, stride=20)
+    ds = load_csv_windows(path, window=20, stride=20, missing="interpolate")
+    assert np.isfinite(ds.x_train).all()
+    c = check_dataset(ds)
+    assert c.missing == {"a": 3, "b": 1, "c": 0, "d": 0}
+    assert c.outliers == {"a": 0, "b": 0, "c": 4, "d": 0}
+    assert c.constant_channels == ["d"]
+    dropped = load_csv_windows(path, window=20, stride=20, missing="drop")
+    assert len(dropped.y_train) + len(dropped.y_val) + len(dropped.y_test) < 30
+    assert any("4 row(s) dropped" in n for n in dropped.notes)
+
+
+def test_subset_per_split_stratified_and_class_weights(digits):
+    from tflm_pipeline.data import load_dataset
+    from tflm_pipeline.data.checks import class_weights
+
+    small = load_dataset("digits", subset=20)
+    for split in ("train", "val", "test"):
+        y = getattr(small, f"y_{split}")
+        assert len(y) == 20 and np.bincount(y, minlength=10).tolist() == [2] * 10
+    assert len(small.sample_ids["train"]) == 20
+    w = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}

@@ -2,8 +2,9 @@
 
 * exact duplicates within and across splits: sha256 of each raw sample's bytes (dtype,
   shape and values); a copy of a train sample in val or test is a leak.
-* near-duplicates across splits (images and windows): every sample is reduced to a
-  coarse view (block means to at most 7x7 per image channel, or at most 16 time steps
+* near-duplicates across splits (images and windows; windows first lose each window's
+  channel means and are scaled by each channel's std, so they compare by waveform):
+  every sample is reduced to a coarse view (block means to at most 7x7 per image channel, or at most 16 time steps
   per window channel), centred and scaled to unit length; each val/test sample's
   nearest earlier-split sample by that view (cosine, one matrix product in chunks) is a
   candidate when the cosine is at least ``COARSE_MIN``; it is a near-duplicate when the
@@ -61,6 +62,7 @@ class DataChecks:
     outliers: dict[str, int] = field(default_factory=dict)
     constant_channels: list[str] = field(default_factory=list)
     groups_shared: int = 0  # groups found in two splits
+    shared_rows: dict = field(default_factory=dict)  # overlapping windows across splits
     policy: dict = field(default_factory=dict)  # what apply_policies did
     method: dict = field(default_factory=dict)
 
@@ -69,7 +71,7 @@ class DataChecks:
         """One line per leak across splits (exact or near copies, shared groups)."""
         out = []
         found = self.policy.get("duplicates_found", {})
-        for pair in sorted(set(found) | set(self.duplicates_across)):
+        for pair in (f"{a}/{b}" for a, b in _PAIRS):
             n = found.get(pair, self.duplicates_across.get(pair, 0))
             if n:
                 held = pair.split("/")[1]
@@ -82,6 +84,11 @@ class DataChecks:
                 a, b = pair.split("/")
                 out.append(f"{n} {b} sample(s) are near-duplicates of {a} samples "
                            f"(correlation >= {NEAR_MIN:g}); examples in data_checks")
+        for pair, n in self.shared_rows.items():
+            if n:
+                a, b = pair.split("/")
+                out.append(f"{n} {b} window(s) share rows with {a} windows (--stride < "
+                           "--window); a group column or --stride = --window keeps them apart")
         if self.groups_shared:
             out.append(f"{self.groups_shared} group(s) are in more than one split")
         return out
@@ -157,8 +164,9 @@ def check_dataset(ds: Dataset, *, near: bool = True) -> DataChecks:
               "ids": ids.get("id", "")}
     return DataChecks({s: int(len(ys[s])) for s in SPLITS}, class_counts, imbalance, within,
                       conflicts, across, near_counts, examples, list(channels), missing,
-                      outliers, constant, shared, dict(getattr(ds, "policy", None) or {}),
-                      method)
+                      outliers, constant, groups_shared=shared,
+                      shared_rows=dict(ds.shared_rows or {}), policy=dict(ds.policy or {}),
+                      method=method)
 
 
 # --- policies ---------------------------------------------------------------------------
@@ -287,6 +295,8 @@ def near_duplicates(ref: np.ndarray, query: np.ndarray, image: bool,
     ``exclude`` masks query samples (exact copies) out."""
     if len(ref) == 0 or len(query) == 0:
         return []
+    if not image:  # windows compare by shape: channel means removed, channels equally scaled
+        ref, query = _window_shapes(ref, query)
     r, q = coarse_view(ref, image), coarse_view(query, image)
     out = []
     for start in range(0, len(q), _CHUNK):
@@ -302,6 +312,20 @@ def near_duplicates(ref: np.ndarray, query: np.ndarray, image: bool,
             if c >= NEAR_MIN:
                 out.append((i, int(j), c))
     return out
+
+
+def _window_shapes(ref, query):
+    """Windows (N, steps, channels) minus each window's channel means, divided by each
+    channel's std over both sets: two quiet stretches of one sensor do not look alike."""
+    def shaped(x):
+        x = np.asarray(x, np.float32)
+        x = x.reshape(len(x), x.shape[1] if x.ndim > 1 else 1, -1)
+        return x - np.nanmean(x, axis=1, keepdims=True)
+    ref, query = shaped(ref), shaped(query)
+    both = np.concatenate([ref, query]).reshape(-1, ref.shape[-1])
+    std = np.nanstd(both, axis=0)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    return ref / std, query / std
 
 
 def _correlation(a, b) -> float:

@@ -36,6 +36,7 @@ class Dataset:
     channel_rows: np.ndarray | None = None  # raw (rows, channels) of a sensor CSV, NaN = missing
     channel_names: list[str] | None = None
     policy: dict | None = None  # what data.checks.apply_policies did (duplicates, subset)
+    shared_rows: dict | None = None  # {"train/val": windows of val sharing rows with train}
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,

@@ -150,13 +150,33 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
         notes.append(f"windows overlap by {window - stride} rows, so neighbouring windows "
                      "can fall in different splits: val/test accuracy is optimistic; a "
                      "group column (--group-column) keeps recordings apart")
+    shared_rows = _shared_rows(starts, window, (tr, va, te))
     sample_ids = {"id": "CSV line of each window's first row",
                   **{name: ids[p].tolist() for name, p in zip(SPLITS, (tr, va, te))}}
     if split_by_group:
         sample_ids["groups"] = {name: sorted(set(groups_kept[starts][p].tolist()))
                                 for name, p in zip(SPLITS, (tr, va, te))}
     return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=sample_ids, channel_rows=raw, channel_names=list(channels))
+                   sample_ids=sample_ids, channel_rows=raw, channel_names=list(channels),
+                   shared_rows=shared_rows)
+
+
+def _shared_rows(starts, window, parts) -> dict:
+    """How many windows of a later split share a row with a window of an earlier one
+    (overlapping windows, ``--stride`` < ``--window``): {"train/val": n, ...}."""
+    n = int(starts.max()) + window
+    covered = []
+    for p in parts:
+        rows = np.zeros(n + 1, np.int64)
+        np.add.at(rows, starts[p], 1)
+        np.add.at(rows, starts[p] + window, -1)
+        covered.append(np.cumsum(rows)[:n] > 0)
+    prefix = [np.r_[0, np.cumsum(c)] for c in covered]
+    out = {}
+    for (a, b) in ((0, 1), (0, 2), (1, 2)):
+        hits = prefix[a][starts[parts[b]] + window] - prefix[a][starts[parts[b]]]
+        out[f"{SPLITS[a]}/{SPLITS[b]}"] = int((hits > 0).sum())
+    return out
 
 
 def _group_column(path, header, group_column) -> str | None:
