@@ -275,3 +275,37 @@ def test_subset_per_split_stratified_and_class_weights(digits):
     assert len(small.sample_ids["train"]) == 20
     w = class_weights(np.array([0, 0, 0, 1]), 3)
     assert w == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+
+
+def test_data_check_command_prints_leaks_first_and_writes_json(tmp_path):
+    path = _planted_npz(tmp_path)
+    p = run_cli("data", "check", path, "--out", tmp_path / "checks.json")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[1] == "leaks across splits: " and lines[2].startswith("  LEAK: 3 val")
+    assert "near-duplicates across splits: train/val 0, train/test 6, val/test 0" in p.stdout
+    found = json.loads((tmp_path / "checks.json").read_text())["data_checks"]
+    assert found["policy"]["dropped"] == {"train/val": 3, "train/test": 5, "val/test": 2}
+    p = run_cli("data", "check", path, "--duplicates", "error")
+    assert p.returncode == 2 and p.stderr.startswith("tflmp: error: planted: 10 val/test")
+
+
+@pytest.mark.slow
+def test_train_records_data_checks_and_reports_leaks_first(tmp_path):
+    path = _planted_npz(tmp_path)
+    run = tmp_path / "run"
+    p = run_cli("train", "--dataset", path, "--model", "mlp", "--epochs", "1", "--qat-epochs",
+                "0", "--max-drop", "100", "--class-weight", "auto", "--out", run)
+    assert p.returncode == 0, p.stderr
+    assert "data leak: 6 test sample(s) are near-duplicates" in p.stderr
+    rec = json.loads((run / "report.json").read_text())
+    checks = rec["data_checks"]
+    assert checks["policy"]["duplicates_found"] == {"train/val": 3, "train/test": 5,
+                                                    "val/test": 2}
+    assert checks["near_duplicates_across"]["train/test"] == 6 and len(checks["leaks"]) == 4
+    assert rec["dataset"]["test"] == 56
+    md = (run / "report.md").read_text()
+    assert md.index("Data leaks across splits") < md.index("Summary")
+    assert "Data checks" in (run / "report.html").read_text()
+    splits = json.loads((run / "splits.json").read_text())
+    assert len(splits["test"]) == 56 and splits["id"].startswith("index in x_train")
