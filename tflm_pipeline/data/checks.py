@@ -42,7 +42,8 @@ NEAR_MIN = 0.99  # Pearson correlation of the full samples for a near-duplicate
 OUTLIER_Z = 3.5
 EXAMPLES = 5  # examples (sample ids) kept per finding
 _PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
-_CHUNK = 512  # query rows per matrix product
+_CHUNK = 256  # query rows per matrix product
+_VIEW_CHUNK = 8192  # samples per coarse-view computation (bounds memory)
 
 
 @dataclass
@@ -279,6 +280,12 @@ def robust_outliers(values: np.ndarray) -> np.ndarray:
 def coarse_view(x: np.ndarray, image: bool) -> np.ndarray:
     """(N, d) unit-length centred block means: <= 7x7 per image channel, or <= 16 steps
     per window channel."""
+    return np.concatenate([_coarse(x[i:i + _VIEW_CHUNK], image)
+                           for i in range(0, len(x), _VIEW_CHUNK)]) if len(x) else \
+        np.zeros((0, 1), np.float32)
+
+
+def _coarse(x: np.ndarray, image: bool) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if image:
         x = x.reshape(*x.shape[:3], -1) if x.ndim >= 3 else x[:, :, None, None]
@@ -298,20 +305,19 @@ def near_duplicates(ref: np.ndarray, query: np.ndarray, image: bool,
     if not image:  # windows compare by shape: channel means removed, channels equally scaled
         ref, query = _window_shapes(ref, query)
     r, q = coarse_view(ref, image), coarse_view(query, image)
-    out = []
+    pairs = []
     for start in range(0, len(q), _CHUNK):
         sims = q[start:start + _CHUNK] @ r.T
         best = sims.argmax(axis=1)
         value = sims[np.arange(len(best)), best]
         for off in np.flatnonzero(value >= COARSE_MIN):
-            j = start + off
-            if exclude is not None and exclude[j]:
-                continue
-            i = int(best[off])
-            c = _correlation(ref[i], query[j])
-            if c >= NEAR_MIN:
-                out.append((i, int(j), c))
-    return out
+            if exclude is None or not exclude[start + off]:
+                pairs.append((int(best[off]), start + int(off)))
+    if not pairs:
+        return []
+    i, j = np.array(pairs).T
+    corr = _correlations(ref[i], query[j])
+    return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, corr) if c >= NEAR_MIN]
 
 
 def _window_shapes(ref, query):
@@ -328,24 +334,28 @@ def _window_shapes(ref, query):
     return ref / std, query / std
 
 
-def _correlation(a, b) -> float:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float(np.array_equal(a, b))
+def _correlations(a, b) -> np.ndarray:
+    """Pearson correlation of each row pair of ``a`` and ``b`` (N, ...)."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
 
 
 def _block_mean(x: np.ndarray, axis: int, bins: int) -> np.ndarray:
+    """Means of blocks of ceil(n / bins) along ``axis`` (the last block edge-padded)."""
     n = x.shape[axis]
     if n <= bins:
         return x
-    edges = np.linspace(0, n, bins + 1).astype(int)[:-1]
-    sums = np.add.reduceat(x, edges, axis=axis)
-    widths = np.diff(np.r_[edges, n]).astype(np.float32)
-    shape = [1] * x.ndim
-    shape[axis] = len(widths)
-    return sums / widths.reshape(shape)
+    size = -(-n // bins)
+    pad = -n % size
+    if pad:
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (0, pad)
+        x = np.pad(x, widths, mode="edge")
+    shape = (*x.shape[:axis], x.shape[axis] // size, size, *x.shape[axis + 1:])
+    return x.reshape(shape).mean(axis=axis + 1)
 
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:
@@ -362,6 +372,18 @@ def _channel_rows(ds: Dataset, image: bool):
     """(channel names, (rows, channels) values) the per-channel checks read."""
     if ds.channel_rows is not None:
         return list(ds.channel_names or []), ds.channel_rows
+    if image:  # only missing values and constant channels: per-channel min and max
+        parts = [getattr(ds, f"x_{s}") for s in SPLITS]
+        c = parts[0].shape[-1] if parts[0].ndim == 4 else 1
+        rows = [p.reshape(-1, c) for p in parts if len(p)]
+        lo = np.min([r.min(axis=0) for r in rows], axis=0).astype(np.float64)
+        hi = np.max([r.max(axis=0) for r in rows], axis=0).astype(np.float64)
+        if np.issubdtype(parts[0].dtype, np.floating):
+            nan = sum(np.isnan(r).sum(axis=0) for r in rows)
+            if nan.any():
+                return [f"channel {i}" for i in range(c)], np.concatenate(rows).astype(
+                    np.float64)
+        return [f"channel {i}" for i in range(c)], np.stack([lo, hi])
     x = np.concatenate([getattr(ds, f"x_{s}") for s in SPLITS])
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
         return [], None
