@@ -55,8 +55,8 @@ def test_train_on_50_samples_in_10_classes_and_no_folder_left_on_failure(tmp_pat
     x, y = _digits_subset(5)
     np.savez(tmp_path / "d50.npz", x=x, y=y)
     run = tmp_path / "runs" / "d50"
-    p = run_cli("train", "--dataset", tmp_path / "d50.npz", "--epochs", "1", "--qat-epochs",
-                "0", "--max-drop", "100", "--out", run)
+    p = run_cli("train", "--dataset", tmp_path / "d50.npz", "--model", "mlp", "--epochs", "1",
+                "--qat-epochs", "0", "--max-drop", "100", "--out", run)
     assert p.returncode == 0, p.stderr
     assert "split per class instead" in p.stderr and "--cv" in p.stderr
     rec = json.loads((run / "report.json").read_text())
@@ -298,6 +298,7 @@ def test_train_records_data_checks_and_reports_leaks_first(tmp_path):
                 "0", "--max-drop", "100", "--class-weight", "auto", "--out", run)
     assert p.returncode == 0, p.stderr
     assert "data leak: 6 test sample(s) are near-duplicates" in p.stderr
+    assert "class weights (--class-weight auto): 0 " in p.stdout
     rec = json.loads((run / "report.json").read_text())
     checks = rec["data_checks"]
     assert checks["policy"]["duplicates_found"] == {"train/val": 3, "train/test": 5,

@@ -146,6 +146,10 @@ class _Training:
         self.data_checks = check_dataset(self.dataset)
         for leak in self.data_checks.leaks:
             log.warning("data leak: %s", leak)
+        weights = self._class_weight()
+        if weights:
+            log.info("class weights (--class-weight auto): %s",
+                     ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         self.stages = run.stages()
         self.timings: dict[str, float] = {}
         self.float_layers: list[tuple[str, str]] = []
@@ -368,7 +372,8 @@ class _Training:
         """``--class-weight auto``: train-split weights inverse to the class counts."""
         if self.config.class_weight != "auto" or self.task.name != "classification":
             return None
-        return class_weights(self.y("train"), self.preprocessing.num_classes)
+        return class_weights(self.dataset.raw("train")[1],
+                             self.dataset.preprocessing.num_classes)
 
     def _timed(self, name, fn, *args):
         t0 = time.monotonic()
