@@ -443,10 +443,7 @@ def test_ts_classification_and_regression_series():
     assert np.allclose(x.reshape(-1, 6).mean(0), 0, atol=1e-4)
     covid = load_dataset(str(shared("datasets", "timeseries", "covid3month")))
     assert covid.preprocessing.input_shape == (84, 1) and covid.task == "regression"
-    # 2 of the 61 test series are exact copies of train series (near-empty case counts):
-    # the default --duplicates drop removes them from test
-    assert covid.y_test.dtype == np.float32 and len(covid.y_test) == 59
-    assert covid.policy["duplicates_found"]["train/test"] == 2
+    assert covid.y_test.dtype == np.float32 and len(covid.y_test) == 61
     assert 0 <= covid.y_train.min() and covid.y_train.max() < 1  # death rates
     assert task_hint(DataSpec(str(shared("datasets", "timeseries", "covid3month")))) == \
         "regression"

@@ -58,7 +58,7 @@ def test_train_on_50_samples_in_10_classes_and_no_folder_left_on_failure(tmp_pat
     p = run_cli("train", "--dataset", tmp_path / "d50.npz", "--model", "mlp", "--epochs", "1",
                 "--qat-epochs", "0", "--max-drop", "100", "--out", run)
     assert p.returncode == 0, p.stderr
-    assert "split per class instead" in p.stderr and "--cv" in p.stderr
+    assert "split per class instead" in p.stdout and "--cv" in p.stdout
     rec = json.loads((run / "report.json").read_text())
     assert (rec["dataset"]["train"], rec["dataset"]["val"], rec["dataset"]["test"]) == (30, 10, 10)
     assert any("split per class instead" in n for n in rec["dataset"]["notes"])
@@ -223,8 +223,8 @@ def test_planted_duplicates_leaks_and_near_copies_are_found_exactly(tmp_path):
     assert all(e["test"] >= 57 for e in near)
     assert c.class_counts["train"] == np.bincount(kept.y_train, minlength=3).tolist()
     assert len(c.leaks) == 4 and "kept" in c.leaks[0]
-    # default: val/test copies of an earlier split are dropped, and said so
-    dropped = load_dataset(str(path))
+    # a run's default: val/test copies of an earlier split are dropped, and said so
+    dropped = load_dataset(str(path), duplicates="drop")
     assert (len(dropped.y_val), len(dropped.y_test)) == (40, 56)
     assert dropped.policy["duplicates_found"] == {"train/val": 3, "train/test": 5,
                                                   "val/test": 2}
@@ -235,6 +235,16 @@ def test_planted_duplicates_leaks_and_near_copies_are_found_exactly(tmp_path):
     assert len(dropped.sample_ids["test"]) == 56 and 50 not in dropped.sample_ids["test"]
     with pytest.raises(TflmpError, match="10 val/test sample"):
         load_dataset(str(path), duplicates="error")
+
+
+def test_covid3month_test_file_copies_two_train_series():
+    from conftest import shared
+    from tflm_pipeline.data import load_dataset
+
+    covid = load_dataset(str(shared("datasets", "timeseries", "covid3month")),
+                         duplicates="drop")
+    assert covid.policy["duplicates_found"] == {"train/val": 0, "train/test": 2, "val/test": 0}
+    assert len(covid.y_test) == 59  # of 61
 
 
 def test_planted_missing_values_outliers_and_constant_channel_in_a_csv(tmp_path):

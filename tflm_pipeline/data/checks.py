@@ -210,9 +210,7 @@ def apply_policies(ds: Dataset, *, duplicates: str = "drop", subset: int | None 
         log.warning("%s: %s", ds.name, text)
         notes.append(text)
     elif total:
-        text = f"kept {total} cross-split exact duplicate(s) ({_pairs_text(found)})"
-        log.warning("%s: %s", ds.name, text)
-        notes.append(text)
+        notes.append(f"kept {total} cross-split exact duplicate(s) ({_pairs_text(found)})")
     if subset is not None:
         rng = np.random.default_rng(seed)
         for s in SPLITS:

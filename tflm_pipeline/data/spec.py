@@ -43,9 +43,10 @@ class DataSpec:
     audio_features: str = RunConfig.audio_features
     clip_seconds: float = RunConfig.clip_seconds
     audio_augment: dict | None = None  # data.augment.audio_options
-    # data you can trust (see data.checks)
+    # data you can trust (see data.checks); a run drops cross-split duplicates by default
+    # (RunConfig.duplicates), a plain load keeps the files' samples as they are
     group_column: str | None = RunConfig.group_column
-    duplicates: str = RunConfig.duplicates
+    duplicates: str = "keep"
     missing: str = RunConfig.missing
     subset: int | None = RunConfig.subset
 

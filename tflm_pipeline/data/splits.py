@@ -36,8 +36,9 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
     """Split ``len(y)`` samples by ``fractions`` (train, val[, test]; any positive scale).
 
     Classification labels (integers) are stratified; float targets are not.  ``groups``
-    (one hashable per sample) keeps every group in one split.  Notes (also logged as
-    warnings) say where the result differs from the request.
+    (one hashable per sample) keeps every group in one split.  Notes (also logged) say
+    where the result differs from the request; the loaders add them to the dataset's
+    notes, which report.json keeps.
     """
     y = np.asarray(y)
     fractions = np.asarray(fractions, np.float64) / float(sum(fractions))
@@ -54,10 +55,8 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
         plan = _class_split(y, fractions, sizes, seed, rng, where)
     if classes:
         plan.notes += _coverage_notes(y, plan.parts, where)
-    for fact in plan.facts:
-        log.info("%s", fact)
-    for note in plan.notes:
-        log.warning("%s", note)
+    for line in plan.facts + plan.notes:  # info: a one-line error stays alone on stderr
+        log.info("%s", line)
     return plan
 
 
