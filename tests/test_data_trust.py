@@ -68,10 +68,12 @@ def test_train_on_50_samples_in_10_classes_and_no_folder_left_on_failure(tmp_pat
     assert sorted(y[splits["test"]].tolist()) == list(range(10))
     # a dataset too small to split fails in one line and leaves no folder behind
     np.savez(tmp_path / "d2.npz", x=x[:2], y=y[:2])
-    p = run_cli("train", "--dataset", tmp_path / "d2.npz", "--epochs", "1", "--out",
-                tmp_path / "new" / "deeper" / "run")
-    assert p.returncode == 2 and "too few for 3 splits" in p.stderr
-    assert "Traceback" not in p.stderr
+    from tflm_pipeline.commands.train import train
+    from tflm_pipeline.config import RunConfig
+
+    with pytest.raises(TflmpError, match="too few for 3 splits"):
+        train(RunConfig(dataset=str(tmp_path / "d2.npz"), epochs=1),
+              tmp_path / "new" / "deeper" / "run")
     assert not (tmp_path / "new").exists()
 
 
@@ -153,6 +155,12 @@ def test_csv_session_never_shared_between_splits_on_windows(tmp_path):
     # --group-column none: windows still stop at session changes, splits mix sessions
     mixed = load_csv_windows(path, window=5, stride=2, group_column="none")
     assert "groups" not in mixed.sample_ids
+    # one group cannot fill three splits: split by window, and said so
+    single = _write_rows(tmp_path / "one.csv", ["session", "sid", "ax", "label"],
+                         [r for r in rows if r[0] == "s0"])
+    one = load_csv_windows(single, window=5, stride=5)
+    assert len(one.y_train) + len(one.y_val) + len(one.y_test) == 8
+    assert any("only 1 group(s) for 3 splits: split by sample" in n for n in one.notes)
     with pytest.raises(TflmpError, match="no group column 'user'"):
         load_csv_windows(path, window=5, stride=2, group_column="user")
 

@@ -266,8 +266,9 @@ def targets_table(entries) -> None:
 def data_check_result(result) -> None:
     """Leaks first, then duplicates, class balance and the per-channel findings."""
     s, c = result.summary, result.checks
-    click.echo(f"{s.name}: train {s.train} / val {s.val} / test {s.test}, {s.classes} "
-               f"classes, input {tuple(s.input_shape)}")
+    what = f"{s.classes} classes" if c.class_counts is not None else "regression targets"
+    click.echo(f"{s.name}: train {s.train} / val {s.val} / test {s.test}, {what}, input "
+               f"{tuple(s.input_shape)}")
     leaks = c.leaks
     click.echo("leaks across splits: " + ("none found" if not leaks else ""))
     for line in leaks:

@@ -46,6 +46,13 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
     sizes = _sizes(n, fractions, where)
     rng = np.random.default_rng(seed)
     classes = np.issubdtype(y.dtype, np.integer)
+    if groups is not None and len(np.unique(groups)) < len(fractions):
+        plan = plan_split(y, fractions, seed, where)  # logs its own notes
+        plan.notes.insert(0, f"{where}: only {len(np.unique(groups))} group(s) for "
+                             f"{len(fractions)} splits: split by sample instead, so one "
+                             "group's samples are in several splits; add recordings")
+        log.info("%s", plan.notes[0])
+        return plan
     if groups is not None:
         plan = _group_split(y, np.asarray(groups), fractions, rng, where, classes)
     elif not classes:
@@ -200,10 +207,6 @@ def _group_split(y, groups, fractions, rng, where, classes) -> SplitPlan:
     its share (preferring the split it brings new classes to), the largest to train."""
     names, group_of = np.unique(groups, return_inverse=True)
     k = len(fractions)
-    if len(names) < k:
-        raise TflmpError(f"{where}: {len(names)} group(s) cannot fill {k} splits when whole "
-                         "groups go to one split; add recordings, or choose another "
-                         "--group-column")
     n = len(y)
     order = rng.permutation(len(names))
     sizes = np.bincount(group_of, minlength=len(names))
