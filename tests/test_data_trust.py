@@ -328,3 +328,26 @@ def test_train_records_data_checks_and_reports_leaks_first(tmp_path):
     assert "Data checks" in (run / "report.html").read_text()
     splits = json.loads((run / "splits.json").read_text())
     assert len(splits["test"]) == 56 and splits["id"].startswith("index in x_train")
+
+
+def test_ts_folder_with_50_train_series_in_10_classes(tmp_path, rng):
+    """The issue's case: 50 training series over 10 classes and a 10% validation share
+    (5 series) used to stop in scikit-learn."""
+    from tflm_pipeline.data import load_dataset
+
+    classes = [f"c{k}" for k in range(10)]
+    for name, per_class in (("TRAIN", 5), ("TEST", 3)):
+        lines = ["@problemName Tiny", "@univariate false", "@dimensions 3",
+                 "@equalLength true", "@seriesLength 20",
+                 f"@classLabel true {' '.join(classes)}", "@data"]
+        for k, label in enumerate(classes):
+            for _ in range(per_class):
+                chans = [",".join(f"{v:.3f}" for v in rng.normal(k, 1, 20)) for _ in range(3)]
+                lines.append(":".join(chans) + f":{label}")
+        (tmp_path / f"Tiny_{name}.ts").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(str(tmp_path))
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (40, 10, 30)
+    assert set(ds.y_val.tolist()) == set(range(10))
+    assert any("split per class instead" in n for n in ds.notes)
+    assert ds.sample_ids["id"] == ("case number in Tiny_TRAIN.ts (train, val), in "
+                                   "Tiny_TEST.ts (test)")

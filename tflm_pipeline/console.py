@@ -280,7 +280,7 @@ def data_check_result(result) -> None:
                + (", ".join(f"{k} {v}" for k, v in c.near_duplicates_across.items())
                   or "not searched"))
     if c.class_counts is not None:
-        click.echo(f"train class counts: "
+        click.echo("train class counts: "
                    + ", ".join(f"{label} {n}" for label, n in zip(result.labels,
                                                                   c.class_counts["train"]))
                    + f" (imbalance {c.imbalance_ratio:g}x)")

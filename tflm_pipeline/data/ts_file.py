@@ -157,7 +157,8 @@ def load_ts_spec(spec: DataSpec) -> Dataset:
                         offset.tolist(), labels)
     kind = "regression targets" if regression else f"{len(labels)} classes"
     notes = [f".ts series {train.name}: {len(y_tr) + len(y_va) + len(y_te)} cases of {steps} "
-             f"steps x {channels} channel(s), {kind}; {how}; standardized per channel on train", *split_notes]
+             f"steps x {channels} channel(s), {kind}; {how}; standardized per channel on train",
+             *split_notes]
     return Dataset(train.name, x_tr, y_tr, x_va, y_va, x_te, y_te, preprocessing=pre,
                    notes=notes, task="regression" if regression else "classification",
                    sample_ids=ids_of((tr, va, te), what))
