@@ -160,8 +160,9 @@ def check_dataset(ds: Dataset, *, near: bool = True) -> DataChecks:
         shared = len((sets[0] & sets[1]) | (sets[0] & sets[2]) | (sets[1] & sets[2]))
     method = {"exact": "sha256 of each raw sample's bytes",
               "near": (f"coarse view (block means to <= {'7x7' if image else '16 steps'} "
-                       f"per channel), nearest earlier-split sample by cosine >= {COARSE_MIN:g}, then "
-                       f"full-resolution correlation >= {NEAR_MIN:g}") if near else "not run",
+                       f"per channel), nearest earlier-split sample by cosine >= "
+                       f"{COARSE_MIN:g}, then full-resolution correlation >= {NEAR_MIN:g}")
+              if near else "not run",
               "outliers": f"robust z-score |0.6745 (v - median) / MAD| > {OUTLIER_Z:g}"
               + (" (not applied to images)" if image else ""),
               "ids": ids.get("id", "")}
