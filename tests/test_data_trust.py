@@ -189,6 +189,19 @@ def test_folder_groups_from_speaker_prefix_and_pattern(tmp_path):
     assert sorted(len(v) for v in by_split.values()) == [1, 1, 1]
     with pytest.raises(TflmpError, match="does not match --group-column"):
         load_image_folder(root, size=(4, 4), group_column=r"^speaker")
+    # given train/ and test/ folders that share two speakers: a leak the checks name
+    from tflm_pipeline.data.checks import check_dataset
+
+    for split, spk in (("train", speakers), ("test", speakers[:2] + ["0000ffff"])):
+        for label in ("cat", "dog"):
+            (tmp_path / "tt" / split / label).mkdir(parents=True)
+            for s in spk:
+                Image.new("L", (4, 4), color=(hash((s, split, label)) % 255)).save(
+                    tmp_path / "tt" / split / label / f"{s}_nohash_0.png")
+    ds = load_image_folder(tmp_path / "tt", size=(4, 4), val_fraction=0.3)
+    assert ds.sample_ids["groups"]["test"] == ["00000000", "00000001", "0000ffff"]
+    c = check_dataset(ds)
+    assert c.groups_shared == 2 and "2 group(s) are in more than one split" in c.leaks
 
 
 # --- data checks on planted sets ------------------------------------------------------

@@ -90,3 +90,15 @@ def file_groups(files: list[Path], pattern: str | None, where) -> list[str] | No
                              f"'{pattern}'; every file name must name its group")
         groups.append(m.group(1) if regex.groups else m.group(0))
     return groups
+
+
+def split_groups(files: dict[str, list[Path]], pattern: str | None, where) -> dict | None:
+    """{split: sorted group names} of each split's files (for the data checks' shared
+    groups), or None when the file names name no groups."""
+    out = {}
+    for split, names in files.items():
+        groups = file_groups(names, pattern, where)
+        if groups is None:
+            return None
+        out[split] = sorted(set(groups))
+    return out

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .class_folders import (IMAGE_SUFFIXES, PathLike, class_files, file_groups, flatten,
-                            open_folder)
+                            open_folder, split_groups)
 from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DEFAULT_VAL_FRACTION, DataSpec, parse_size
 from .splits import split_indices, split_note
@@ -81,6 +81,9 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
                  for s, idx in zip(("train", "val", "test"), parts)}
         how = split_note(split, seed)
     ids = {s: [f.relative_to(root).as_posix() for f in files[s][0]] for s in SPLITS}
+    groups = split_groups({s: files[s][0] for s in SPLITS}, group_column, root)
+    if groups is not None:
+        ids["groups"] = groups
     arrays = []
     for s in ("train", "val", "test"):
         arrays += [np.stack([_read_image(f, size_hw, mode) for f in files[s][0]]),

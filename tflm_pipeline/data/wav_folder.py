@@ -11,8 +11,9 @@ from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .audio_features import FEATURE_TYPES, FeatureParams, compute
 from .augment import audio_options, augment_clips
-from .class_folders import PathLike, class_files, file_groups, flatten, open_folder
-from .dataset import Dataset
+from .class_folders import (PathLike, class_files, file_groups, flatten, open_folder,
+                            split_groups)
+from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DataSpec
 from .splits import ids_of, split_indices, split_note, standardize
 
@@ -80,8 +81,13 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         notes.append(f"train augmented offline: {options['copies']} copies per clip (time "
                      f"shift up to +-{options['time_shift_ms']:g} ms{noise_text}), seed {seed}")
     names = [f.relative_to(root).as_posix() for f in all_files]
+    sample_ids = ids_of(parts, f"file path under {root}", names)
+    groups = split_groups({s: [all_files[i] for i in idx] for s, idx in zip(SPLITS, parts)},
+                          group_column, root)
+    if groups is not None:
+        sample_ids["groups"] = groups
     return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=ids_of(parts, f"file path under {root}", names))
+                   sample_ids=sample_ids)
 
 
 def read_wav(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
