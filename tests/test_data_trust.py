@@ -189,6 +189,19 @@ def test_folder_groups_from_speaker_prefix_and_pattern(tmp_path):
     assert sorted(len(v) for v in by_split.values()) == [1, 1, 1]
     with pytest.raises(TflmpError, match="does not match --group-column"):
         load_image_folder(root, size=(4, 4), group_column=r"^speaker")
+    # a sub-folder per speaker inside each class folder: the sub-folder is the group
+    for label in ("cat", "dog"):
+        for k in range(5):
+            (tmp_path / "nested" / label / f"spk{k}").mkdir(parents=True)
+            for i in range(2):
+                Image.new("L", (4, 4), color=(hash((k, i, label)) % 255)).save(
+                    tmp_path / "nested" / label / f"spk{k}" / f"{i}.png")
+    ds = load_image_folder(tmp_path / "nested", size=(4, 4), split=(3, 1, 1))
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 20
+    by_split = ds.sample_ids["groups"]
+    assert sum(len(v) for v in by_split.values()) == 5  # each speaker in one split
+    assert all(p.split("/")[1] in by_split[s] for s in ("train", "val", "test")
+               for p in ds.sample_ids[s])
     # given train/ and test/ folders that share two speakers: a leak the checks name
     from tflm_pipeline.data.checks import check_dataset
 

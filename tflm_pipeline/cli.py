@@ -60,9 +60,10 @@ def cli():
 @click.option("--columns", help="CSV data: comma-separated channel columns (default: all others).")
 @click.option("--group-column", metavar="COLUMN|PATTERN",
               help="Keep whole groups in one split: a CSV column (default: one named session, "
-              "subject, speaker, file or group), or for folders a regular expression of the "
-              "file name whose first (...) names the group (default: a Speech Commands "
-              "speaker prefix); 'none' for no groups.")
+              "subject, speaker, file or group); for folders 'folder' (class/<group>/<file>) "
+              "or a regular expression of the file name whose first (...) names the group "
+              "(default: the sub-folder, else a Speech Commands speaker prefix); 'none' for "
+              "no groups.")
 @click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
               show_default=True, help="CSV data: a missing value stops the run naming its "
               "row, drops its row (a gap), or is interpolated within its group.")
