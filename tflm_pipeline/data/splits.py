@@ -61,7 +61,7 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
     else:
         plan = _class_split(y, fractions, sizes, seed, rng, where)
     if classes:
-        plan.notes += _coverage_notes(y, plan.parts, where)
+        plan.notes += _coverage_notes(y, plan.parts, where, groups is not None)
     for line in plan.facts + plan.notes:  # info: a one-line error stays alone on stderr
         log.info("%s", line)
     return plan
@@ -242,7 +242,7 @@ def _group_split(y, groups, fractions, rng, where, classes) -> SplitPlan:
     return SplitPlan(parts, facts=facts)
 
 
-def _coverage_notes(y, parts, where) -> list[str]:
+def _coverage_notes(y, parts, where, grouped: bool = False) -> list[str]:
     """Which classes a split lacks, and whether the test split is too small to mean much."""
     notes = []
     labels = np.unique(y)
@@ -250,8 +250,10 @@ def _coverage_notes(y, parts, where) -> list[str]:
         lacking = np.setdiff1d(labels, y[p])
         if len(lacking):
             shown = ", ".join(str(v) for v in lacking[:8]) + (" ..." if len(lacking) > 8 else "")
-            notes.append(f"{where}: class(es) {shown} have too few samples to appear in "
-                         f"{name}; add samples of them")
+            why = ("are in no group that went to" if grouped
+                   else "have too few samples to appear in")
+            notes.append(f"{where}: class(es) {shown} {why} {name}; add "
+                         f"{'recordings' if grouped else 'samples'} of them")
     if len(parts) == 3:
         test = y[parts[2]]
         per_class = np.bincount(np.searchsorted(labels, test), minlength=len(labels))
