@@ -45,7 +45,7 @@ OUTLIER_Z = 3.5
 EXAMPLES = 5  # examples (sample ids) kept per finding
 _PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 _CHUNK = 256  # query rows per matrix product
-_VIEW_CHUNK = 8192  # samples per coarse-view computation (bounds memory)
+_VIEW_CHUNK = 1024  # samples per coarse-view computation (bounds memory: 96x96x3 -> 113 MB)
 
 
 @dataclass
