@@ -159,7 +159,7 @@ def check_dataset(ds: Dataset, *, near: bool = True) -> DataChecks:
         sets = [set(groups.get(s, [])) for s in SPLITS]
         shared = len((sets[0] & sets[1]) | (sets[0] & sets[2]) | (sets[1] & sets[2]))
     method = {"exact": "sha256 of each raw sample's bytes",
-              "near": (f"coarse view (block means to <= {'7x7' if image else '16 steps'} "
+              "near": (f"coarse view (block means to at most {'7x7' if image else '16 steps'} "
                        f"per channel), nearest earlier-split sample by cosine >= "
                        f"{COARSE_MIN:g}, then full-resolution correlation >= {NEAR_MIN:g}")
               if near else "not run",
