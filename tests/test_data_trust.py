@@ -163,6 +163,10 @@ def test_csv_session_never_shared_between_splits_on_windows(tmp_path):
     assert any("only 1 group(s) for 3 splits: split by sample" in n for n in one.notes)
     with pytest.raises(TflmpError, match="no group column 'user'"):
         load_csv_windows(path, window=5, stride=2, group_column="user")
+    from tflm_pipeline.data.spec import DataSpec
+
+    with pytest.raises(TflmpError, match="--group-column applies to CSV files and folders"):
+        DataSpec("digits", group_column="subject").check()
 
 
 def test_folder_groups_from_speaker_prefix_and_pattern(tmp_path):

@@ -70,9 +70,14 @@ class DataSpec:
     def check(self) -> None:
         """The cheap checks (no file is read): a known name or an existing path, and the
         options its format needs.  Commands run this before loading TensorFlow."""
+        path = self.path
+        if self.group_column and self.group_column.lower() != "none" and (
+                self.dataset in BUILTIN_DATASETS or path.suffix.lower() in (".npz", ".ts")
+                or (path.is_dir() and any(path.glob("*_TRAIN.ts")))):
+            raise TflmpError(f"--group-column applies to CSV files and folders of class "
+                             f"folders; {self.dataset} names no groups: drop it")
         if self.dataset in BUILTIN_DATASETS:
             return
-        path = self.path
         if path.suffix.lower() == ".csv":
             if not path.is_file():
                 raise TflmpError(f"CSV file {path} does not exist; pass the path of a CSV "
