@@ -59,8 +59,9 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     One row per time step: numeric channel columns (``columns``, default all but the
     label, group and timestamp columns) and ``label_column``.  A window whose rows do not
     all share one label is skipped.  A group column (``group_column``, default the first
-    column named session, subject, speaker, file or group; ``"none"`` for none) starts
-    the windows afresh wherever its value changes, and whole groups go to one split.
+    column named session, subject, speaker, file or group) starts the windows afresh
+    wherever its value changes, and whole groups go to one split (``"none"``: the split
+    ignores the column; it still ends windows).
 
     Columns named like a timestamp (``timestamp``, ``time``, ``t``, ``date``,
     ``*_ms``/``*_us``/``*_ns``/``*_s``, or holding ISO dates) are never channels: the
