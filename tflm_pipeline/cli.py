@@ -58,6 +58,22 @@ def cli():
 @click.option("--stride", type=int, help="CSV data: rows between window starts (default --window).")
 @click.option("--label-column", default="label", show_default=True, help="CSV data: label column.")
 @click.option("--columns", help="CSV data: comma-separated channel columns (default: all others).")
+@click.option("--group-column", metavar="COLUMN|PATTERN",
+              help="Keep whole groups in one split: a CSV column (default: one named session, "
+              "subject, speaker, file or group); for folders 'folder' (class/<group>/<file>) "
+              "or a regular expression of the file name whose first (...) names the group "
+              "(default: the sub-folder, else a Speech Commands speaker prefix); 'none' for "
+              "no groups.")
+@click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
+              show_default=True, help="CSV data: a missing value stops the run naming its "
+              "row, drops its row (a gap), or is interpolated within its group.")
+@click.option("--duplicates", type=click.Choice(["drop", "keep", "error"]), default="drop",
+              show_default=True, help="Val/test samples that exactly copy an earlier split's: "
+              "drop them, keep them, or stop.")
+@click.option("--subset", type=int, metavar="N",
+              help="At most N samples per split (stratified), for quick runs.")
+@click.option("--class-weight", type=click.Choice(["auto"]),
+              help="auto: weight the training loss inversely to the train class counts.")
 @click.option("--image-size", metavar="HxW", help="Image folders: model input size, e.g. 96x96.")
 @click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
               show_default=True, help="Image folders: channels.")
@@ -327,6 +343,53 @@ def parse_threshold(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         raise TflmpError(f"--threshold takes 'auto' or a number, got '{text}'") from None
+
+
+@cli.group()
+def data():
+    """Look at a dataset before training on it."""
+
+
+@data.command("check")
+@click.argument("dataset")
+@click.option("--data-dir", type=click.Path(), help="Folder with the dataset's idx .gz files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", default="7:2:1", show_default=True,
+              help="train:val:test ratio for data given as one array pair.")
+@click.option("--val-split", type=float, default=0.1, show_default=True,
+              help="Share of train carved out for validation when the data has no val split.")
+@click.option("--window", type=int, help="CSV data: rows per window.")
+@click.option("--stride", type=int, help="CSV data: rows between window starts.")
+@click.option("--label-column", default="label", show_default=True, help="CSV data: label column.")
+@click.option("--columns", help="CSV data: comma-separated channel columns.")
+@click.option("--image-size", metavar="HxW", help="Image folders: size, e.g. 96x96.")
+@click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
+              show_default=True)
+@click.option("--group-column", metavar="COLUMN|PATTERN", help="As for train.")
+@click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
+              show_default=True)
+@click.option("--duplicates", type=click.Choice(["drop", "keep", "error"]), default="drop",
+              show_default=True)
+@click.option("--subset", type=int, metavar="N", help="At most N samples per split.")
+@click.option("--no-near", is_flag=True, help="Skip the near-duplicate search.")
+@click.option("--out", type=click.Path(), help="Write the findings as JSON here.")
+def data_check(dataset, split, columns, image_size, no_near, out, val_split, **options):
+    """Check DATASET: leaks across splits, duplicates, class balance, missing values,
+    outliers and constant channels (what every train records in report.json)."""
+    from . import console
+    from .artifacts import write_json
+    from .commands.data import check
+    from .data import DataSpec
+    from .data.spec import parse_size, parse_split
+
+    spec = DataSpec(dataset, split=parse_split(split), val_fraction=val_split,
+                    columns=tuple(c.strip() for c in columns.split(",") if c.strip())
+                    if columns else None,
+                    image_size=parse_size(image_size) if image_size else None, **options)
+    result = check(spec, near=not no_near)
+    console.data_check_result(result)
+    if out:
+        console.wrote(write_json(out, result.to_dict()))
 
 
 def main(argv=None) -> int:

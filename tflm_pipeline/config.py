@@ -63,6 +63,12 @@ class RunConfig:
     strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
     threshold: float | None = None  # anomaly detection: None = chosen on validation
     offline_plan: bool = True  # write a tighter tensor placement than TFLM's into the int8 models
+    # data you can trust (data.checks): groups, duplicates, missing values, subsets
+    group_column: str | None = None  # None: a session/subject/speaker/file/group column
+    duplicates: str = "drop"  # cross-split exact duplicates: drop (from val/test), keep, error
+    missing: str = "error"  # sensor CSV missing cells: error, drop, interpolate
+    subset: int | None = None  # at most N samples per split, stratified
+    class_weight: str | None = None  # "auto": weights inverse to the train class counts
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
@@ -91,6 +97,15 @@ class RunConfig:
             raise TflmpError(f"--threshold must be a number or 'auto', got {self.threshold}")
         if self.workers is not None and self.workers < 1:
             raise TflmpError(f"--workers must be at least 1, got {self.workers}")
+        for flag, value, allowed in (("--duplicates", self.duplicates, ("drop", "keep", "error")),
+                                     ("--missing", self.missing, ("error", "drop", "interpolate")),
+                                     ("--class-weight", self.class_weight, (None, "auto"))):
+            if value not in allowed:
+                raise TflmpError(f"{flag} must be one of "
+                                 f"{', '.join(a for a in allowed if a)}, got '{value}'")
+        if self.subset is not None and self.subset < 1:
+            raise TflmpError(f"--subset must be a positive number of samples per split, got "
+                             f"{self.subset}")
 
     @property
     def model_name(self) -> str:

@@ -319,3 +319,37 @@ def targets_table(entries) -> None:
            [[t.name, t.build["tool"], ", ".join(t.releases), t.title] for t in entries],
            right=set())
 
+
+
+# --- data check --------------------------------------------------------------------------
+
+def data_check_result(result) -> None:
+    """Leaks first, then duplicates, class balance and the per-channel findings."""
+    s, c = result.summary, result.checks
+    what = f"{s.classes} classes" if c.class_counts is not None else "regression targets"
+    click.echo(f"{s.name}: train {s.train} / val {s.val} / test {s.test}, {what}, input "
+               f"{tuple(s.input_shape)}")
+    leaks = c.leaks
+    click.echo("leaks across splits: " + ("none found" if not leaks else ""))
+    for line in leaks:
+        click.echo(f"  LEAK: {line}")
+    click.echo("exact duplicates within splits: "
+               + ", ".join(f"{k} {v}" for k, v in c.duplicates_within.items())
+               + f"; samples with conflicting labels: {c.label_conflicts}")
+    click.echo("near-duplicates across splits: "
+               + (", ".join(f"{k} {v}" for k, v in c.near_duplicates_across.items())
+                  or "not searched"))
+    if c.class_counts is not None:
+        click.echo("train class counts: "
+                   + ", ".join(f"{label} {n}" for label, n in zip(result.labels,
+                                                                  c.class_counts["train"]))
+                   + f" (imbalance {c.imbalance_ratio:g}x)")
+    if c.channels:
+        for label, values in (("missing values", c.missing), ("outliers (robust z > 3.5)",
+                                                              c.outliers)):
+            found = {k: v for k, v in values.items() if v}
+            click.echo(f"{label}: " + (", ".join(f"{k} {v}" for k, v in found.items())
+                                       or "none"))
+        click.echo("constant channels: " + (", ".join(c.constant_channels) or "none"))
+    for note in s.notes:
+        click.echo(f"note: {note}")

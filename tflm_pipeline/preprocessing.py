@@ -27,7 +27,8 @@ class Preprocessing:
     per-sensor-axis standardization).  ``raw_dtype`` is the dtype samples arrive in (on
     the device too); ``labels`` names the classes in output order.  ``features``
     records how raw signals became the stored samples (audio: the log-mel or MFCC
-    parameters), so firmware can compute the same.
+    parameters), so firmware can compute the same.  ``sample_rate_hz`` is the rate of
+    the time steps when the data's timestamps gave it (sensor CSVs), else None.
     """
 
     dataset: str
@@ -37,6 +38,7 @@ class Preprocessing:
     offset: float | list[float]
     labels: list[str]
     features: dict | None = None
+    sample_rate_hz: float | None = None
 
     @property
     def per_channel(self) -> bool:
@@ -75,11 +77,13 @@ class Preprocessing:
         new_offset = (np.asarray(self.offset, np.float32) * np.asarray(scale, np.float32)
                       + np.asarray(offset, np.float32))
         return Preprocessing(self.dataset, self.input_shape, self.raw_dtype, plain(new_scale),
-                             plain(new_offset), self.labels, self.features)
+                             plain(new_offset), self.labels, self.features, self.sample_rate_hz)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        if d["sample_rate_hz"] is None:
+            del d["sample_rate_hz"]
         return d
 
     @classmethod
@@ -90,7 +94,7 @@ class Preprocessing:
         return cls(dataset=d["dataset"], input_shape=tuple(d["input_shape"]),
                    raw_dtype=d["raw_dtype"], scale=number_or_list(d["scale"]),
                    offset=number_or_list(d["offset"]), labels=list(d["labels"]),
-                   features=d.get("features"))
+                   features=d.get("features"), sample_rate_hz=d.get("sample_rate_hz"))
 
     def save(self, path: str | os.PathLike) -> None:
         write_json(path, self.to_dict())

@@ -195,6 +195,7 @@ class RunRecord:
     # an anomaly detector's operating point (tasks.Threshold.to_dict()) and what it gives
     # on the test split ("test": tasks.verdict_metrics)
     threshold: dict | None = None
+    data_checks: dict | None = None  # data.checks.DataChecks.to_dict(): leaks first
 
     @property
     def metric(self) -> str:
@@ -213,7 +214,8 @@ class RunRecord:
                "int8_preparation": self.int8_preparation.to_dict(),
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
-        for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold"):
+        for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold",
+                    "data_checks"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -244,7 +246,7 @@ class RunRecord:
                        timings_s=dict(d.get("timings_s", {})), profile=d.get("profile"),
                        board_fit=board_fit, parity=d.get("parity"),
                        per_layer_error=d.get("per_layer_error"),
-                       threshold=d.get("threshold"))
+                       threshold=d.get("threshold"), data_checks=d.get("data_checks"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

@@ -4,7 +4,7 @@ model file; :func:`resolve` turns either into the model path and the run around 
 
 File layout (everything later commands need is found from the folder)::
 
-    config.json  preprocessing.json  preprocessing_float.json  data_sha256.json
+    config.json  preprocessing.json  preprocessing_float.json  data_sha256.json  splits.json
     stages.json  float_best.h5  qat_best_weights.h5  history.csv  history_qat.csv
     model_ptq_int8.tflite  model_qat_int8.tflite  model_int8.tflite
     report.json  report.md  report.html  manifest.json  plots/  tensorboard/
@@ -41,6 +41,7 @@ class RunFolder:
     PREPROCESSING = "preprocessing.json"  # what the int8 models take
     FLOAT_PREPROCESSING = "preprocessing_float.json"  # what the float Keras model takes
     DATA_SHA256 = "data_sha256.json"
+    SPLITS = "splits.json"  # the sample ids of each split: the run's exact data
     STAGES = "stages.json"
     FLOAT_MODEL = "float_best.h5"
     QAT_WEIGHTS = "qat_best_weights.h5"
@@ -59,6 +60,7 @@ class RunFolder:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.created: list[Path] = []  # folders create() made (outermost first)
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -76,6 +78,8 @@ class RunFolder:
                              f"{run.path} or choose another --out")
         if run.path.exists() and not run.path.is_dir():
             raise TflmpError(f"--out {run.path} is a file; choose a folder")
+        # the folders this creates, outermost first: discard() removes them again
+        run.created = [p for p in (run.path, *run.path.parents) if not p.exists()][::-1]
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.file(cls.CONFIG), config.to_dict())
         return run
@@ -199,6 +203,10 @@ class RunFolder:
             raise TflmpError(f"the dataset differs from the one {self.path} started with; "
                              "resume with the same data or start a new run")
 
+    def save_splits(self, splits: dict) -> Path:
+        """Write ``splits.json``: which samples (by id) each split holds."""
+        return write_json(self.file(self.SPLITS), splits)
+
     def has_progress(self) -> bool:
         """Whether any training epoch of this run has been saved (it can be resumed)."""
         return bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
@@ -208,9 +216,14 @@ class RunFolder:
         folder, or (``keep_folder``: it existed before the run) only the run's files."""
         if not keep_folder:
             shutil.rmtree(self.path, ignore_errors=True)
+            for parent in reversed(self.created[:-1]):  # made for this run
+                try:
+                    parent.rmdir()  # only while empty
+                except OSError:
+                    break
             return
         names = [self.CONFIG, self.PREPROCESSING, self.FLOAT_PREPROCESSING, self.DATA_SHA256,
-                 self.STAGES, *self.HISTORY.values()]
+                 self.STAGES, self.SPLITS, *self.HISTORY.values()]
         for name in names:
             self.file(name).unlink(missing_ok=True)
         for folder in (self.CHECKPOINTS, self.TENSORBOARD):

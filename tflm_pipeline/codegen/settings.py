@@ -42,7 +42,8 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                "channels": p.channels,
                "scale": [c_float(v) for v in _per_channel(p.scale, p.channels)],
                "offset": [c_float(v) for v in _per_channel(p.offset, p.channels)],
-               "features": [(macro_name(k), c_value(v)) for k, v in (p.features or {}).items()]}
+               "features": [(macro_name(k), c_value(v)) for k, v in (p.features or {}).items()],
+               "sample_rate_hz": None if p.sample_rate_hz is None else c_float(p.sample_rate_hz)}
     estimate = None
     if arena is not None:
         estimate = {"bytes": arena.bytes, "used": arena.used, "planned": arena.planned,

@@ -220,7 +220,8 @@ class _AudioFrontend:
         gives; None without the clip files."""
         if spec is None or not spec.path.is_dir():
             return None
-        _, parts = split_files(spec.path, seed=spec.seed, split=spec.split)
+        _, parts = split_files(spec.path, seed=spec.seed, split=spec.split,
+                               group_column=spec.group_column)
         path = parts["test"][0][pick]
         clip = int(preprocessing.features["clip_samples"])
         samples = to_pcm(read_wav(path, self.made.params.sample_rate))

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..artifacts import write_bytes
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset, task_hint
+from ..data.checks import check_dataset, class_weights
 from ..data.spec import with_absolute_paths
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
@@ -142,6 +143,14 @@ class _Training:
         self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
         run.check_same_data(self.dataset.fingerprint())
+        run.save_splits(self.dataset.split_ids())
+        self.data_checks = check_dataset(self.dataset)
+        for leak in self.data_checks.leaks:
+            log.warning("data leak: %s", leak)
+        weights = self._class_weight()
+        if weights:
+            log.info("class weights (--class-weight auto): %s",
+                     ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         self.stages = run.stages()
         self.timings: dict[str, float] = {}
         self.float_layers: list[tuple[str, str]] = []
@@ -253,7 +262,8 @@ class _Training:
                      best_path=best_path, save_best=save_best, epochs=epochs,
                      batch_size=self.batch, patience=self.config.patience, seed=seed,
                      monitor=self.task.monitor, mode=self.task.monitor_mode,
-                     augment=self.augment, tensorboard_dir=self.run.tensorboard(phase))
+                     augment=self.augment, tensorboard_dir=self.run.tensorboard(phase),
+                     class_weight=self._class_weight())
         self.stages[phase] = result.to_dict()
         self.run.save_stages(self.stages)
 
@@ -361,7 +371,7 @@ class _Training:
             training=TrainingFacts(self.batch, self.config.optimizer, self.config.lr, phases),
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
             profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
-            threshold=threshold)
+            threshold=threshold, data_checks=self.data_checks.to_dict())
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -385,6 +395,13 @@ class _Training:
         x, y = self.x(split), self.y(split)
         rows = self.task.training_rows(y)
         return x[rows], self.task.targets(x[rows], y[rows])
+
+    def _class_weight(self) -> dict | None:
+        """``--class-weight auto``: train-split weights inverse to the class counts."""
+        if self.config.class_weight != "auto" or self.task.name != "classification":
+            return None
+        return class_weights(self.dataset.raw("train")[1],
+                             self.dataset.preprocessing.num_classes)
 
     def _timed(self, name, fn, *args):
         t0 = time.monotonic()

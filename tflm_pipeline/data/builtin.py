@@ -13,7 +13,7 @@ from ..preprocessing import Preprocessing
 from .dataset import Dataset
 from .npz import check_labels, load_npz
 from .spec import DEFAULT_SPLIT, DataSpec
-from .splits import ratio, split_three, split_two
+from .splits import ids_of, ratio, split_indices
 
 _FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -43,10 +43,12 @@ def _digits(seed, split) -> Dataset:
     d = load_digits()
     x = d.images.astype(np.uint8)  # values 0..16
     y = d.target.astype(np.int64)
-    parts = split_three(x, y, split, seed)
-    return Dataset("digits", *parts, preprocessing=default_preprocessing("digits"),
-                   notes=[f"scikit-learn digits (1,797 8x8 images), split "
-                          f"{ratio(split)} stratified, seed {seed}"])
+    notes = [f"scikit-learn digits (1,797 8x8 images), split {ratio(split)} stratified, "
+             f"seed {seed}"]
+    tr, va, te = split_indices(y, seed, split, "digits", notes=notes)
+    return Dataset("digits", x[tr], y[tr], x[va], y[va], x[te], y[te],
+                   preprocessing=default_preprocessing("digits"), notes=notes,
+                   sample_ids=ids_of((tr, va, te), "index in scikit-learn's load_digits()"))
 
 
 _IDX_FILES = {
@@ -78,14 +80,18 @@ def _idx_dataset(name, data_dir, seed, val_fraction) -> Dataset:
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
             raise TflmpError(f"{data_dir}: {split} images and labels differ in count "
                              f"({len(arrays[f'x_{split}'])} vs {len(arrays[f'y_{split}'])})")
-    x_tr, y_tr, x_va, y_va = split_two(arrays["x_train"], arrays["y_train"].astype(np.int64),
-                                        val_fraction, seed)
+    notes = [f"idx files from {data_dir}; validation = {val_fraction:.0%} of train, "
+             f"stratified, seed {seed}"]
+    y_train = arrays["y_train"].astype(np.int64)
+    tr, va = split_indices(y_train, seed, None, data_dir, val_fraction, notes=notes)
     pre = default_preprocessing(name)
-    check_labels(y_tr, pre.num_classes, str(data_dir))
-    return Dataset(name, x_tr, y_tr, x_va, y_va, arrays["x_test"],
-                   arrays["y_test"].astype(np.int64), preprocessing=pre,
-                   notes=[f"idx files from {data_dir}; validation = {val_fraction:.0%} of "
-                          f"train, stratified, seed {seed}"])
+    check_labels(y_train[tr], pre.num_classes, str(data_dir))
+    te = np.arange(len(arrays["y_test"]))
+    return Dataset(name, arrays["x_train"][tr], y_train[tr], arrays["x_train"][va],
+                   y_train[va], arrays["x_test"], arrays["y_test"].astype(np.int64),
+                   preprocessing=pre, notes=notes,
+                   sample_ids=ids_of((tr, va, te), "index in the train idx file (train, val), "
+                                     "in the t10k idx file (test)"))
 
 
 def _find_idx(data_dir: Path, stem: str) -> Path:

@@ -31,6 +31,12 @@ class Dataset:
     preprocessing: Preprocessing
     notes: list[str] = field(default_factory=list)
     task: str | None = None  # the task the data implies (regression targets), else None
+    # what the data checks and splits.json use (loaders fill what they know)
+    sample_ids: dict | None = None  # {"train": [...], "val": [...], "test": [...], "id": what}
+    channel_rows: np.ndarray | None = None  # raw (rows, channels) of a sensor CSV, NaN = missing
+    channel_names: list[str] | None = None
+    policy: dict | None = None  # what data.checks.apply_policies did (duplicates, subset)
+    shared_rows: dict | None = None  # {"train/val": windows of val sharing rows with train}
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,
@@ -48,6 +54,17 @@ class Dataset:
         return DatasetSummary(self.name, int(len(self.y_train)), int(len(self.y_val)),
                               int(len(self.y_test)), self.preprocessing.num_classes,
                               list(self.preprocessing.input_shape), list(self.notes))
+
+    def split_ids(self) -> dict:
+        """``splits.json``: the loader's sample ids per split, or (for a loader that has
+        none) the sha256 prefix of each raw sample's bytes."""
+        if self.sample_ids is not None:
+            return self.sample_ids
+        out = {"id": "sha256 of the raw sample's bytes (first 16 hex digits)"}
+        for split in SPLITS:
+            x = np.ascontiguousarray(getattr(self, f"x_{split}"))
+            out[split] = [hashlib.sha256(s.tobytes()).hexdigest()[:16] for s in x]
+        return out
 
     def fingerprint(self) -> dict:
         """sha256 of every split's raw arrays, for the run manifest."""

@@ -9,8 +9,9 @@ import numpy as np
 
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
-from .class_folders import IMAGE_SUFFIXES, PathLike, class_files, flatten, open_folder
-from .dataset import Dataset
+from .class_folders import (IMAGE_SUFFIXES, PathLike, class_files, file_groups, flatten,
+                            open_folder, split_groups)
+from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DEFAULT_VAL_FRACTION, DataSpec, parse_size
 from .splits import split_indices, split_note
 
@@ -21,19 +22,23 @@ def load_image_spec(spec: DataSpec) -> Dataset:
         raise TflmpError(f"{spec.dataset} is a folder of images: give the model input size "
                          "with --image-size HEIGHTxWIDTH")
     return load_image_folder(spec.path, size=spec.image_size, color=spec.color,
-                             seed=spec.seed, split=spec.split, val_fraction=spec.val_fraction)
+                             seed=spec.seed, split=spec.split, val_fraction=spec.val_fraction,
+                             group_column=spec.group_column)
 
 
 def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "grayscale",
                       seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
-                      val_fraction: float = DEFAULT_VAL_FRACTION) -> Dataset:
+                      val_fraction: float = DEFAULT_VAL_FRACTION,
+                      group_column: str | None = None) -> Dataset:
     """Images in class folders (``class/*.png|jpg|jpeg|bmp``), resized to ``size`` (H, W).
 
     Samples are uint8 (H, W, 1) for ``grayscale`` or (H, W, 3) for ``rgb`` (Pillow
     bilinear resize, EXIF orientation applied); inputs are ``pixel / 255``.  A folder
     with ``train/`` and ``test/`` (and optionally ``val/``) subfolders of class folders
     keeps those splits, validation carved from train (``val_fraction``) when absent;
-    otherwise the images are split by ``split``.
+    otherwise the images are split by ``split``.  ``group_column`` is a pattern of the
+    file names naming each image's group (see :func:`class_folders.file_groups`): whole
+    groups go to one split.
     """
     root = open_folder(path, "image")
     height, width = size_hw = parse_size(size)
@@ -41,6 +46,7 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
         raise TflmpError(f"--color must be grayscale or rgb, got '{color}'")
     mode = "L" if color == "grayscale" else "RGB"
     present = [s for s in ("train", "val", "test") if (root / s).is_dir()]
+    split_notes: list[str] = []
     if "train" in present and "test" in present:
         folders = {s: class_files(root / s, IMAGE_SUFFIXES, "image") for s in present}
         labels = sorted(folders["train"])
@@ -52,8 +58,10 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
                                  "remove them")
         files = {s: flatten(folders[s], labels) for s in present}
         if "val" not in present:
-            tr, va = split_indices(files["train"][1], seed, None, root, val_fraction)
             train_files, train_y = files["train"]
+            tr, va = split_indices(train_y, seed, None, root, val_fraction,
+                                   groups=file_groups(train_files, group_column, root),
+                                   notes=split_notes)
             files["train"] = [train_files[i] for i in tr], train_y[tr]
             files["val"] = [train_files[i] for i in va], train_y[va]
         how = ("train/, val/ and test/ folders" if "val" in present else
@@ -67,10 +75,15 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
         folders = class_files(root, IMAGE_SUFFIXES, "image")
         labels = sorted(folders)
         all_files, all_y = flatten(folders, labels)
-        parts = split_indices(all_y, seed, split, root)
+        parts = split_indices(all_y, seed, split, root, notes=split_notes,
+                              groups=file_groups(all_files, group_column, root))
         files = {s: ([all_files[i] for i in idx], all_y[idx])
                  for s, idx in zip(("train", "val", "test"), parts)}
         how = split_note(split, seed)
+    ids = {s: [f.relative_to(root).as_posix() for f in files[s][0]] for s in SPLITS}
+    groups = split_groups({s: files[s][0] for s in SPLITS}, group_column, root)
+    if groups is not None:
+        ids["groups"] = groups
     arrays = []
     for s in ("train", "val", "test"):
         arrays += [np.stack([_read_image(f, size_hw, mode) for f in files[s][0]]),
@@ -79,7 +92,9 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
     count = sum(len(files[s][1]) for s in files)
     return Dataset(root.name, *arrays, preprocessing=pre,
                    notes=[f"images from {root}: {count} in {len(labels)} class folders, "
-                          f"resized to {height}x{width} {color} (Pillow bilinear); {how}"])
+                          f"resized to {height}x{width} {color} (Pillow bilinear); {how}",
+                          *split_notes],
+                   sample_ids={"id": f"file path under {root}", **ids})
 
 
 def _read_image(file: Path, size_hw: tuple[int, int], mode: str) -> np.ndarray:

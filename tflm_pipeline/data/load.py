@@ -10,6 +10,7 @@ from typing import Callable
 from ..errors import TflmpError
 from ..runs import RunFolder
 from .builtin import load_builtin
+from .checks import apply_policies
 from .class_folders import folder_kind
 from .dataset import Dataset
 from .image_folder import load_image_spec
@@ -56,10 +57,13 @@ def load_dataset(dataset: str | DataSpec, data_dir=None, **options) -> Dataset:
 
     ``dataset`` is a :class:`DataSpec`, or a name or path with the other DataSpec
     fields as keywords (``load_dataset("mnist", "data/mnist", val_fraction=0.2)``).
+    Cross-split duplicates and ``subset`` are handled as the spec says
+    (:func:`~tflm_pipeline.data.checks.apply_policies`).
     """
     spec = dataset if isinstance(dataset, DataSpec) else DataSpec(
         str(dataset), None if data_dir is None else str(data_dir), **options)
-    return _LOADERS[kind_of(spec)](spec)
+    return apply_policies(_LOADERS[kind_of(spec)](spec), duplicates=spec.duplicates,
+                          subset=spec.subset, seed=spec.seed)
 
 
 def load_run_dataset(run: RunFolder) -> Dataset:

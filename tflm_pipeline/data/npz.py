@@ -11,7 +11,7 @@ from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .dataset import Dataset
 from .spec import DataSpec
-from .splits import ratio, split_three, split_two
+from .splits import ids_of, ratio, split_indices
 
 
 def load_npz_spec(spec: DataSpec) -> Dataset:
@@ -42,16 +42,25 @@ def load_npz(path: Path, seed, split, val_fraction, name=None, pre=None) -> Data
     labels = [str(s) for s in arrays["labels"]] if "labels" in arrays else None
     num_classes = len(labels) if labels else int(y.max()) + 1
     notes = [f"arrays from {path}"]
+    split_notes: list[str] = []
     if have_test:
         x_te, y_te = arrays["x_test"], _labels_1d(arrays["y_test"], path)
+        te = np.arange(len(y_te))
         if "x_val" in arrays and "y_val" in arrays:
             x_tr, y_tr, x_va, y_va = x, y, arrays["x_val"], _labels_1d(arrays["y_val"], path)
+            tr, va = np.arange(len(y)), np.arange(len(y_va))
+            what = "index in x_train, x_val, x_test"
         else:
-            x_tr, y_tr, x_va, y_va = split_two(x, y, val_fraction, seed)
+            tr, va = split_indices(y, seed, None, path, val_fraction, notes=split_notes)
+            x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
             notes.append(f"validation = {val_fraction:.0%} of train, stratified, seed {seed}")
+            what = "index in x_train (train, val), in x_test (test)"
     else:
-        x_tr, y_tr, x_va, y_va, x_te, y_te = split_three(x, y, split, seed)
+        tr, va, te = split_indices(y, seed, split, path, notes=split_notes)
+        x_tr, y_tr, x_va, y_va, x_te, y_te = x[tr], y[tr], x[va], y[va], x[te], y[te]
         notes.append(f"one array pair split {ratio(split)} stratified, seed {seed}")
+        what = "index in x"
+    notes += split_notes
     for split_name, xs, ys in (("train", x_tr, y_tr), ("val", x_va, y_va), ("test", x_te, y_te)):
         check_labels(ys, num_classes, f"{path} ({split_name})")
         if xs.shape[1:] != x_tr.shape[1:]:
@@ -66,7 +75,8 @@ def load_npz(path: Path, seed, split, val_fraction, name=None, pre=None) -> Data
         scale = 1.0 / 255.0 if x_tr.dtype == np.uint8 else 1.0
         pre = Preprocessing(name, shape, str(x_tr.dtype), scale, 0.0,
                             labels or [str(i) for i in range(num_classes)])
-    return Dataset(name, x_tr, y_tr, x_va, y_va, x_te, y_te, preprocessing=pre, notes=notes)
+    return Dataset(name, x_tr, y_tr, x_va, y_va, x_te, y_te, preprocessing=pre, notes=notes,
+                   sample_ids=ids_of((tr, va, te), what))
 
 
 def _labels_1d(y: np.ndarray, path) -> np.ndarray:

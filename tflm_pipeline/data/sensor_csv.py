@@ -13,11 +13,19 @@ import numpy as np
 
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
-from .dataset import Dataset
+from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DataSpec
-from .splits import split_arrays, split_note, standardize
+from .splits import split_indices, split_note, standardize
 
-SESSION_COLUMNS = ("session", "file")
+# a column named like one of these is the recording a row belongs to: windows never span
+# two, and whole groups go to one split (``--group-column``)
+GROUP_COLUMNS = ("session", "subject", "speaker", "file", "group")
+# columns named like a timestamp are never channels (plus any column of ISO dates)
+TIMESTAMP_NAMES = ("timestamp", "time", "t", "date", "datetime")
+TIMESTAMP_UNITS = {"_ms": 1e-3, "_us": 1e-6, "_ns": 1e-9, "_s": 1.0, "_sec": 1.0}
+GAP_FACTOR = 1.5  # a step longer than this times the median interval ends a window
+MISSING_CELLS = ("", "nan", "na", "n/a", "null", "none", "?")
+MISSING_POLICIES = ("error", "drop", "interpolate")
 
 
 def load_csv_spec(spec: DataSpec) -> Dataset:
@@ -27,66 +35,245 @@ def load_csv_spec(spec: DataSpec) -> Dataset:
                          "in rows with --window (and --stride)")
     return load_csv_windows(spec.path, window=spec.window, stride=spec.stride or spec.window,
                             label_column=spec.label_column, columns=spec.columns,
-                            seed=spec.seed, split=spec.split)
+                            seed=spec.seed, split=spec.split,
+                            group_column=spec.group_column, missing=spec.missing)
+
+
+def timestamp_unit(name: str) -> float | None:
+    """Seconds per unit of a column named like a timestamp, else None."""
+    low = name.strip().lower()
+    if low in TIMESTAMP_NAMES:
+        return 1.0
+    for suffix, unit in TIMESTAMP_UNITS.items():
+        if low.endswith(suffix) and len(low) > len(suffix):
+            return unit
+    return None
 
 
 def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column: str = "label",
                      columns: list[str] | None = None, seed: int = 0,
-                     split: tuple[float, float, float] = DEFAULT_SPLIT) -> Dataset:
+                     split: tuple[float, float, float] = DEFAULT_SPLIT,
+                     group_column: str | None = None, missing: str = "error") -> Dataset:
     """Windows of ``window`` consecutive rows every ``stride`` rows of a sensor CSV.
 
     One row per time step: numeric channel columns (``columns``, default all but the
-    label and session columns) and ``label_column``.  A window whose rows do not all
-    share one label is skipped; a ``session`` or ``file`` column starts the windows
-    afresh wherever its value changes, so no window spans two recordings.  Samples are
-    float32 (window, channels), standardized per channel with train-split statistics.
+    label, group and timestamp columns) and ``label_column``.  A window whose rows do not
+    all share one label is skipped.  A group column (``group_column``, default the first
+    column named session, subject, speaker, file or group) starts the windows afresh
+    wherever its value changes, and whole groups go to one split (``"none"``: the split
+    ignores the column; it still ends windows).
+
+    Columns named like a timestamp (``timestamp``, ``time``, ``t``, ``date``,
+    ``*_ms``/``*_us``/``*_ns``/``*_s``, or holding ISO dates) are never channels: the
+    first gives the sample rate (1 / mean interval, in ``preprocessing.sample_rate_hz``),
+    and a step back in time or longer than 1.5x the median interval is a gap that ends a
+    window.  Missing cells (empty, NaN, NA, ?) are an error naming the row, or with
+    ``missing`` "drop" the row is dropped (a gap), or "interpolate" fills them linearly
+    within the group.  Samples are float32 (window, channels), standardized per channel
+    with train-split statistics.
     """
     path = Path(path)
     window, stride = _positive_int("--window", window), _positive_int("--stride", stride)
+    if missing not in MISSING_POLICIES:
+        raise TflmpError(f"--missing must be one of {', '.join(MISSING_POLICIES)}, got "
+                         f"'{missing}'")
     header, lines, rows = _read_csv(path)
     if label_column not in header:
         raise TflmpError(f"{path} has no label column '{label_column}' (columns: "
                          f"{', '.join(header)}); name it with --label-column")
-    session = next((c for c in header if c.lower() in SESSION_COLUMNS), None)
+    group = _group_column(path, header, group_column)
+    split_by_group = group is not None and (group_column or "").lower() != "none"
+    stamps = [c for c in header if c not in (label_column, group)
+              and (timestamp_unit(c) is not None or _holds_dates(rows[0][header.index(c)]))]
+    if columns:
+        named = [c for c in columns if c in stamps]
+        if named:
+            raise TflmpError(f"{path}: column(s) {', '.join(named)} hold timestamps, which "
+                             "give the sample rate and are never channels; leave them out of "
+                             "--columns")
     channels = list(columns) if columns else [c for c in header
-                                              if c not in (label_column, session)]
-    missing = [c for c in channels if c not in header]
-    if missing:
-        raise TflmpError(f"{path} has no column(s) {', '.join(missing)} (columns: "
+                                              if c not in (label_column, group, *stamps)]
+    absent = [c for c in channels if c not in header]
+    if absent:
+        raise TflmpError(f"{path} has no column(s) {', '.join(absent)} (columns: "
                          f"{', '.join(header)}); list channel columns with --columns")
     if not channels:
         raise TflmpError(f"{path} has no channel columns besides '{label_column}'"
-                         f"{' and ' + repr(session) if session else ''}; add the sensor columns")
+                         f"{' and ' + repr(group) if group else ''}; add the sensor columns")
     if len(rows) < window:
         raise TflmpError(f"{path} has {len(rows)} data rows, fewer than --window {window}; "
                          "use a smaller window or a longer recording")
-    values = np.stack([_numeric_column(path, header, lines, rows, c) for c in channels], axis=1)
-    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
-    if len(bad):
-        raise TflmpError(f"{path}:{lines[bad[0]]}: the row holds NaN or inf; remove or fill it")
+    raw = np.stack([_numeric_column(path, header, lines, rows, c) for c in channels], axis=1)
     labels, y_rows = _label_ids(path, lines, [row[header.index(label_column)] for row in rows])
-    groups = [row[header.index(session)] for row in rows] if session else None
-    starts, run_of, skipped = _window_starts(y_rows, groups, window, stride)
-    y = y_rows[starts]
+    groups = np.array([row[header.index(group)] for row in rows]) if group else None
+    breaks = np.zeros(len(rows), bool)  # True: a new segment starts at this row
+    notes = []
+    rate = None
+    if stamps:
+        seconds = _seconds(path, header, lines, rows, stamps[0])
+        rate, gaps, text = _timing(seconds, stamps[0], groups)
+        breaks |= gaps
+        notes.append(text)
+    values, keep, text = _apply_missing(path, lines, channels, raw, missing, groups)
+    if text:
+        notes.append(text)
+    # rows dropped for missing values: the row after a dropped one starts a new segment
+    dropped_before = np.r_[False, ~keep[:-1]]
+    breaks = (breaks | dropped_before)[keep]
+    kept_lines = np.asarray(lines)[keep]
+    y_kept = y_rows[keep]
+    groups_kept = groups[keep] if groups is not None else None
+    starts, run_of, skipped = _window_starts(y_kept, groups_kept, breaks, window, stride)
+    y = y_kept[starts]
     for class_id, name in enumerate(labels):
         if not np.any(y == class_id):
-            longest = np.bincount(run_of[y_rows == class_id]).max()
+            longest = np.bincount(run_of[y_kept == class_id]).max() if np.any(
+                y_kept == class_id) else 0
             raise TflmpError(f"{path}: class '{name}' has no complete window of {window} rows "
                              f"(its longest unbroken run is {longest} rows); use a smaller "
                              f"--window or record more '{name}' data")
-    x = values[starts[:, None] + np.arange(window)].astype(np.float32)
-    parts = split_arrays(x, y, seed, split, path)
+    x = values[keep][starts[:, None] + np.arange(window)].astype(np.float32)
+    ids = kept_lines[starts]
+    split_notes: list[str] = []
+    tr, va, te = split_indices(y, seed, split, path, groups=groups_kept[starts]
+                               if split_by_group else None, notes=split_notes)
+    parts = (x[tr], y[tr], x[va], y[va], x[te], y[te])
     scale, offset = standardize(parts[0], axis=(0, 1))
     pre = Preprocessing(path.stem, (window, len(channels)), "float32", scale.tolist(),
-                        offset.tolist(), labels)
-    breaks = "label or session" if session else "label"
-    notes = [f"CSV {path}: {len(rows)} rows, channels {', '.join(channels)}; windows of "
-             f"{window} rows every {stride} ({len(starts)} kept, {skipped} crossing a {breaks} "
-             f"change skipped); {split_note(split, seed)}; standardized per channel on train"]
-    if stride < window:
+                        offset.tolist(), labels, sample_rate_hz=rate)
+    what = " or ".join(["label", *([group] if group else []), *(["gap"] if stamps else [])])
+    how = (f"whole '{group}' groups per split, seed {seed}" if split_by_group
+           else split_note(split, seed))
+    notes.insert(0, f"CSV {path}: {len(rows)} rows, channels {', '.join(channels)}; windows "
+                 f"of {window} rows every {stride} ({len(starts)} kept, {skipped} crossing a "
+                 f"{what} change skipped); {how}; standardized per channel on train")
+    if stride < window and not split_by_group:
         notes.append(f"windows overlap by {window - stride} rows, so neighbouring windows "
-                     "can fall in different splits: val/test accuracy is optimistic")
-    return Dataset(path.stem, *parts, preprocessing=pre, notes=notes)
+                     "can fall in different splits: val/test accuracy is optimistic; a "
+                     "group column (--group-column) keeps recordings apart")
+    shared_rows = _shared_rows(starts, window, (tr, va, te))
+    sample_ids = {"id": "CSV line of each window's first row",
+                  **{name: ids[p].tolist() for name, p in zip(SPLITS, (tr, va, te))}}
+    if split_by_group:
+        sample_ids["groups"] = {name: sorted(set(groups_kept[starts][p].tolist()))
+                                for name, p in zip(SPLITS, (tr, va, te))}
+    return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
+                   sample_ids=sample_ids, channel_rows=raw, channel_names=list(channels),
+                   shared_rows=shared_rows)
+
+
+def _shared_rows(starts, window, parts) -> dict:
+    """How many windows of a later split share a row with a window of an earlier one
+    (overlapping windows, ``--stride`` < ``--window``): {"train/val": n, ...}."""
+    n = int(starts.max()) + window
+    covered = []
+    for p in parts:
+        rows = np.zeros(n + 1, np.int64)
+        np.add.at(rows, starts[p], 1)
+        np.add.at(rows, starts[p] + window, -1)
+        covered.append(np.cumsum(rows)[:n] > 0)
+    prefix = [np.r_[0, np.cumsum(c)] for c in covered]
+    out = {}
+    for (a, b) in ((0, 1), (0, 2), (1, 2)):
+        hits = prefix[a][starts[parts[b]] + window] - prefix[a][starts[parts[b]]]
+        out[f"{SPLITS[a]}/{SPLITS[b]}"] = int((hits > 0).sum())
+    return out
+
+
+def _group_column(path, header, group_column) -> str | None:
+    """The column naming each row's recording: ``group_column``, else the first named like
+    one (also with ``"none"``: it still ends windows, only the split ignores it)."""
+    if group_column and group_column.lower() != "none":
+        if group_column not in header:
+            raise TflmpError(f"{path} has no group column '{group_column}' (columns: "
+                             f"{', '.join(header)}); name it with --group-column, or pass "
+                             "--group-column none")
+        return group_column
+    return next((c for c in header if c.lower() in GROUP_COLUMNS), None)
+
+
+def _holds_dates(cell: str) -> bool:
+    """Whether a cell is an ISO date or date-time (``2020-01-31``, ``... 12:00:00.5``)."""
+    cell = cell.strip()
+    if len(cell) < 8 or cell[4:5] != "-":
+        return False
+    try:
+        np.datetime64(cell.replace(" ", "T", 1))
+        return True
+    except ValueError:
+        return False
+
+
+def _seconds(path, header, lines, rows, name) -> np.ndarray:
+    """A timestamp column in seconds (numbers in the unit its name says, or ISO dates)."""
+    j = header.index(name)
+    cells = [row[j].strip() for row in rows]
+    if _holds_dates(cells[0]):
+        try:
+            stamps = np.array([c.replace(" ", "T", 1) for c in cells], "datetime64[ns]")
+        except ValueError:
+            bad = next(i for i, c in enumerate(cells) if not _holds_dates(c))
+            raise TflmpError(f"{path}:{lines[bad]}: timestamp '{cells[bad]}' in column "
+                             f"'{name}' is not an ISO date like the first row's; fix the "
+                             "cell") from None
+        return (stamps - stamps[0]).astype(np.int64) / 1e9
+    values = _numeric_column(path, header, lines, rows, name)
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise TflmpError(f"{path}:{lines[bad]}: timestamp column '{name}' is empty; give "
+                         "every row its time")
+    return values * (timestamp_unit(name) or 1.0)
+
+
+def _timing(seconds, name, groups):
+    """(sample rate in Hz, the rows that start after a gap, a note)."""
+    step = np.diff(seconds)
+    same = np.ones(len(step), bool) if groups is None else groups[1:] == groups[:-1]
+    positive = step[same & (step > 0)]
+    if len(positive) == 0:
+        raise TflmpError(f"timestamp column '{name}' never increases; it cannot give the "
+                         "sample rate")
+    median = float(np.median(positive))
+    gap = same & ((step <= 0) | (step > GAP_FACTOR * median))
+    regular = step[same & ~gap]
+    rate = round(1.0 / float(regular.mean()), 3)
+    starts = np.r_[False, gap]
+    note = (f"timestamp column '{name}': {rate:g} Hz (median interval {median * 1e3:.4g} ms); "
+            f"{int(gap.sum())} gap(s) (a step back, or longer than {GAP_FACTOR:g}x the median "
+            "interval) end windows")
+    return rate, starts, note
+
+
+def _apply_missing(path, lines, channels, raw, policy, groups):
+    """(values with missing cells handled, the rows kept, a note or None)."""
+    nan = np.isnan(raw)
+    keep = np.ones(len(raw), bool)
+    if not nan.any():
+        return raw, keep, None
+    counts = nan.sum(axis=0)
+    where = ", ".join(f"{c} {n}" for c, n in zip(channels, counts) if n)
+    if policy == "error":
+        row, col = np.argwhere(nan)[0]
+        raise TflmpError(f"{path}:{lines[row]}: the row holds NaN or inf (a missing value in "
+                         f"column '{channels[col]}'; {int(nan.sum())} missing in all: {where}); "
+                         "fill them, or pass --missing drop or --missing interpolate")
+    if policy == "drop":
+        keep = ~nan.any(axis=1)
+        return raw, keep, (f"missing values ({where}): {int((~keep).sum())} row(s) dropped; "
+                           "windows do not span a dropped row")
+    values = raw.copy()
+    segment = np.zeros(len(raw), np.int64) if groups is None else np.unique(
+        groups, return_inverse=True)[1]
+    for g in np.unique(segment):
+        rows = np.flatnonzero(segment == g)
+        for j in range(values.shape[1]):
+            col = values[rows, j]
+            ok = ~np.isnan(col)
+            if not ok.any():
+                raise TflmpError(f"{path}: column '{channels[j]}' has no value at all in a "
+                                 "group; it cannot be interpolated")
+            values[rows, j] = np.interp(rows, rows[ok], col[ok])
+    return values, keep, f"missing values ({where}) interpolated linearly within each group"
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
@@ -119,9 +306,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
 
 def _numeric_column(path, header, lines, rows, name) -> np.ndarray:
     j = header.index(name)
-    cells = [row[j] for row in rows]
+    cells = ["nan" if row[j].strip().lower() in MISSING_CELLS else row[j] for row in rows]
     try:
-        return np.fromiter(map(float, cells), np.float64, len(cells))
+        values = np.fromiter(map(float, cells), np.float64, len(cells))
     except ValueError:
         for line, cell in zip(lines, cells):
             try:
@@ -131,6 +318,8 @@ def _numeric_column(path, header, lines, rows, name) -> np.ndarray:
                                  "number; fix the cell or leave the column out with "
                                  "--columns") from None
         raise
+    values[np.isinf(values)] = np.nan  # inf is no measurement either
+    return values
 
 
 def _label_ids(path, lines, cells) -> tuple[list[str], np.ndarray]:
@@ -148,15 +337,16 @@ def _label_ids(path, lines, cells) -> tuple[list[str], np.ndarray]:
     return names, np.array([index[c] for c in cells], np.int64)
 
 
-def _window_starts(y, groups, window, stride):
+def _window_starts(y, groups, breaks, window, stride):
     """Start rows of the windows inside one label run, the run id of every row, and how
-    many windows were skipped for crossing a label or session change."""
+    many windows were skipped for crossing a label change.  A new group or a ``breaks``
+    row (a gap) starts a new grid of windows."""
     n = len(y)
-    new_group = np.zeros(n, bool)
+    new_group = np.asarray(breaks, bool).copy()
     new_group[0] = True
     if groups is not None:
         g = np.asarray(groups)
-        new_group[1:] = g[1:] != g[:-1]
+        new_group[1:] |= g[1:] != g[:-1]
     run_of = np.cumsum(new_group | np.r_[False, y[1:] != y[:-1]])
     bounds = np.r_[np.flatnonzero(new_group), n]
     starts = np.concatenate([np.arange(a, b - window + 1, stride)

@@ -43,6 +43,12 @@ class DataSpec:
     audio_features: str = RunConfig.audio_features
     clip_seconds: float = RunConfig.clip_seconds
     audio_augment: dict | None = None  # data.augment.audio_options
+    # data you can trust (see data.checks); a run drops cross-split duplicates by default
+    # (RunConfig.duplicates), a plain load keeps the files' samples as they are
+    group_column: str | None = RunConfig.group_column
+    duplicates: str = "keep"
+    missing: str = RunConfig.missing
+    subset: int | None = RunConfig.subset
 
     @classmethod
     def of(cls, config: RunConfig) -> "DataSpec":
@@ -54,7 +60,8 @@ class DataSpec:
         return cls(config.dataset, config.data_dir, config.seed, config.split,
                    config.val_split, config.window, config.stride, config.label_column,
                    config.columns, config.image_size, config.color, config.audio_features,
-                   config.clip_seconds, audio)
+                   config.clip_seconds, audio, config.group_column, config.duplicates,
+                   config.missing, config.subset)
 
     @property
     def path(self) -> Path:
@@ -63,9 +70,14 @@ class DataSpec:
     def check(self) -> None:
         """The cheap checks (no file is read): a known name or an existing path, and the
         options its format needs.  Commands run this before loading TensorFlow."""
+        path = self.path
+        if self.group_column and self.group_column.lower() != "none" and (
+                self.dataset in BUILTIN_DATASETS or path.suffix.lower() in (".npz", ".ts")
+                or (path.is_dir() and any(path.glob("*_TRAIN.ts")))):
+            raise TflmpError(f"--group-column applies to CSV files and folders of class "
+                             f"folders; {self.dataset} names no groups: drop it")
         if self.dataset in BUILTIN_DATASETS:
             return
-        path = self.path
         if path.suffix.lower() == ".csv":
             if not path.is_file():
                 raise TflmpError(f"CSV file {path} does not exist; pass the path of a CSV "

@@ -20,7 +20,7 @@ from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .dataset import Dataset
 from .spec import DataSpec
-from .splits import split_note, split_three, split_two, standardize
+from .splits import ids_of, split_indices, split_note, standardize
 
 
 @dataclass(frozen=True)
@@ -128,20 +128,27 @@ def load_ts_spec(spec: DataSpec) -> Dataset:
     """A .ts dataset as train/val/test, standardized per channel on train."""
     train_path, test_path = train_test_files(spec.path)
     train = read_ts(train_path)
+    split_notes: list[str] = []
     regression = train.classes is None
     if test_path is not None:
         test = read_ts(test_path, train.classes)
         if test.x.shape[1:] != train.x.shape[1:]:
             raise TflmpError(f"{test_path}: cases of shape {list(test.x.shape[1:])}, the train "
                              f"file's are {list(train.x.shape[1:])}")
-        x_tr, y_tr, x_va, y_va = _split(split_two, train.x, train.y, spec.val_fraction,
-                                        spec.seed, train_path)
-        x_te, y_te = test.x, test.y
+        tr, va = split_indices(train.y, spec.seed, None, train_path, spec.val_fraction,
+                               notes=split_notes)
+        te = np.arange(len(test.y))
+        x_tr, y_tr, x_va, y_va, x_te, y_te = (train.x[tr], train.y[tr], train.x[va],
+                                              train.y[va], test.x, test.y)
+        what = f"case number in {train_path.name} (train, val), in {test_path.name} (test)"
         how = (f"{train_path.name} and {test_path.name}; validation = "
                f"{spec.val_fraction:.0%} of train, seed {spec.seed}")
     else:
-        x_tr, y_tr, x_va, y_va, x_te, y_te = _split(split_three, train.x, train.y,
-                                                    spec.split, spec.seed, train_path)
+        tr, va, te = split_indices(train.y, spec.seed, spec.split, train_path,
+                                   notes=split_notes)
+        x_tr, y_tr, x_va, y_va, x_te, y_te = (train.x[tr], train.y[tr], train.x[va],
+                                              train.y[va], train.x[te], train.y[te])
+        what = f"case number in {train_path.name}"
         how = f"{train_path.name}, {split_note(spec.split, spec.seed)}"
     scale, offset = standardize(x_tr, axis=(0, 1))
     steps, channels = x_tr.shape[1:]
@@ -150,17 +157,11 @@ def load_ts_spec(spec: DataSpec) -> Dataset:
                         offset.tolist(), labels)
     kind = "regression targets" if regression else f"{len(labels)} classes"
     notes = [f".ts series {train.name}: {len(y_tr) + len(y_va) + len(y_te)} cases of {steps} "
-             f"steps x {channels} channel(s), {kind}; {how}; standardized per channel on train"]
+             f"steps x {channels} channel(s), {kind}; {how}; standardized per channel on train",
+             *split_notes]
     return Dataset(train.name, x_tr, y_tr, x_va, y_va, x_te, y_te, preprocessing=pre,
-                   notes=notes, task="regression" if regression else "classification")
-
-
-def _split(fn, x, y, fraction, seed, where):
-    try:
-        return fn(x, y, fraction, seed)
-    except ValueError as e:
-        raise TflmpError(f"{where}: {len(y)} cases are too few to split ({e}); add data or "
-                         "change --split / --val-split") from None
+                   notes=notes, task="regression" if regression else "classification",
+                   sample_ids=ids_of((tr, va, te), what))
 
 
 def _lines(path: Path):

@@ -15,10 +15,11 @@ from ..preprocessing import Preprocessing
 from .audio_features import FEATURE_TYPES, FeatureParams
 from .audio_frontend import compute, frontend
 from .augment import audio_options, augment_clips
-from .class_folders import PathLike, class_files, flatten, open_folder
-from .dataset import Dataset
+from .class_folders import (PathLike, class_files, file_groups, flatten, open_folder,
+                            split_groups)
+from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DataSpec
-from .splits import split_indices, split_note, standardize
+from .splits import ids_of, split_indices, split_note, standardize
 
 PCM_SCALE = 1.0 / 32768.0  # 16-bit PCM sample -> float in [-1, 1)
 _FEATURE_CHUNK = 256  # clips per feature computation: bounds memory on large folders
@@ -28,12 +29,13 @@ def load_wav_spec(spec: DataSpec) -> Dataset:
     """The WAV folder named by ``spec`` (``--audio-features``, ``--clip-seconds``)."""
     return load_wav_folder(spec.path, features=spec.audio_features,
                            clip_seconds=spec.clip_seconds, seed=spec.seed, split=spec.split,
-                           augment=spec.audio_augment)
+                           augment=spec.audio_augment, group_column=spec.group_column)
 
 
 def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: float = 1.0,
                     seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
-                    augment: dict | None = None, params: FeatureParams | None = None) -> Dataset:
+                    augment: dict | None = None, params: FeatureParams | None = None,
+                    group_column: str | None = None) -> Dataset:
     """Clips in class folders (``class/*.wav``, 16-bit mono PCM) as log-mel or MFCC features.
 
     Clips are zero-padded or trimmed to ``clip_seconds``; samples are float32
@@ -50,7 +52,9 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         raise TflmpError(f"--clip-seconds {clip_seconds} is shorter than one "
                          f"{params.frame_length_ms:g} ms frame; use a longer clip")
     options = audio_options(augment) if augment is not None else None
-    labels, parts = split_files(root, seed=seed, split=split)
+    split_notes: list[str] = []
+    labels, all_files, all_y, index_parts = _split(root, seed, split, group_column, split_notes)
+    parts = _by_split(all_files, all_y, index_parts)
     noise = _noise_clips(options["noise_dir"], params) if options else []
     rng = np.random.default_rng(seed)
     arrays, fitted = [], np.zeros(2, np.int64)  # clips padded, clips trimmed
@@ -79,20 +83,40 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
                       f"{options['noise_snr_db'][1]:g} dB SNR" if noise else "")
         notes.append(f"train augmented offline: {options['copies']} copies per clip (time "
                      f"shift up to +-{options['time_shift_ms']:g} ms{noise_text}), seed {seed}")
-    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes)
+    names = [f.relative_to(root).as_posix() for f in all_files]
+    sample_ids = ids_of(index_parts, f"file path under {root}", names)
+    groups = split_groups({s: [all_files[i] for i in idx] for s, idx in zip(SPLITS, index_parts)},
+                          group_column, root)
+    if groups is not None:
+        sample_ids["groups"] = groups
+    return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
+                   sample_ids=sample_ids)
 
 
-def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT
+def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
+                group_column: str | None = None
                 ) -> tuple[list[str], dict[str, tuple[list[Path], np.ndarray]]]:
     """The class names and, per split (train, val, test), the clip files and their labels
     in the order :func:`load_wav_folder` stores their features."""
     root = open_folder(path, "audio")
+    labels, all_files, all_y, index_parts = _split(root, seed, split, group_column, None)
+    return labels, _by_split(all_files, all_y, index_parts)
+
+
+def _split(root: Path, seed: int, split, group_column: str | None, notes: list[str] | None):
+    """The class names, every clip file and label, and each split's indices into them
+    (group-aware: :func:`tflm_pipeline.data.splits.split_indices`)."""
     folders = class_files(root, (".wav",), "WAV clip")
     labels = sorted(folders)
     all_files, all_y = flatten(folders, labels)
-    parts = split_indices(all_y, seed, split, root)
-    return labels, {name: ([all_files[i] for i in idx], all_y[idx])
-                    for name, idx in zip(("train", "val", "test"), parts)}
+    parts = split_indices(all_y, seed, split, root, notes=notes,
+                          groups=file_groups(all_files, group_column, root))
+    return labels, all_files, all_y, parts
+
+
+def _by_split(all_files: list[Path], all_y: np.ndarray, parts
+              ) -> dict[str, tuple[list[Path], np.ndarray]]:
+    return {name: ([all_files[i] for i in idx], all_y[idx]) for name, idx in zip(SPLITS, parts)}
 
 
 def read_wav(path: PathLike, sample_rate: int = 16000) -> np.ndarray:

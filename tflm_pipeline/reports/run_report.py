@@ -16,6 +16,7 @@ from ..tasks import get_task
 from ..tflite.layers import LayerProfile, layers
 from ..tflite.model_info import read_model
 from . import document as d
+from .data_checks import checks_section, leaks_section
 from .plots import plot_anomaly, plot_confusion, plot_layer_error, plot_run_curves
 
 _RERUN = "re-run `tflmp train`"
@@ -29,8 +30,10 @@ def render_reports(run_dir: str | os.PathLike) -> tuple[Path, Path]:
     config = read_json(run.file(RunFolder.CONFIG), _RERUN, default={})
     rows = selected_layers(run)
     sections = [
+        leaks_section(rec),
         d.section("summary", "Summary", d.cards(facts(rec, rows))),
         _data_section(run, rec),
+        checks_section(rec),
         _training_section(run, rec, config),
         _ledger_section(rec, config),
         _RESULTS.get(rec.task, lambda run, rec: None)(run, rec),
@@ -89,7 +92,8 @@ def _data_section(run: RunFolder, rec: RunRecord) -> dict:
         pairs.append(("labels", ", ".join(map(str, labels[:40]))
                       + (f" … ({len(labels) - 40} more)" if len(labels) > 40 else "")))
     for key, label in (("raw_dtype", "raw sample type"), ("scale", "scale"),
-                       ("offset", "offset"), ("features", "feature extraction")):
+                       ("offset", "offset"), ("features", "feature extraction"),
+                       ("sample_rate_hz", "sample rate (Hz)")):
         if pre.get(key) is not None:
             pairs.append((f"preprocessing: {label}", pre[key]))
     for side, t in (("input", rec.model.input), ("output", rec.model.output)):

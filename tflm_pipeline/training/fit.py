@@ -68,13 +68,14 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         save_best: Callable[[object, Path], None], epochs: int, batch_size: int,
         patience: int, seed: int, monitor: str = "val_accuracy", mode: str = "max",
         augment: Callable | None = None, tensorboard_dir: Path | None = None,
-        callbacks: list | None = None) -> FitResult:
+        callbacks: list | None = None, class_weight: dict | None = None) -> FitResult:
     """Train a compiled ``model``; resume from ``phase_dir`` when it holds a checkpoint.
 
     The best epoch by ``monitor`` (``mode`` max or min) is kept with
     ``save_best(model, path)`` (float: full .h5; QAT: weights).  ``augment`` maps
     training batches (never validation data, never inside the model).  ``callbacks``
-    are extra Keras callbacks, run after tflmp's own.
+    are extra Keras callbacks, run after tflmp's own.  ``class_weight`` ({class: weight})
+    weights the training loss per class.
     """
     tf, keras, _ = load()
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     own.append(keeper)  # after tflmp's others: sees their updated state
     history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
                         validation_data=val, validation_batch_size=512,
-                        callbacks=own + list(callbacks or []),
+                        callbacks=own + list(callbacks or []), class_weight=class_weight,
                         verbose=1 if sys.stdout.isatty() else 2)
     if keeper.nan_epoch is not None:
         where = (f"the best model (epoch {keeper.best_epoch + 1}) is kept in {best_path}"
