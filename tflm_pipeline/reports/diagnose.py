@@ -228,7 +228,7 @@ def overfitting(facts: RunFacts, found) -> Finding | None:
     val = [r.get("val_loss", math.nan) for r in rows]
     finite = [i for i, v in enumerate(val) if math.isfinite(v)]
     if finite:
-        best = min(finite, key=lambda i: val[i])
+        best = min(finite, key=lambda i: (val[i], -i))  # the latest of equal minima
         if (best < len(rows) - 1 and val[-1] > (1 + VAL_LOSS_RISE) * val[best]
                 and rows[-1]["loss"] < rows[best]["loss"]):
             evidence = (f"val_loss rose from {_fmt(val[best])} at epoch {best + 1} to "
@@ -250,7 +250,7 @@ def overfitting(facts: RunFacts, found) -> Finding | None:
              "Dropout or L2 regularization in your model (--model path.py)"]
     if facts.config.patience > 4:
         tips.append(f"--patience {max(3, facts.config.patience // 2)} (the best epoch is kept)")
-    return Finding("overfitting", "warning", "train far better than validation", evidence,
+    return Finding("overfitting", "warning", "overfitting: validation lags training", evidence,
                    "; ".join(tips))
 
 
