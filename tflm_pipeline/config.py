@@ -86,6 +86,9 @@ class RunConfig:
                              f"got '{self.schedule}'")
         if self.strategy is not None and self.strategy not in STRATEGIES:
             raise TflmpError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.lr_auto and self.strategy == "multi-worker":
+            raise TflmpError("--lr auto sweeps in one process; give multi-worker runs the "
+                             "--lr a single-process `--lr auto` run chose")
         if not 0.0 < self.val_split < 1.0:
             raise TflmpError(f"--val-split must be between 0 and 1, got {self.val_split}")
         if len(self.split) != 3 or min(self.split) <= 0:

@@ -204,9 +204,11 @@ class _Training:
             result = verify(self.run.path, ladder=True, workers=self.config.workers)
             record = dataclasses.replace(record, parity=result.record_parity,
                                          per_layer_error=result.per_layer_error)
+            before = record.diagnosis
             record = self._diagnosed(record)  # with the per-layer error now
             self.run.write_record(record)
-            self.reports = result.reports
+            self.reports = (result.reports if record.diagnosis == before
+                            else list(render_reports(self.run.path)))
         else:
             self.reports = list(render_reports(self.run.path))
         for path in self.reports:
@@ -222,10 +224,12 @@ class _Training:
                 model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
                               self.task.name, reinit=c.reinit, freeze=c.freeze,
                               trust=c.trust_model)
-                if c.lr_auto and self.lr_range is None:
+                self._compile(model, 1e-3 if self.lr == "auto" else self.lr)
+            check_convertible(model)  # before training (and the range test), not after it
+            if c.lr_auto and self.lr_range is None:
+                with self.dist.scope():
                     self._find_lr(model)
-                self._compile(model, self.lr)
-            check_convertible(model)  # before training, not after it
+                    self._compile(model, self.lr)
             log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
                      f"{model.count_params():,}", c.epochs)
             self._fit("float", model, path, save_keras_model, self.config.epochs,

@@ -130,6 +130,8 @@ def _chance_loss(facts: RunFacts) -> float | None:
 def _lower_lr(facts: RunFacts, factor: float = 10) -> str:
     lr = facts.lr
     lower = f"--lr {lr / factor:.2g}" if math.isfinite(lr) else "a lower --lr"
+    if facts.config.lr_auto:
+        return f"{lower} (below the range test's choice; see plots/lr_range.png)"
     return f"{lower}, or --lr auto (a range test picks the rate)"
 
 
@@ -306,7 +308,8 @@ def underfitting(facts: RunFacts, found) -> Finding | None:
         evidence += f"; {improving}"
         remedy = f"{more} (it was still improving), then a bigger --model (tflmp models)"
     else:
-        remedy = f"a bigger --model (tflmp models), {more}, or --lr auto"
+        remedy = f"a bigger --model (tflmp models) or {more}" + (
+            "" if facts.config.lr_auto else "; --lr auto")
     return Finding("underfitting", "warning", "train and validation both low",
                    evidence, remedy)
 
