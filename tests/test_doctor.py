@@ -151,13 +151,26 @@ def test_class_never_predicted(run):
 
 
 def test_data_checks_are_passed_on_when_present(run):
-    _edit_json(run, "report.json", lambda d: d.update(data_checks=[
-        {"code": "constant_input", "severity": "warning", "message": "pixel 0 is always 0",
-         "remedy": "drop it"},
-        {"code": "duplicates", "status": "ok", "message": "none"}]))
-    f = _codes(run)["data:constant_input"]
-    assert f.evidence == "pixel 0 is always 0" and f.remedy == "drop it"
-    assert "data:duplicates" not in _codes(run)
+    # the layout of data.checks.DataChecks.to_dict() (issue 14)
+    checks = {"samples": {"train": 1258, "val": 359, "test": 180},
+              "class_counts": {"train": [120, 130, 12, 125, 130, 127, 130, 124, 130, 130]},
+              "imbalance_ratio": 10.8, "duplicates_within": {}, "label_conflicts": 0,
+              "duplicates_across": {"train/test": 3}, "near_duplicates_across": {},
+              "missing": {}, "constant_channels": [],
+              "leaks": ["3 test sample(s) are exact copies of train samples: kept"]}
+    _edit_json(run, "report.json", lambda d: d.update(data_checks=checks))
+    found = _codes(run)
+    assert found["data:leak"].evidence.startswith("3 test sample(s) are exact copies")
+    assert "10.8x" in found["data:imbalance"].evidence
+    assert "--class-weight auto" in found["data:imbalance"].remedy
+    assert "data:missing" not in found and "data:label_conflicts" not in found
+    def lose_class_2(d):  # float and int8 both miss the rare class
+        for key in ("float", "qat_int8_tflm"):
+            for row in d["metrics"][key]["confusion"]:
+                row[5] += row[2]
+                row[2] = 0
+    _edit_json(run, "report.json", lose_class_2)
+    assert "training samples: 2 12" in _codes(run)["class_never_predicted"].evidence
 
 
 def test_cli_doctor(run, tmp_path, capsys):

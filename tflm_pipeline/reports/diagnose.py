@@ -33,6 +33,7 @@ IMPROVING_SHARE = 0.25  # "still improving": judged over the last quarter of the
 IMPROVING_ACCURACY = 0.01  # ... gaining more than 1 point of val accuracy there
 IMPROVING_LOSS = 0.05  # ... or val loss falling by more than 5 % there
 MIN_TREND_EPOCHS = 3  # trends (overfitting, still improving) need this many epochs
+IMBALANCE_RATIO = 5.0  # data checks: largest / smallest training class above this
 
 SEVERITIES = ("error", "warning", "info")  # most to least urgent
 # ops whose output scale TFLM fixes: their error comes from the layer feeding them
@@ -416,6 +417,12 @@ def class_never_predicted(facts: RunFacts, found) -> Finding | None:
             f"{_class_name(facts, i)} {n} times" for i, n in by_float.items() if n) + ")"
         remedy = f"more QAT: --qat-epochs {max(3, facts.config.qat_epochs * 2)}"
     else:
+        train_counts = ((facts.data_checks or {}).get("class_counts") or {}).get("train") \
+            if isinstance(facts.data_checks, dict) else None
+        if train_counts:
+            evidence += "; training samples: " + ", ".join(
+                f"{_class_name(facts, i)} {train_counts[i]}" for i in missing
+                if i < len(train_counts))
         remedy = (f"check those classes' training samples (how many, labelled right); "
                   f"--epochs {facts.config.epochs * 2}"
                   + ("; --augment shift=0.1,rotate=10" if _is_image(facts)
@@ -425,30 +432,51 @@ def class_never_predicted(facts: RunFacts, found) -> Finding | None:
 
 
 def data_checks(facts: RunFacts, found) -> list[Finding]:
-    """Problems the data checks recorded in report.json (when they ran), passed on."""
-    checks = facts.data_checks
-    if isinstance(checks, dict):
-        checks = next((checks[k] for k in ("findings", "checks", "issues")
-                       if isinstance(checks.get(k), list)), None)
-    if not isinstance(checks, list):
+    """What the data checks recorded in report.json (``data.checks.DataChecks``, when
+    they ran) says about the scores: leaks, label conflicts, imbalance, missing values,
+    constant channels.  A run without them is skipped silently."""
+    c = facts.data_checks
+    if isinstance(c, list):  # a plain list of findings
+        return [f for f in map(_listed_check, c) if f is not None]
+    if not isinstance(c, dict):
         return []
-    out = []
-    for c in checks:
-        if not isinstance(c, dict):
-            continue
-        status = str(c.get("status", "")).lower()
-        severity = str(c.get("severity", "warning")).lower()
-        if status in ("ok", "pass", "passed") or c.get("passed") is True:
-            continue
-        text = c.get("evidence") or c.get("message") or c.get("detail")
-        if not text:
-            continue
-        code = c.get("code") or c.get("name") or c.get("check") or "check"
-        out.append(Finding(f"data:{code}", severity if severity in SEVERITIES else "warning",
-                           str(c.get("title") or c.get("problem") or f"data check {code}"),
-                           str(text), str(c.get("remedy") or c.get("fix") or c.get("hint")
-                                          or "see the data checks in report.md")))
+    out = [Finding("data:leak", "warning", "the test score is optimistic", leak,
+                   "keep --duplicates drop, and split by group (--group-column) when "
+                   "samples come in sessions")
+           for leak in c.get("leaks") or []]
+    if c.get("label_conflicts"):
+        out.append(Finding("data:label_conflicts", "warning", "identical samples, different labels",
+                           f"{c['label_conflicts']} copies of one sample carry different "
+                           "labels", "fix the labels at the source"))
+    ratio = c.get("imbalance_ratio")
+    if ratio is not None and ratio > IMBALANCE_RATIO:
+        out.append(Finding("data:imbalance", "warning", "classes very unequal",
+                           f"the largest training class is {ratio:.1f}x the smallest",
+                           "--class-weight auto; or collect more of the small classes"))
+    missing = {k: v for k, v in (c.get("missing") or {}).items() if v}
+    if missing:
+        out.append(Finding("data:missing", "warning", "missing values",
+                           "NaN in " + ", ".join(f"{k} ({v})" for k, v in missing.items()),
+                           "--missing interpolate or --missing drop"))
+    constant = c.get("constant_channels") or []
+    if constant:
+        out.append(Finding("data:constant_channels", "info", "inputs that never change",
+                           "constant channel(s): " + ", ".join(map(str, constant)),
+                           "leave them out (--columns): they cost inputs and carry nothing"))
     return out
+
+
+def _listed_check(c) -> Finding | None:
+    if not isinstance(c, dict) or str(c.get("status", "")).lower() in ("ok", "pass", "passed"):
+        return None
+    text = c.get("evidence") or c.get("message")
+    if not text:
+        return None
+    code = c.get("code") or c.get("name") or "check"
+    severity = str(c.get("severity", "warning")).lower()
+    return Finding(f"data:{code}", severity if severity in SEVERITIES else "warning",
+                   str(c.get("problem") or f"data check {code}"), str(text),
+                   str(c.get("remedy") or "see the data checks in report.md"))
 
 
 RULES = (nan_loss, diverging, flat_loss, overfitting, underfitting, still_improving, early_stop,
