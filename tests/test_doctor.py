@@ -64,7 +64,11 @@ def _codes(run: Path) -> dict[str, Finding]:
 
 
 def test_healthy_run_has_no_findings(run):
+    from tflm_pipeline import doctor  # the API: a typed result
+
     assert diagnose(RunFolder(run)) == []
+    result = doctor(run)
+    assert result.healthy and result.finished and result.to_dict()["findings"] == []
 
 
 def test_nan_loss(run):
