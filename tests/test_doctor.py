@@ -273,6 +273,9 @@ def test_lr_auto_resumes_without_a_new_sweep(tmp_path):
     sweep = (out / "lr_range.json").read_bytes()
     chosen = json.loads(sweep)["chosen"]
     assert (out / "plots" / "lr_range.png").is_file()
+    from tflm_pipeline import doctor
+
+    assert not doctor(out).finished  # an interrupted run: diagnosed from its histories
 
     p = run_cli("train", "--resume", out)
     assert p.returncode == 0, p.stderr[-2000:]
