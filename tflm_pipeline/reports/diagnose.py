@@ -25,7 +25,8 @@ FLAT_REL_CHANGE = 0.05  # train loss falling less than 5 % from first to last ep
 # rates read as high / low for each optimizer (below LOW: too low; at or above HIGH: too high)
 LR_BANDS = {"adam": (1e-5, 1e-2), "adamw": (1e-5, 1e-2), "sgd": (1e-4, 0.3)}
 OVERFIT_GAP = 0.05  # train accuracy above validation accuracy by more than 5 points
-VAL_LOSS_RISE = 0.20  # val_loss 20 % above its minimum while train loss kept falling
+VAL_LOSS_RISE = 0.20  # val_loss 20 % above its minimum while train loss kept falling,
+RISE_EPOCHS = 2  # ... for at least the last 2 epochs (one bump at a high rate is noise)
 UNDERFIT_ACCURACY = 0.90  # classification: train and best val accuracy both below this
 UNDERFIT_R2 = 0.5  # regression: the float model's test R² below this
 EARLY_BEST_EPOCH = 2  # early stopping whose best epoch was one of the first two
@@ -232,7 +233,9 @@ def overfitting(facts: RunFacts, found) -> Finding | None:
     finite = [i for i, v in enumerate(val) if math.isfinite(v)]
     if finite:
         best = min(finite, key=lambda i: (val[i], -i))  # the latest of equal minima
-        if (best < len(rows) - 1 and val[-1] > (1 + VAL_LOSS_RISE) * val[best]
+        if (best <= len(rows) - 1 - RISE_EPOCHS
+                and all(v > val[best] for v in val[-RISE_EPOCHS:])
+                and val[-1] > (1 + VAL_LOSS_RISE) * val[best]
                 and rows[-1]["loss"] < rows[best]["loss"]):
             evidence = (f"val_loss rose from {_fmt(val[best])} at epoch {best + 1} to "
                         f"{_fmt(val[-1])} at epoch {len(rows)} while loss fell to "
@@ -253,7 +256,7 @@ def overfitting(facts: RunFacts, found) -> Finding | None:
              "Dropout or L2 regularization in your model (--model path.py)"]
     if facts.config.patience > 4:
         tips.append(f"--patience {max(3, facts.config.patience // 2)} (the best epoch is kept)")
-    return Finding("overfitting", "warning", "overfitting: validation lags training", evidence,
+    return Finding("overfitting", "warning", "validation lags training", evidence,
                    "; ".join(tips))
 
 
