@@ -3,8 +3,9 @@
 Fast: each rule of reports/diagnose.py fires on the files of a real run
 (tests/doctor/healthy, see its README) edited to show its condition, and on the
 unedited run none fires; the range test's choice, the schedules' curves, the CLI.
-Slow: real digits runs with a learning rate that blows up, one too low to move, and a
-``--lr auto`` run killed and resumed (the sweep is not redone) that the doctor passes.
+Slow: real digits runs with a learning rate that blows up, one too low to move, a
+``--lr auto`` run killed and resumed (the sweep is not redone) that the doctor passes,
+and a schedule picked up mid-run (as --resume does) on its curve.
 """
 
 from __future__ import annotations
@@ -290,3 +291,26 @@ def test_lr_auto_resumes_without_a_new_sweep(tmp_path):
     assert rec["lr_range"]["rule"] == "minimum / 10"
     assert f"--lr auto: {chosen:.3g}" in p.stdout
     assert not [f for f in rec["diagnosis"] if f["severity"] != "info"], rec["diagnosis"]
+
+
+@pytest.mark.slow
+def test_a_resumed_schedule_continues_on_its_curve():
+    """Keras starting at epoch 2 (as --resume does) gets the rate of global step 2 x steps."""
+    import numpy as np
+
+    from tflm_pipeline.tf_env import load
+    from tflm_pipeline.training.schedule import LrSchedule, schedule_callback
+
+    _, keras, _ = load()
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.Adam(1.0), "mse")
+    schedule, seen = LrSchedule("onecycle", 1e-2), []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
+
+    x = np.zeros((64, 4), np.float32)
+    model.fit(x, np.zeros((64, 2), np.float32), batch_size=16, epochs=4, initial_epoch=2,
+              verbose=0, callbacks=[schedule_callback(schedule, 4, 4), Record()])
+    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-6)
