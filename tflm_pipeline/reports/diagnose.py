@@ -336,7 +336,8 @@ def still_improving(facts: RunFacts, found) -> Finding | None:
 def early_stop(facts: RunFacts, found) -> Finding | None:
     """Early stopping ended training and the best epoch was one of the first."""
     stage = facts.stages.get("float")
-    if not stage or not stage.get("stopped_early") or stage.get("best_epoch", 99) > EARLY_BEST_EPOCH:
+    if (not stage or not stage.get("stopped_early")
+            or stage.get("best_epoch", 99) > EARLY_BEST_EPOCH):
         return None
     monitor = "val_accuracy" if facts.task == "classification" else "val_loss"
     return Finding("early_stop", "warning", "early stopping at the first epochs",

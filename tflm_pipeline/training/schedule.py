@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import SCHEDULES  # noqa: F401  (the names --schedule takes)
+from ..config import SCHEDULES  # the names --schedule takes
 
 FINAL_FRACTION = 1e-3  # cosine and one-cycle end at this share of the peak rate
 WARMUP_SHARE = 0.25  # one-cycle: share of the steps spent warming up
@@ -41,7 +41,7 @@ class LrSchedule:
                 return start + (self.peak_lr - start) * t / WARMUP_SHARE
             u = (t - WARMUP_SHARE) / (1 - WARMUP_SHARE)
             return low + (self.peak_lr - low) * 0.5 * (1 + math.cos(math.pi * u))
-        raise ValueError(f"unknown schedule {self.kind!r}")
+        raise ValueError(f"unknown schedule {self.kind!r}; one of {', '.join(SCHEDULES)}")
 
 
 def schedule_callback(schedule: LrSchedule, epochs: int, steps_per_epoch: int):
