@@ -31,6 +31,7 @@ _FACADE = {
     "flash": ("commands.flash", "flash"),
     "report": ("commands.report", "report"),
     "compare": ("commands.compare", "compare"),
+    "doctor": ("commands.doctor", "doctor"),
     "RunConfig": ("config", "RunConfig"),
     "TflmpError": ("errors", "TflmpError"),
 }

@@ -15,6 +15,20 @@ from . import __version__
 from .errors import TflmpError
 
 
+class _LearningRate(click.ParamType):
+    """A positive number or ``auto``."""
+
+    name = "LR|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tflmp")
 def cli():
@@ -43,7 +57,13 @@ def cli():
 @click.option("--qat-epochs", type=int, default=3, show_default=True,
               help="Quantization-aware fine-tuning epochs; 0 = post-training quantization only.")
 @click.option("--batch-size", type=int, help="Default: chosen from the training-set size.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Learning rate.")
+@click.option("--lr", type=_LearningRate(), default=2e-3, show_default=True,
+              help="Learning rate, or 'auto': a learning-rate range test picks it "
+              "(plots/lr_range.png).")
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "onecycle"]),
+              default="constant", show_default=True,
+              help="Float training's rate: constant (halved on a plateau), cosine or "
+              "onecycle (per batch, over --epochs).")
 @click.option("--qat-lr", type=float, help="QAT learning rate (default: lr / 10).")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam",
               show_default=True)
@@ -388,6 +408,20 @@ def data_check(dataset, split, columns, image_size, no_near, out, val_split, **o
                     image_size=parse_size(image_size) if image_size else None, **options)
     result = check(spec, near=not no_near)
     console.data_check_result(result)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", type=click.Path(), help="Write the findings as JSON here.")
+def doctor(run_dir, out):
+    """Say what is wrong with RUN_DIR and what to try, one line per finding with its
+    evidence (exit 0 with or without findings, 2 when RUN_DIR is not a run)."""
+    from . import console
+    from .artifacts import write_json
+    from .commands.doctor import doctor as run_doctor
+
+    result = run_doctor(run_dir)
+    console.doctor_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))
 

@@ -15,6 +15,7 @@ from .errors import TflmpError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 TASK_NAMES = ("classification", "regression", "autoencoder")  # tflm_pipeline.tasks
+SCHEDULES = ("constant", "cosine", "onecycle")  # training.schedule
 STRATEGIES = ("mirrored", "multi-worker")  # tf.distribute strategies (training.distribute)
 DEFAULT_CALIBRATION_SAMPLES = 500
 
@@ -39,7 +40,7 @@ class RunConfig:
     data_dir: str | None = None
     epochs: int = 30
     batch_size: int | None = None  # None: chosen from the training-set size
-    lr: float = 2e-3
+    lr: float | str = 2e-3  # or "auto": a learning-rate range test picks it (training.lr_range)
     optimizer: str = "adam"
     patience: int = 8
     qat_epochs: int = 3
@@ -69,6 +70,7 @@ class RunConfig:
     missing: str = "error"  # sensor CSV missing cells: error, drop, interpolate
     subset: int | None = None  # at most N samples per split, stratified
     class_weight: str | None = None  # "auto": weights inverse to the train class counts
+    schedule: str = "constant"  # float training's rate: constant, cosine or onecycle
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
@@ -78,15 +80,23 @@ class RunConfig:
             raise TflmpError(f"--qat-epochs must be 0 (no QAT) or more, got {self.qat_epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise TflmpError(f"--batch-size must be positive, got {self.batch_size}")
-        for flag, value in (("--lr", self.lr), ("--qat-lr", self.qat_lr)):
-            if value is not None and not (value > 0 and math.isfinite(value)):
+        for flag, value in (("--lr", None if self.lr_auto else self.lr),
+                            ("--qat-lr", self.qat_lr)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0
+                                          and math.isfinite(value)):
                 raise TflmpError(f"{flag} must be a positive number, got {value}")
         if self.task is not None and self.task not in TASK_NAMES:
             raise TflmpError(f"--task must be one of {', '.join(TASK_NAMES)}, got '{self.task}'")
         if self.optimizer not in OPTIMIZERS:
             raise TflmpError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise TflmpError(f"--schedule must be one of {', '.join(SCHEDULES)}, "
+                             f"got '{self.schedule}'")
         if self.strategy is not None and self.strategy not in STRATEGIES:
             raise TflmpError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.lr_auto and self.strategy == "multi-worker":
+            raise TflmpError("--lr auto sweeps in one process; give multi-worker runs the "
+                             "--lr a single-process `--lr auto` run chose")
         if not 0.0 < self.val_split < 1.0:
             raise TflmpError(f"--val-split must be between 0 and 1, got {self.val_split}")
         if len(self.split) != 3 or min(self.split) <= 0:
@@ -112,8 +122,14 @@ class RunConfig:
         return model_name(self.model)
 
     @property
+    def lr_auto(self) -> bool:
+        """Whether ``--lr auto`` asks for a learning-rate range test."""
+        return self.lr == "auto"
+
+    @property
     def qat_learning_rate(self) -> float:
-        """The QAT fine-tuning rate: ``qat_lr``, or a tenth of ``lr``."""
+        """The QAT fine-tuning rate: ``qat_lr``, or a tenth of ``lr`` (with ``--lr auto``,
+        of the rate the range test chose: ``commands.train`` passes it)."""
         return self.qat_lr or self.lr / 10
 
     def to_dict(self) -> dict:

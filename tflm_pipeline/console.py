@@ -70,6 +70,32 @@ def train_summary(result) -> None:
     click.echo(f"time: {t['total']:.0f}s (train {t['train']:.0f}, QAT {t.get('qat', 0):.0f}, "
                f"convert {t['convert']:.0f}, evaluate {t['evaluate']:.0f})")
     click.echo(f"run folder: {rec.run_dir}")
+    if rec.lr_range:
+        click.echo(f"--lr auto: {rec.lr_range['chosen']:.3g} ({rec.lr_range['reason']}; "
+                   f"plot plots/lr_range.png)")
+    if rec.diagnosis:
+        click.echo(f"doctor ({len(rec.diagnosis)} finding{'s' if len(rec.diagnosis) != 1 else ''}"
+                   f"; `tflmp doctor {rec.run_dir}` repeats them):")
+        for f in rec.diagnosis:
+            _finding(f)
+
+
+# --- doctor ------------------------------------------------------------------------------
+
+def doctor_result(result) -> None:
+    """One line per finding: severity, code, evidence, what to try."""
+    if not result.finished:
+        click.echo(f"{result.run_dir}: unfinished run (no report.json): training rules only")
+    if result.healthy:
+        click.echo(f"{result.run_dir}: no problems found")
+        return
+    for f in result.findings:
+        _finding(f.to_dict())
+
+
+def _finding(f: dict) -> None:
+    click.echo(f"  {f['severity']} {f['code']}: {f.get('problem') or f['code']}: "
+               f"{f['evidence']} -> try {f['remedy']}")
 
 
 def threshold_line(threshold: dict) -> str:

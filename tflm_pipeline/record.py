@@ -162,15 +162,17 @@ class TrainingFacts:
     optimizer: str
     lr: float
     phases: dict[str, dict] = field(default_factory=dict)  # "float"/"qat" -> fit result
+    schedule: str = "constant"  # float training's --schedule
 
     def to_dict(self) -> dict:
         return {"batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
-                **self.phases}
+                "schedule": self.schedule, **self.phases}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingFacts":
         return cls(d.get("batch_size", 0), d.get("optimizer", ""), d.get("lr", 0.0),
-                   {k: v for k, v in d.items() if isinstance(v, dict)})
+                   {k: v for k, v in d.items() if isinstance(v, dict)},
+                   d.get("schedule", "constant"))
 
 
 @dataclass
@@ -196,6 +198,8 @@ class RunRecord:
     # on the test split ("test": tasks.verdict_metrics)
     threshold: dict | None = None
     data_checks: dict | None = None  # data.checks.DataChecks.to_dict(): leaks first
+    lr_range: dict | None = None  # --lr auto: training.lr_range.LrRange.summary()
+    diagnosis: list[dict] | None = None  # reports.diagnose findings (tflmp doctor)
 
     @property
     def metric(self) -> str:
@@ -215,7 +219,7 @@ class RunRecord:
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
         for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold",
-                    "data_checks"):
+                    "data_checks", "lr_range", "diagnosis"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -246,7 +250,8 @@ class RunRecord:
                        timings_s=dict(d.get("timings_s", {})), profile=d.get("profile"),
                        board_fit=board_fit, parity=d.get("parity"),
                        per_layer_error=d.get("per_layer_error"),
-                       threshold=d.get("threshold"), data_checks=d.get("data_checks"))
+                       threshold=d.get("threshold"), data_checks=d.get("data_checks"),
+                       lr_range=d.get("lr_range"), diagnosis=d.get("diagnosis"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

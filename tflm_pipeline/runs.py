@@ -5,7 +5,8 @@ model file; :func:`resolve` turns either into the model path and the run around 
 File layout (everything later commands need is found from the folder)::
 
     config.json  preprocessing.json  preprocessing_float.json  data_sha256.json  splits.json
-    stages.json  float_best.h5  qat_best_weights.h5  history.csv  history_qat.csv
+    lr_range.json (--lr auto)  stages.json  float_best.h5  qat_best_weights.h5  history.csv
+    history_qat.csv
     model_ptq_int8.tflite  model_qat_int8.tflite  model_int8.tflite
     report.json  report.md  report.html  manifest.json  plots/  tensorboard/
     checkpoints/ (while training)  firmware/<target>/
@@ -54,6 +55,8 @@ class RunFolder:
     MANIFEST = "manifest.json"
     PLOTS = "plots"
     TRAINING_CURVES = "plots/training_curves.png"
+    LR_RANGE = "lr_range.json"  # --lr auto: the sweep and the chosen rate
+    LR_RANGE_PLOT = "plots/lr_range.png"
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     FIRMWARE = "firmware"
@@ -223,7 +226,7 @@ class RunFolder:
                     break
             return
         names = [self.CONFIG, self.PREPROCESSING, self.FLOAT_PREPROCESSING, self.DATA_SHA256,
-                 self.STAGES, self.SPLITS, *self.HISTORY.values()]
+                 self.STAGES, self.SPLITS, self.LR_RANGE, *self.HISTORY.values()]
         for name in names:
             self.file(name).unlink(missing_ok=True)
         for folder in (self.CHECKPOINTS, self.TENSORBOARD):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..artifacts import write_bytes
+from ..artifacts import read_json, write_bytes, write_json
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset, task_hint
 from ..data.checks import check_dataset, class_weights
@@ -31,7 +31,8 @@ from ..quantize.int8 import (ConversionJob, check_convertible, convert_contained
 from ..quantize.qat import load_qat, quantize
 from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Ledger,
                       ModelFacts, RunRecord, TrainingFacts)
-from ..reports.plots import plot_run_curves
+from ..reports.diagnose import diagnose
+from ..reports.plots import plot_lr_range, plot_run_curves
 from ..reports.run_report import render_reports
 from ..runs import RunFolder
 from ..tasks import Task, Threshold, get_task, verdict_metrics
@@ -41,6 +42,8 @@ from ..tflm.harness import anomaly_scores, anomaly_threshold, evaluate
 from ..training.distribute import Distribution
 from ..training.fit import auto_batch_size, fit, make_optimizer
 from ..training.keras_io import load_keras_model, save_keras_model, save_weights
+from ..training.lr_range import LrRange, lr_range_test
+from ..training.schedule import LrSchedule
 from ..training.model_source import ModelSpec, build, declared_task, parse_model
 from .verify import verify
 
@@ -131,7 +134,7 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
             f"{record.metric} in TFLM, {row.drop:.2f} {worse} float "
             f"({record.ledger.rows[FLOAT].value:.4f}), more than --max-drop "
             f"{config.max_drop:g}; the run is kept in {run.path}: try more --qat-epochs or a "
-            "lower --qat-lr")
+            f"lower --qat-lr (`tflmp doctor {run.path}` shows the worst layer)")
     return TrainResult(run.path, record, reports)
 
 
@@ -159,6 +162,9 @@ class _Training:
         # the float Keras model keeps its own inputs if int8 preparation moves a layer out
         run.save_preprocessing(self.preprocessing, float_model=True)
         self.batch = config.batch_size or auto_batch_size(len(self.dataset.y_train))
+        # --lr auto: the rate the range test chose (read back on --resume, never redone)
+        self.lr_range = self._saved_lr_range() if config.lr_auto else None
+        self.lr = self.lr_range.chosen if self.lr_range is not None else config.lr
         self.augment = None
         if config.augment:
             kind, options = parse_augment_kind(config.augment)
@@ -200,6 +206,7 @@ class _Training:
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
                               selection, threshold)
+        record = self._diagnosed(record)
         self.run.write_record(record)
         self.run.write_manifest(command=command, data_fingerprint=self.dataset.fingerprint())
         self.run.remove_checkpoints()
@@ -208,7 +215,11 @@ class _Training:
             result = verify(self.run.path, ladder=True, workers=self.config.workers)
             record = dataclasses.replace(record, parity=result.record_parity,
                                          per_layer_error=result.per_layer_error)
-            self.reports = result.reports
+            before = record.diagnosis
+            record = self._diagnosed(record)  # with the per-layer error now
+            self.run.write_record(record)
+            self.reports = (result.reports if record.diagnosis == before
+                            else list(render_reports(self.run.path)))
         else:
             self.reports = list(render_reports(self.run.path))
         for path in self.reports:
@@ -224,12 +235,16 @@ class _Training:
                 model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
                               self.task.name, reinit=c.reinit, freeze=c.freeze,
                               trust=c.trust_model)
-                self._compile(model, c.lr)
-            check_convertible(model)  # before training, not after it
+                self._compile(model, 1e-3 if self.lr == "auto" else self.lr)
+            check_convertible(model)  # before training (and the range test), not after it
+            if c.lr_auto and self.lr_range is None:
+                with self.dist.scope():
+                    self._find_lr(model)
+                    self._compile(model, self.lr)
             log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
                      f"{model.count_params():,}", c.epochs)
             self._fit("float", model, path, save_keras_model, self.config.epochs,
-                      self.config.seed)
+                      self.config.seed, LrSchedule(self.config.schedule, self.lr))
         return load_keras_model(path, trust=self.config.trust_model)
 
     def _train_qat(self, prepared_model):
@@ -243,7 +258,7 @@ class _Training:
             log.info("QAT: layer '%s' stays float (%s)", layer, reason)
         model = wrapped.model
         if "qat" not in self.stages:
-            lr = self.config.qat_learning_rate
+            lr = self.config.qat_lr or self.lr / 10
             with self.dist.scope():
                 self._compile(model, lr)
             log.info("QAT: fine-tuning %d epochs at lr %g", self.config.qat_epochs, lr)
@@ -255,7 +270,8 @@ class _Training:
         model.load_weights(weights)
         return model
 
-    def _fit(self, phase: str, model, best_path: Path, save_best, epochs: int, seed: int):
+    def _fit(self, phase: str, model, best_path: Path, save_best, epochs: int, seed: int,
+             schedule: LrSchedule | None = None):
         """One training phase (float or QAT), resumable, recorded in stages.json."""
         result = fit(model, self._fit_data("train"), self._fit_data("val"),
                      phase_dir=self.run.checkpoints(phase), history_csv=self.run.history(phase),
@@ -263,7 +279,7 @@ class _Training:
                      batch_size=self.batch, patience=self.config.patience, seed=seed,
                      monitor=self.task.monitor, mode=self.task.monitor_mode,
                      augment=self.augment, tensorboard_dir=self.run.tensorboard(phase),
-                     class_weight=self._class_weight())
+                     class_weight=self._class_weight(), schedule=schedule)
         self.stages[phase] = result.to_dict()
         self.run.save_stages(self.stages)
 
@@ -368,10 +384,35 @@ class _Training:
             ledger=Ledger.of(self.task, scores),
             int8_preparation=Int8Preparation(list(prepared.changes), list(self.float_layers)),
             model=model,
-            training=TrainingFacts(self.batch, self.config.optimizer, self.config.lr, phases),
+            training=TrainingFacts(self.batch, self.config.optimizer, self.lr, phases,
+                                   self.config.schedule),
+            lr_range=self.lr_range.summary() if self.lr_range is not None else None,
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
             profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
             threshold=threshold, data_checks=self.data_checks.to_dict())
+
+    # --- --lr auto and the diagnosis -----------------------------------------------------
+
+    def _saved_lr_range(self) -> LrRange | None:
+        data = read_json(self.run.file(RunFolder.LR_RANGE), "delete it to sweep again")
+        return LrRange.from_dict(data) if data is not None else None
+
+    def _find_lr(self, model) -> None:
+        """Run the range test on the fresh ``model``, then put its initial weights back;
+        the sweep and the choice are saved before training starts."""
+        initial = model.get_weights()
+        self._compile(model, 1e-6)
+        x, y = self._fit_data("train")
+        sweep = lr_range_test(model, x, y, self.batch, seed=self.config.seed)
+        model.set_weights(initial)
+        write_json(self.run.file(RunFolder.LR_RANGE), sweep.to_dict())
+        plot_lr_range(sweep, self.run.file(RunFolder.LR_RANGE_PLOT))
+        self.lr_range, self.lr = sweep, sweep.chosen
+
+    def _diagnosed(self, record: RunRecord) -> RunRecord:
+        """``record`` with what ``tflmp doctor`` finds in this run."""
+        findings = diagnose(self.run, record)
+        return dataclasses.replace(record, diagnosis=[f.to_dict() for f in findings])
 
     # --- helpers ------------------------------------------------------------------------
 

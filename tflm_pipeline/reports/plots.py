@@ -46,6 +46,26 @@ def plot_run_curves(run: RunFolder, metric: str | None) -> Path | None:
     return plot_training_curves(histories, run.file(RunFolder.TRAINING_CURVES), metric=metric)
 
 
+def plot_lr_range(sweep, path: Path) -> Path:
+    """Loss vs learning rate of a range test (:class:`~tflm_pipeline.training.lr_range.
+    LrRange`), raw and smoothed, with the minimum and the chosen rate marked."""
+    fig, ax = _pyplot().subplots(figsize=(6, 3.8))
+    ax.plot(sweep.lrs, sweep.losses, color="#bbbbbb", lw=0.8, label="batch loss")
+    ax.plot(sweep.lrs, sweep.smoothed, color="#3b6ea8", label="smoothed")
+    ax.axvline(sweep.min_loss_lr, color="#c0504d", ls=":",
+               label=f"minimum {sweep.min_loss_lr:.2g}")
+    ax.axvline(sweep.chosen, color="#2e8b57", ls="--", label=f"chosen {sweep.chosen:.2g}")
+    ax.set_xscale("log")
+    low, high = min(sweep.smoothed), max(sweep.smoothed[: max(len(sweep.smoothed) // 3, 1)])
+    ax.set_ylim(low - 0.1 * abs(low), high + 0.5 * (high - low) + 1e-9)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"Learning-rate range test ({sweep.rule})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _pyplot():
     import matplotlib
 

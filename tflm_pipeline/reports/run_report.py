@@ -35,6 +35,7 @@ def render_reports(run_dir: str | os.PathLike) -> tuple[Path, Path]:
         _data_section(run, rec),
         checks_section(rec),
         _training_section(run, rec, config),
+        _doctor_section(rec),
         _ledger_section(rec, config),
         _RESULTS.get(rec.task, lambda run, rec: None)(run, rec),
         _preparation_section(rec),
@@ -113,18 +114,32 @@ def _training_section(run: RunFolder, rec: RunRecord, config: dict) -> dict:
     phases = [[phase, p.get("epochs_run"), p.get("best_epoch"), p.get("best_value"),
                p.get("stopped_early")] for phase, p in t.phases.items()]
     settings = [("batch size", t.batch_size), ("optimizer", t.optimizer),
-                ("learning rate", t.lr),
+                ("learning rate", t.lr if not rec.lr_range else
+                 f"{d.fmt(t.lr)} (--lr auto: {rec.lr_range['reason']})"),
+                ("schedule", t.schedule),
                 ("QAT learning rate", config.get("qat_lr") or "lr / 10"),
                 ("epochs asked (float / QAT)",
                  f"{d.fmt(config.get('epochs'))} / {d.fmt(config.get('qat_epochs'))}"),
                 ("seed", config.get("seed"))]
+    lr_plot = run.file(RunFolder.LR_RANGE_PLOT)
     return d.section("training", "Training",
-                     d.figures(d.figure("loss and metric per epoch", curves)) if curves
+                     d.figures(d.figure("loss and metric per epoch", curves),
+                               *([d.figure("learning-rate range test", lr_plot)]
+                                 if lr_plot.is_file() else [])) if curves
                      else d.text("No history CSVs in the run: no training curves."),
                      d.table(["phase", "epochs run", "best epoch",
                               "best " + task.monitor.replace("val_", "validation "),
                               "stopped early"], phases, table_id="phases-table"),
                      d.kv(settings))
+
+
+def _doctor_section(rec: RunRecord) -> dict | None:
+    """What ``tflmp doctor`` found (reports.diagnose), when anything fired."""
+    if not rec.diagnosis:
+        return None
+    return d.section("doctor", "Doctor", d.items(
+        [f"{f['severity']} {f['code']}: {f.get('problem', '')}: {f['evidence']} → try "
+         f"{f['remedy']}" for f in rec.diagnosis]))
 
 
 def _ledger_section(rec: RunRecord, config: dict) -> dict:

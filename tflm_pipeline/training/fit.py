@@ -68,14 +68,17 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
         save_best: Callable[[object, Path], None], epochs: int, batch_size: int,
         patience: int, seed: int, monitor: str = "val_accuracy", mode: str = "max",
         augment: Callable | None = None, tensorboard_dir: Path | None = None,
-        callbacks: list | None = None, class_weight: dict | None = None) -> FitResult:
+        callbacks: list | None = None, class_weight: dict | None = None,
+        schedule=None) -> FitResult:
     """Train a compiled ``model``; resume from ``phase_dir`` when it holds a checkpoint.
 
     The best epoch by ``monitor`` (``mode`` max or min) is kept with
     ``save_best(model, path)`` (float: full .h5; QAT: weights).  ``augment`` maps
     training batches (never validation data, never inside the model).  ``callbacks``
     are extra Keras callbacks, run after tflmp's own.  ``class_weight`` ({class: weight})
-    weights the training loss per class.
+    weights the training loss per class.  ``schedule`` (a
+    :class:`~tflm_pipeline.training.schedule.LrSchedule`) sets the rate per batch over
+    ``epochs``; without one (or "constant") the rate halves on a validation plateau.
     """
     tf, keras, _ = load()
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -106,14 +109,20 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                 patience=max(2, patience // 2),
                                                 min_lr=1e-6, verbose=1)
+    scheduled = schedule is not None and schedule.kind != "constant"
     own = [keras.callbacks.TerminateOnNaN(),
            keras.callbacks.CSVLogger(str(history_csv), append=state is not None),
            early, plateau]
+    if scheduled:  # first, so the CSV logger sees the rate it adds to the logs
+        from .schedule import schedule_callback
+
+        own[2:] = [early]
+        own.insert(0, schedule_callback(schedule, epochs, math.ceil(len(x) / batch_size)))
     if tensorboard_dir is not None:
         own.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
                                                profile_batch=0))
-    keeper = _run_checkpoint(ckpt, phase_dir, best_path, save_best, [early, plateau], state,
-                             monitor, mode)
+    keeper = _run_checkpoint(ckpt, phase_dir, best_path, save_best,
+                             [early] if scheduled else [early, plateau], state, monitor, mode)
     own.append(keeper)  # after tflmp's others: sees their updated state
     history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
                         validation_data=val, validation_batch_size=512,
