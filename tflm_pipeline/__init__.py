@@ -31,6 +31,8 @@ _FACADE = {
     "flash": ("commands.flash", "flash"),
     "report": ("commands.report", "report"),
     "compare": ("commands.compare", "compare"),
+    "tune": ("commands.tune", "tune"),
+    "Limits": ("tuning.space", "Limits"),
     "RunConfig": ("config", "RunConfig"),
     "TflmpError": ("errors", "TflmpError"),
 }

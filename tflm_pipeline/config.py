@@ -61,6 +61,9 @@ class RunConfig:
     clip_seconds: float = 1.0
     augment: str | None = None  # e.g. "flip,shift=0.1" or "time-shift=100,noise=DIR"
     strategy: str | None = None  # tf.distribute: None, "mirrored" or "multi-worker"
+    # keyword arguments for the model's builder (zoo or .py), e.g. {"filters": [8, 16]};
+    # `tflmp tune` sets them per trial
+    model_options: dict | None = None
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
