@@ -107,12 +107,15 @@ def search_space(config: RunConfig) -> list[Param]:
 def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
          timeout: float | None = None, limits: Limits = Limits(), boards_file=None,
          storage: str | None = None, study: str | None = None,
+         first_trials: list[dict] | None = None,
          on_trial: Callable[[TrialUpdate], None] | None = None) -> TuneResult:
     """Run (or resume) the study until it holds ``trials`` counted trials (all workers
     together) or ``timeout`` seconds pass; return the trials, Pareto front and best run.
 
     ``config`` gives the fixed settings and the ranges' ends: ``epochs`` and
     ``qat_epochs`` are the most a trial trains, ``window``/``image_size`` the largest input.
+    ``first_trials`` are parameter sets (names as in :func:`search_space`) a new study
+    tries before sampling, e.g. a model known to be good.
     """
     t0 = time.monotonic()
     config.validate()
@@ -142,6 +145,9 @@ def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
     # one seed for a study of its own; workers sharing a study must not draw the same points
     seed = config.seed if storage is None else None
     the_study = st.open_study(storage_url, name, direction, seed)
+    if first_trials and not the_study.get_trials(deepcopy=False):
+        for params in first_trials:
+            the_study.enqueue_trial(_check_params(params, space))
     recovered = st.recover_interrupted(the_study)
     if recovered:
         log.info("%d interrupted trial(s) queued again", recovered)
@@ -249,6 +255,15 @@ class _Objective:
         if path.exists():  # a trial number is used once; clear a half-made folder
             shutil.rmtree(path)
         return path
+
+
+def _check_params(params: dict, space: list[Param]) -> dict:
+    names = {p.name for p in space}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise TflmpError(f"first trial parameter(s) {', '.join(unknown)} are not searched; "
+                         f"the search space has {', '.join(sorted(names))}")
+    return params
 
 
 def _suggest(trial, p: Param):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from ..errors import TflmpError
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 30
-GRACE_S = 180  # a trial whose worker has not beaten for this long is failed and retried
+GRACE_S = 180
+OPEN_ATTEMPTS = 5  # a trial whose worker has not beaten for this long is failed and retried
 RETRY_OF = "retry_of"  # user attr of an enqueued retry: the interrupted trial's number
 RUN_DIR = "run_dir"
 REASON = "reason"
@@ -42,23 +45,29 @@ def open_study(storage_url: str, name: str, direction: str, seed: int | None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                storage_url, engine_kwargs=_engine_kwargs(storage_url),
-                heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=_retry_callback)
-    except (ImportError, ModuleNotFoundError) as e:
-        raise TflmpError(f"--storage {storage_url}: its database driver is missing ({e}); "
-                         "install it (e.g. pip install psycopg2-binary or pymysql)") from None
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many URL and connection errors
-        raise TflmpError(f"--storage {storage_url}: cannot open the database: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    storage_url, engine_kwargs=_engine_kwargs(storage_url),
+                    heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=_retry_callback)
+            study = optuna.create_study(storage=storage, study_name=name,
+                                        direction=direction, sampler=sampler, pruner=pruner,
+                                        load_if_exists=True)
+            break
+        except (ImportError, ModuleNotFoundError) as e:
+            raise TflmpError(f"--storage {storage_url}: its database driver is missing ({e}); "
+                             "install it (e.g. pip install psycopg2-binary or pymysql)") from None
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's many URL and connection errors
+            # workers starting together race to create the tables: the loser retries
+            if attempt + 1 == OPEN_ATTEMPTS:
+                raise TflmpError(f"--storage {storage_url}: cannot open the database: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+            time.sleep(0.5 + random.random() * (attempt + 1))
     if study.direction.name.lower() != direction:
         raise TflmpError(f"study '{name}' in {storage_url} {study.direction.name.lower()}s "
                          f"its objective, this task needs {direction}: use another --study")
