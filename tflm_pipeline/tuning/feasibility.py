@@ -6,14 +6,18 @@ trained ones, so an architecture that breaks a limit is dropped before any train
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset
 from ..mcu.device_profile import device_profile
 from ..quantize import rewrite
-from ..quantize.int8 import check_convertible, representative_samples, to_int8_tflite
+from ..quantize.int8 import (ConversionJob, check_convertible, convert_contained,
+                             representative_samples, to_int8_tflite)
 from ..tf_env import load
 from ..tflite.model_info import ModelInfo, read_model
+from ..training.keras_io import save_keras_model
 from ..training.model_source import build, parse_model
 from .space import Footprint
 
@@ -50,19 +54,27 @@ class DataCache:
 
 
 def untrained_int8(config: RunConfig, dataset, task: str) -> bytes:
-    """The int8 flatbuffer of the trial's model with its initial weights."""
+    """The int8 flatbuffer of the trial's model with its initial weights.  A model tflmp
+    did not build (a user's .py builder) converts in a child process, as in ``train``."""
     _, keras, _ = load()
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     pre = dataset.preprocessing
-    model = build(parse_model(config.model), pre.input_shape, pre.num_classes, task,
-                  trust=config.trust_model, hyper=config.model_options)
+    spec = parse_model(config.model)
+    model = build(spec, pre.input_shape, pre.num_classes, task, trust=config.trust_model,
+                  hyper=config.model_options)
     check_convertible(model)
     prepared = rewrite.prepare(model, pre.apply(dataset.raw("val")[0][:32]))
     int8_pre = pre.then(prepared.input_scale, prepared.input_offset)
     calibration = representative_samples(int8_pre.apply(dataset.raw("train")[0]),
                                          CALIBRATION_SAMPLES, config.seed)
-    return to_int8_tflite(prepared.model, calibration)
+    if spec.kind == "zoo":
+        return to_int8_tflite(prepared.model, calibration)
+    with tempfile.TemporaryDirectory(prefix="tflmp-tune-") as tmp:
+        path = Path(tmp) / "untrained.h5"
+        save_keras_model(model, path)
+        job = ConversionJob(path, prepare=True, trust=config.trust_model)
+        return convert_contained([job], calibration)[0]
 
 
 def untrained_footprint(config: RunConfig, dataset, task: str, board: str | None = None,
