@@ -231,3 +231,28 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     assert len(workers) == 2, workers
     for log in logs:
         assert "infeasible before training" in log
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-latency-ms", "5"], "--max-latency-ms needs --board"),
+    (["--max-flash", "lots"], "--max-flash takes a size"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--board", "no-such-board"], "unknown board 'no-such-board'")])
+def test_tune_refuses_bad_options_in_one_line(args, message, capsys, tmp_path):
+    from tflm_pipeline.cli import main
+
+    assert main(["tune", "--model", "mlp", "--out", str(tmp_path / "t"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tflmp: error:") and message in err[0], err
+
+
+def test_a_users_builder_declares_its_space_the_same_way():
+    import types
+
+    module = types.SimpleNamespace(
+        SEARCH_SPACE={"units": {"int": [8, 64], "step": 8}, "act": {"choice": ["relu", "tanh"]}},
+        hyper_from_search=lambda p: {"units": p["units"] * 2, "activation": p["act"]})
+    assert [p.name for p in sp.model_space(module)] == ["model.units", "model.act"]
+    assert sp.model_hyper(module, {"model.units": 16, "model.act": "tanh", "lr": 1e-3}) == {
+        "units": 32, "activation": "tanh"}
+    assert sp.model_space(types.SimpleNamespace()) == []  # no space: only training knobs
