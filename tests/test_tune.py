@@ -63,6 +63,10 @@ def test_training_and_input_knobs_follow_the_config():
     assert names == ["lr", "batch_size", "optimizer", "epochs"]
     epochs = next(p for p in sp.training_space(RunConfig(epochs=9)) if p.name == "epochs")
     assert (epochs.low, epochs.high) == (3, 9)
+    batch = {n: next(p for p in sp.training_space(RunConfig(), n) if p.name == "batch_size")
+             for n in (30, 200, None)}  # at least four steps an epoch
+    assert (batch[30].choices, batch[200].choices) == ((8,), (8, 16, 32))
+    assert batch[None].choices == sp.BATCH_SIZES
     assert sp.input_space(RunConfig(window=64), "csv") and not sp.input_space(RunConfig(), "ts")
     trial = sp.apply_params(RunConfig(window=64, stride=32),
                             {"lr": 0.004, "epochs": 5, "input_scale": 0.5}, {"units": [8]})

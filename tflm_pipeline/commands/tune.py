@@ -96,12 +96,14 @@ def default_tune_dir(config: RunConfig) -> Path:
     return Path("tune") / f"{config.model_name}-{Path(config.dataset).stem}"
 
 
-def search_space(config: RunConfig) -> list[Param]:
+def search_space(config: RunConfig, n_train: int | None = None) -> list[Param]:
     """Every knob a trial samples: the model's own (its module's SEARCH_SPACE), the
-    training knobs, and the input size where the data allows it."""
+    training knobs (batch sizes up to a quarter of ``n_train``), and the input size where
+    the data allows it."""
     module = builder_module(parse_model(config.model))
     own = model_space(module) if module is not None else []
-    return own + training_space(config) + input_space(config, kind_of(DataSpec.of(config)))
+    return (own + training_space(config, n_train)
+            + input_space(config, kind_of(DataSpec.of(config))))
 
 
 def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
@@ -135,7 +137,8 @@ def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
     config = dataclasses.replace(config, model=spec.text, task=task_name,
                                  max_drop=NO_DROP_LIMIT)
     task = get_task(task_name)
-    space = search_space(config)
+    data_cache = DataCache()
+    space = search_space(config, len(data_cache.get(config).y_train))
     tune_dir = Path(out) if out is not None else default_tune_dir(config)
     tune_dir.mkdir(parents=True, exist_ok=True)
     _write_settings(tune_dir, config, limits, trials, space)
@@ -154,7 +157,7 @@ def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
     log.info("tune: study '%s' in %s, %d of %d trials done; searching %s", name, storage_url,
              st.counted(the_study), trials, ", ".join(p.name for p in space))
 
-    objective = _Objective(config, space, limits, boards_file, tune_dir, task)
+    objective = _Objective(config, space, limits, boards_file, tune_dir, task, data_cache)
     durations: list[float] = []
     ran = 0
     while st.counted(the_study) < trials:
@@ -186,11 +189,11 @@ class _Objective:
     """One trial: sample, check the limits on the untrained int8 model, train, score."""
 
     def __init__(self, config: RunConfig, space: list[Param], limits: Limits, boards_file,
-                 tune_dir: Path, task):
+                 tune_dir: Path, task, data: DataCache):
         self.config, self.space, self.limits = config, space, limits
         self.boards_file, self.tune_dir, self.task = boards_file, tune_dir, task
         self.module = builder_module(parse_model(config.model))
-        self.data = DataCache()
+        self.data = data
         self.current: int | None = None
 
     def __call__(self, trial) -> float:

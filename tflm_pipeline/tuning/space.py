@@ -24,7 +24,8 @@ from ..config import OPTIMIZERS, RunConfig
 from ..errors import TflmpError
 
 MODEL_PREFIX = "model."  # sampled model knobs are named "model.<knob>" in the study
-BATCH_SIZES = (16, 32, 64, 128)
+BATCH_SIZES = (8, 16, 32, 64, 128)
+MIN_STEPS_PER_EPOCH = 4  # a batch no larger than a quarter of the training set
 LR_RANGE = (1e-4, 1e-2)
 INPUT_SCALES = (0.5, 0.75, 1.0)  # of the given --window or --image-size
 
@@ -169,11 +170,14 @@ def parse_bytes(text: str | int, flag: str) -> int:
     return int(float(m.group(1)) * {"b": 1, "k": 1024, "m": 1024 ** 2}[unit])
 
 
-def training_space(config: RunConfig) -> list[Param]:
-    """The training knobs: lr (log), batch, optimizer, epochs up to ``config.epochs``,
-    QAT epochs up to ``config.qat_epochs``."""
+def training_space(config: RunConfig, n_train: int | None = None) -> list[Param]:
+    """The training knobs: lr (log), batch (at most ``n_train`` / 4 when the training set
+    size is known), optimizer, epochs up to ``config.epochs``, QAT epochs up to
+    ``config.qat_epochs``."""
+    batches = tuple(b for b in BATCH_SIZES
+                    if n_train is None or b <= n_train // MIN_STEPS_PER_EPOCH) or BATCH_SIZES[:1]
     space = [Param("lr", "float", *LR_RANGE, log=True),
-             Param("batch_size", "choice", choices=BATCH_SIZES),
+             Param("batch_size", "choice", choices=batches),
              Param("optimizer", "choice", choices=OPTIMIZERS)]
     if config.epochs > 1:
         space.append(Param("epochs", "int", max(1, math.ceil(config.epochs / 3)),
