@@ -147,7 +147,9 @@ def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
     direction = "maximize" if task.higher_is_better else "minimize"
     # one seed for a study of its own; workers sharing a study must not draw the same points
     seed = config.seed if storage is None else None
-    the_study = st.open_study(storage_url, name, direction, seed)
+    # a curve is judged after a third of the most epochs: small sets start noisy
+    the_study = st.open_study(storage_url, name, direction, seed,
+                              warmup_epochs=max(2, config.epochs // 3))
     if first_trials and not the_study.get_trials(deepcopy=False):
         for params in first_trials:
             the_study.enqueue_trial(_check_params(params, space))

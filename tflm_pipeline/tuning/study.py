@@ -40,13 +40,15 @@ def default_storage(tune_dir: Path) -> str:
     return f"sqlite:///{(tune_dir / 'study.db').resolve()}"
 
 
-def open_study(storage_url: str, name: str, direction: str, seed: int | None):
-    """The study ``name`` in ``storage_url``, created or loaded (resume = same command)."""
+def open_study(storage_url: str, name: str, direction: str, seed: int | None,
+               warmup_epochs: int = 2):
+    """The study ``name`` in ``storage_url``, created or loaded (resume = same command).
+    Trials are pruned on their float validation curve after ``warmup_epochs``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_epochs)
     for attempt in range(OPEN_ATTEMPTS):
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna
