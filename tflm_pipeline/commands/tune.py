@@ -320,7 +320,8 @@ def _write_outputs(tune_dir: Path, rows: list[TrialRow], task, config: RunConfig
     front = pareto_front(rows, task.higher_is_better)
     best = best_trial(rows, task.higher_is_better)
     files = [write_trials_csv(rows, tune_dir / "trials.csv")]
-    png = plot_pareto(rows, front, task.metric, tune_dir / "plots" / "pareto.png")
+    png = plot_pareto(rows, front, task.metric, tune_dir / "plots" / "pareto.png",
+                      task.higher_is_better)
     best_dir = _copy_best(tune_dir, best)
     states = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "failed")}
     infeasible = sum(r.reason.startswith("infeasible") for r in rows)

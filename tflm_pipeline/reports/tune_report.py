@@ -10,9 +10,10 @@ from . import document as d
 from .plots import _pyplot, _save
 
 
-def plot_pareto(rows, front, metric: str, path: Path) -> Path | None:
+def plot_pareto(rows, front, metric: str, path: Path, higher_is_better: bool = True) -> Path | None:
     """One panel per cost (flash, arena, latency when known): every complete trial, the
-    Pareto front joined and marked."""
+    trials on the joint Pareto front in red, and each panel's own front (the best metric
+    for at most that cost) as a step line."""
     done = [r for r in rows if r.feasible]
     if not done:
         return None
@@ -22,20 +23,31 @@ def plot_pareto(rows, front, metric: str, path: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(costs), figsize=(4.2 * len(costs), 3.6), squeeze=False)
     on_front = {r.number for r in front}
+    sign = 1 if higher_is_better else -1
     for ax, (key, label) in zip(axes[0], costs):
-        pts = [(getattr(r, key), r.metric, r.number) for r in done
-               if getattr(r, key) is not None]
-        ax.scatter([p[0] for p in pts if p[2] not in on_front],
-                   [p[1] for p in pts if p[2] not in on_front], c="#9aa5b1", s=22,
-                   label="trial")
-        best = sorted((p for p in pts if p[2] in on_front), key=lambda p: p[0])
-        ax.plot([p[0] for p in best], [p[1] for p in best], "o-", c="#d1495b", ms=5,
-                label="Pareto front")
-        for x, y, n in best:
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        pts = sorted(((getattr(r, key), r.metric, r.number) for r in done
+                      if getattr(r, key) is not None), key=lambda p: (p[0], -sign * p[1]))
+        steps, best = [], None
+        for x, y, _ in pts:  # the best metric reached at each cost
+            if best is None or sign * y > sign * best:
+                best = y
+                steps.append((x, y))
+        if steps:
+            xs = [x for x, _ in steps] + [pts[-1][0]]
+            ax.step(xs, [y for _, y in steps] + [steps[-1][1]], where="post", c="#d1495b",
+                    lw=1, alpha=0.6)
+        for x, y, n in pts:
+            joint = n in on_front
+            ax.scatter([x], [y], c="#d1495b" if joint else "#9aa5b1", s=30 if joint else 20,
+                       zorder=4 if joint else 3)
+            if joint:
+                ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(3, 3),
+                            fontsize=7)
         ax.set_xlabel(label)
         ax.set_ylabel(f"int8 TFLM val {metric}")
         ax.grid(alpha=0.3)
+    axes[0][0].scatter([], [], c="#d1495b", label="Pareto front (trial no.)")
+    axes[0][0].scatter([], [], c="#9aa5b1", label="other trials")
     axes[0][0].legend(fontsize=8)
     fig.suptitle("tflmp tune: trials and Pareto front", fontsize=10)
     return _save(fig, path)
