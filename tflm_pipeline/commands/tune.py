@@ -323,14 +323,16 @@ def _write_outputs(tune_dir: Path, rows: list[TrialRow], task, config: RunConfig
     png = plot_pareto(rows, front, task.metric, tune_dir / "plots" / "pareto.png",
                       task.higher_is_better)
     best_dir = _copy_best(tune_dir, best)
-    states = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "failed")}
+    states = {s: sum(r.state == s for r in rows)
+              for s in ("complete", "pruned", "failed", "interrupted")}
     infeasible = sum(r.reason.startswith("infeasible") for r in rows)
     facts = [("study", f"{name} ({storage})"), ("model", config.model_name),
              ("dataset", Path(config.dataset).name),
              ("limits", ", ".join(f"{k} {v}" for k, v in limits.to_dict().items()
                                   if v is not None) or "none"),
              ("trials", f"{len(rows)}: {states['complete']} complete, {states['pruned']} "
-                        f"pruned ({infeasible} infeasible), {states['failed']} failed"),
+                        f"pruned ({infeasible} infeasible), {states['failed']} failed, "
+                        f"{states['interrupted']} interrupted and run again"),
              ("best", f"trial {best.number}: val {task.metric} {best.metric:.4f}, "
                       f"{best.flash_bytes:,} B flash, {best.ram_bytes:,} B arena"
               if best else "none yet")]

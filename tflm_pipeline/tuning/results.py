@@ -18,7 +18,7 @@ STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    state: str  # complete, pruned, failed, running, waiting
+    state: str  # complete, pruned, failed, interrupted (queued again), running, waiting
     metric: float | None  # the selected int8 model's validation metric in TFLM
     test_metric: float | None
     flash_bytes: int | None
@@ -41,12 +41,15 @@ class TrialRow:
 def trial_row(t) -> TrialRow:
     """A row from an Optuna ``FrozenTrial`` and the user attrs the tuner set."""
     a = t.user_attrs
+    state = STATES.get(t.state.name, t.state.name.lower())
+    reason = a.get("reason", "")
+    if state == "failed" and not reason:  # killed or Ctrl-C: its parameters run again
+        state, reason = "interrupted", "interrupted; its parameters were queued again"
     seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
                if t.datetime_complete and t.datetime_start else None)
-    return TrialRow(t.number, STATES.get(t.state.name, t.state.name.lower()),
-                    t.value if t.state.name == "COMPLETE" else None, a.get("test_metric"),
-                    a.get("flash_bytes"), a.get("ram_bytes"), a.get("latency_ms"),
-                    a.get("reason", ""), dict(t.params), a.get("run_dir"), seconds,
+    return TrialRow(t.number, state, t.value if t.state.name == "COMPLETE" else None,
+                    a.get("test_metric"), a.get("flash_bytes"), a.get("ram_bytes"),
+                    a.get("latency_ms"), reason, dict(t.params), a.get("run_dir"), seconds,
                     a.get("worker", ""))
 
 
