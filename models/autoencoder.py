@@ -16,6 +16,10 @@ from . import BN_MOMENTUM
 TASK = "autoencoder"
 
 
+# What `tflmp tune` searches (tflm_pipeline.tuning.space reads it).
+SEARCH_SPACE = {"units": {"int": [32, 256], "step": 32}, "bottleneck": {"int": [4, 16], "step": 4}}
+
+
 def build(input_shape=(640,), num_classes: int = 0, *, units: int = 128,
           bottleneck: int = 8):
     """``num_classes`` is ignored: the output reproduces the input."""

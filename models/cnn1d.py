@@ -11,6 +11,17 @@ Reference shape 128x3 (1.28 s of a 3-axis accelerometer at 100 Hz), 6 classes:
 
 from __future__ import annotations
 
+# What `tflmp tune` searches (tflm_pipeline.tuning.space reads it): depth and width of
+# the filter pyramid (each layer doubles the previous one's filters) and the kernel size.
+SEARCH_SPACE = {"depth": {"int": [1, 4]}, "base_filters": {"int": [4, 32], "step": 4},
+                "kernel_size": {"choice": [3, 5, 7]}}
+
+
+def hyper_from_search(params: dict) -> dict:
+    """The build arguments for one point of SEARCH_SPACE."""
+    return {"filters": tuple(params["base_filters"] * 2 ** i for i in range(params["depth"])),
+            "kernel_size": params["kernel_size"]}
+
 
 def build(input_shape=(128, 3), num_classes: int = 6, *, filters=(16, 32, 64),
           kernel_size: int = 5):

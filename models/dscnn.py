@@ -14,6 +14,11 @@ from __future__ import annotations
 from . import BN_MOMENTUM
 
 
+# What `tflmp tune` searches (tflm_pipeline.tuning.space reads it).
+SEARCH_SPACE = {"filters": {"int": [16, 96], "step": 16}, "blocks": {"int": [1, 4]},
+                "dropout": {"float": [0.0, 0.5], "step": 0.1}}
+
+
 def build(input_shape=(49, 10, 1), num_classes: int = 12, *, filters: int = 64,
           blocks: int = 4, dropout: float = 0.4):
     from ..tf_env import load

@@ -14,6 +14,9 @@ it needs pads 'same' instead, keeping the layer sequence and widths.
 
 from __future__ import annotations
 
+# What `tflmp tune` searches (tflm_pipeline.tuning.space reads it).
+SEARCH_SPACE = {"width": {"float": [0.25, 1.5], "step": 0.25}}
+
 
 def build(input_shape, num_classes: int, *, width: float = 1.0):
     """LeNet-5; ``width`` scales the number of filters and dense units."""

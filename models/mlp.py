@@ -9,6 +9,15 @@ bytes of flatbuffer).
 
 from __future__ import annotations
 
+# What `tflmp tune` searches: the number of hidden layers and the first one's units (each
+# further layer has half as many).
+SEARCH_SPACE = {"depth": {"int": [1, 3]}, "units": {"int": [16, 256], "step": 16}}
+
+
+def hyper_from_search(params: dict) -> dict:
+    """The build arguments for one point of SEARCH_SPACE."""
+    return {"units": tuple(max(4, params["units"] // 2 ** i) for i in range(params["depth"]))}
+
 
 def build(input_shape=(64,), num_classes: int = 10, *, units=(64, 32)):
     from ..tf_env import load

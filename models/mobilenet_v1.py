@@ -17,6 +17,10 @@ _BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
            (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 
 
+# What `tflmp tune` searches (tflm_pipeline.tuning.space reads it).
+SEARCH_SPACE = {"alpha": {"choice": [0.1, 0.25, 0.35, 0.5]}}
+
+
 def build(input_shape=(96, 96, 3), num_classes: int = 2, *, alpha: float = 0.25):
     from ..tf_env import load
 

@@ -13,6 +13,16 @@ from __future__ import annotations
 from . import BN_MOMENTUM
 
 
+# What `tflmp tune` searches: the first stage's filters (each stage doubles them).
+SEARCH_SPACE = {"base_filters": {"int": [4, 24], "step": 4}}
+
+
+def hyper_from_search(params: dict) -> dict:
+    """The build arguments for one point of SEARCH_SPACE."""
+    f = params["base_filters"]
+    return {"filters": (f, 2 * f, 4 * f)}
+
+
 def build(input_shape=(32, 32, 3), num_classes: int = 10, *, filters=(16, 32, 64)):
     from ..tf_env import load
 

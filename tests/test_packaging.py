@@ -42,7 +42,7 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/firmware_files/features/tflmp_audio_frontend.h",
                      "tflm_pipeline/firmware_files/features/audio_frontend.c.j2",
                      "tflm_pipeline/reports/templates/report.html.j2",
-                     "tflm_pipeline/codegen/c_array.py"):
+                     "tflm_pipeline/codegen/c_array.py", "tflm_pipeline/tuning/space.py"):
         assert expected in names, expected
     assert not any(n.startswith(("models/", "firmware/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -32,6 +32,8 @@ _FACADE = {
     "report": ("commands.report", "report"),
     "compare": ("commands.compare", "compare"),
     "doctor": ("commands.doctor", "doctor"),
+    "tune": ("commands.tune", "tune"),
+    "Limits": ("tuning.space", "Limits"),
     "RunConfig": ("config", "RunConfig"),
     "TflmpError": ("errors", "TflmpError"),
 }

@@ -426,6 +426,65 @@ def doctor(run_dir, out):
         console.wrote(write_json(out, result.to_dict()))
 
 
+@cli.command()
+@click.option("--model", default="lenet", show_default=True,
+              help="A zoo model or path.py[:function]; its SEARCH_SPACE is searched.")
+@click.option("--dataset", default="digits", show_default=True,
+              help="As for train: digits, mnist, fashion-mnist, or a data path.")
+@click.option("--data-dir", type=click.Path(), help="Folder with the dataset's idx .gz files.")
+@click.option("--task", type=click.Choice(["classification", "regression", "autoencoder"]))
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials in the study (all workers together); rerun to resume.")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option("--board", help="Each trial's firmware must fit this board (tflmp boards).")
+@click.option("--boards-file", type=click.Path(), help="Your boards YAML, merged over ours.")
+@click.option("--max-flash", metavar="SIZE", help="Most bytes of int8 model (e.g. 16KB).")
+@click.option("--max-ram", metavar="SIZE", help="Most bytes of tensor arena (e.g. 8KB).")
+@click.option("--max-latency-ms", type=float,
+              help="Most milliseconds per inference on --board (upper end of its band).")
+@click.option("--epochs", type=int, default=30, show_default=True,
+              help="Most float epochs a trial trains (the search goes down to a third).")
+@click.option("--qat-epochs", type=int, default=3, show_default=True,
+              help="Most QAT epochs a trial fine-tunes (the search goes down to 0).")
+@click.option("--patience", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-split", type=float, default=0.1, show_default=True)
+@click.option("--split", default="7:2:1", show_default=True)
+@click.option("--window", type=int, help="CSV data: the largest window (searched down to half).")
+@click.option("--stride", type=int, help="CSV data: rows between window starts.")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--columns", help="CSV data: comma-separated channel columns.")
+@click.option("--image-size", metavar="HxW", help="Image folders: the largest input size.")
+@click.option("--color", type=click.Choice(["grayscale", "rgb"]), default="grayscale",
+              show_default=True)
+@click.option("--workers", type=int, help="Processes for TFLM evaluation (default: all CPUs).")
+@click.option("--out", type=click.Path(), help="Tune folder (default tune/<model>-<data>).")
+@click.option("--storage", metavar="URL", help="Optuna database URL shared by workers, e.g. "
+              "postgresql://user:pw@host/db (default: sqlite in the tune folder).")
+@click.option("--study", metavar="NAME", help="Study name in --storage (default: the tune "
+              "folder's name).")
+def tune(trials, timeout, board, boards_file, max_flash, max_ram, max_latency_ms, out,
+         storage, study, **options):
+    """Search model size, training and input knobs for the best int8 model that fits."""
+    from . import console
+    from .commands.tune import tune as run_tune
+    from .config import RunConfig
+    from .data.spec import parse_size, parse_split
+    from .tuning.space import Limits, parse_bytes
+
+    options["split"] = parse_split(options["split"])
+    if options["image_size"]:
+        options["image_size"] = parse_size(options["image_size"])
+    if options["columns"]:
+        options["columns"] = tuple(c.strip() for c in options["columns"].split(",") if c.strip())
+    limits = Limits(board, parse_bytes(max_flash, "--max-flash") if max_flash else None,
+                    parse_bytes(max_ram, "--max-ram") if max_ram else None, max_latency_ms)
+    result = run_tune(RunConfig(**options), out, trials=trials, timeout=timeout, limits=limits,
+                      boards_file=boards_file, storage=storage, study=study,
+                      on_trial=console.tune_progress)
+    console.tune_summary(result)
+
+
 def main(argv=None) -> int:
     from . import console
 

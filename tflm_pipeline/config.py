@@ -71,6 +71,9 @@ class RunConfig:
     subset: int | None = None  # at most N samples per split, stratified
     class_weight: str | None = None  # "auto": weights inverse to the train class counts
     schedule: str = "constant"  # float training's rate: constant, cosine or onecycle
+    # keyword arguments for the model's builder (zoo or .py), e.g. {"filters": [8, 16]};
+    # `tflmp tune` sets them per trial
+    model_options: dict | None = None
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""

@@ -379,3 +379,54 @@ def data_check_result(result) -> None:
         click.echo("constant channels: " + (", ".join(c.constant_channels) or "none"))
     for note in s.notes:
         click.echo(f"note: {note}")
+
+
+# --- tune ------------------------------------------------------------------------------
+
+def tune_progress(u) -> None:
+    """One line per finished trial: n/N, its outcome, the best so far, time left."""
+    outcome = (f"val {u.metric:.4f}" if u.metric is not None
+               else f"{u.state}: {u.reason}" if u.reason else u.state)
+    best = (f"best {u.best_metric:.4f} (trial {u.best_number})" if u.best_metric is not None
+            else "no feasible trial yet")
+    eta = f", ~{_duration(u.eta_s)} left" if u.eta_s is not None and u.done < u.total else ""
+    click.echo(f"tune: trial {u.number} done ({u.done}/{u.total}): {outcome}; {best}{eta}")
+
+
+def tune_summary(result) -> None:
+    """The Pareto front, the best feasible trial and where everything is."""
+    click.echo("")
+    front = sorted(result.front, key=lambda r: r.flash_bytes or 0)
+    if front:
+        click.echo(f"Pareto front (val {result.metric} in TFLM vs flash, arena, latency):")
+        _table(["trial", f"val {result.metric}", f"test {result.metric}", "flash B", "arena B",
+                "latency ms"],
+               [[str(r.number), f"{r.metric:.4f}",
+                 "" if r.test_metric is None else f"{r.test_metric:.4f}",
+                 f"{r.flash_bytes:,}", f"{r.ram_bytes:,}",
+                 "" if r.latency_ms is None else f"{r.latency_ms:.3g}"] for r in front],
+               right={1, 2, 3, 4, 5})
+    counts = {}
+    for r in result.trials:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    click.echo(f"trials: {len(result.trials)} (" + ", ".join(f"{v} {k}" for k, v in
+                                                          sorted(counts.items())) + ")")
+    if result.trials_per_hour:
+        click.echo(f"this worker: {result.trials_run} trial(s) in {_duration(result.seconds)}"
+                   f" = {result.trials_per_hour:.1f} trials/hour")
+    if result.best is None:
+        click.echo("no trial met the limits yet: widen them or run more --trials")
+    else:
+        b = result.best
+        click.echo(f"best feasible: trial {b.number}, val {result.metric} {b.metric:.4f}, "
+                   f"{b.flash_bytes:,} B flash, {b.ram_bytes:,} B arena -> {result.best_dir}")
+    wrote(*result.files)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

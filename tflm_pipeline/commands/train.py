@@ -72,10 +72,11 @@ def default_run_dir(config: RunConfig, model: ModelSpec) -> Path:
 
 def train(config: RunConfig | None = None, out: str | Path | None = None, *,
           resume: str | Path | None = None, command: list[str] | None = None,
-          ladder: bool = False) -> TrainResult:
+          ladder: bool = False, callbacks: list | None = None) -> TrainResult:
     """Run (or resume) the whole chain and return the run record written to report.json.
 
-    ``ladder`` adds the parity ladder and per-layer quantization error of the selected
+    ``callbacks`` are extra Keras callbacks for float training (``tflmp tune`` prunes
+    weak trials with one).  ``ladder`` adds the parity ladder and per-layer quantization error of the selected
     model (as ``tflmp verify --ladder``) to the record.
 
     Raises TflmpError after writing everything when the selected int8 model loses more
@@ -115,7 +116,7 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
         run = RunFolder.create(path, with_absolute_paths(config))
     keras.utils.set_random_seed(config.seed)
     try:
-        training = _Training(run, config, spec, dist)
+        training = _Training(run, config, spec, dist, callbacks)
         record = training.execute(t_start, command or sys.argv, ladder)
     except BaseException:
         # a run that failed before its first saved epoch is removed: the retry starts
@@ -141,8 +142,9 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
 class _Training:
     """One training run's folder, settings, data and bookkeeping, shared by its steps."""
 
-    def __init__(self, run: RunFolder, config: RunConfig, spec, dist):
+    def __init__(self, run: RunFolder, config: RunConfig, spec, dist, callbacks=None):
         self.run, self.config, self.dist = run, config, dist
+        self.float_callbacks = list(callbacks or [])
         self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
         run.check_same_data(self.dataset.fingerprint())
@@ -234,7 +236,7 @@ class _Training:
             with self.dist.scope():
                 model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
                               self.task.name, reinit=c.reinit, freeze=c.freeze,
-                              trust=c.trust_model)
+                              trust=c.trust_model, hyper=c.model_options)
                 self._compile(model, 1e-3 if self.lr == "auto" else self.lr)
             check_convertible(model)  # before training (and the range test), not after it
             if c.lr_auto and self.lr_range is None:
@@ -244,7 +246,8 @@ class _Training:
             log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
                      f"{model.count_params():,}", c.epochs)
             self._fit("float", model, path, save_keras_model, self.config.epochs,
-                      self.config.seed, LrSchedule(self.config.schedule, self.lr))
+                      self.config.seed, LrSchedule(self.config.schedule, self.lr),
+                      self.float_callbacks)
         return load_keras_model(path, trust=self.config.trust_model)
 
     def _train_qat(self, prepared_model):
@@ -271,7 +274,7 @@ class _Training:
         return model
 
     def _fit(self, phase: str, model, best_path: Path, save_best, epochs: int, seed: int,
-             schedule: LrSchedule | None = None):
+             schedule: LrSchedule | None = None, callbacks: list | None = None):
         """One training phase (float or QAT), resumable, recorded in stages.json."""
         result = fit(model, self._fit_data("train"), self._fit_data("val"),
                      phase_dir=self.run.checkpoints(phase), history_csv=self.run.history(phase),
@@ -279,7 +282,8 @@ class _Training:
                      batch_size=self.batch, patience=self.config.patience, seed=seed,
                      monitor=self.task.monitor, mode=self.task.monitor_mode,
                      augment=self.augment, tensorboard_dir=self.run.tensorboard(phase),
-                     class_weight=self._class_weight(), schedule=schedule)
+                     class_weight=self._class_weight(), schedule=schedule,
+                     callbacks=callbacks)
         self.stages[phase] = result.to_dict()
         self.run.save_stages(self.stages)
 

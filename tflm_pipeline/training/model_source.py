@@ -116,6 +116,14 @@ def build(spec: ModelSpec, input_shape, num_outputs: int, task: str, *, reinit: 
     return model
 
 
+def builder_module(spec: ModelSpec):
+    """The module whose function builds the model (a zoo module or the user's file), where
+    ``tflmp tune`` reads its ``SEARCH_SPACE``; None for a saved Keras model."""
+    if spec.kind == "zoo":
+        return importlib.import_module(f"{__package__.rpartition('.')[0]}.models.{spec.path}")
+    return _import(spec) if spec.kind == "python" else None
+
+
 def _import(spec: ModelSpec):
     """The user's Python file as a module (their own code: it runs)."""
     path = Path(spec.path)
