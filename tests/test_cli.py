@@ -162,14 +162,15 @@ def test_resume_after_sigkill_continues_from_last_epoch(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert report["training"]["float"]["epochs_run"] == epochs
     # the same final metrics as the run that was never interrupted (within noise:
-    # resumed shuffling and TensorFlow's threads are not bit-reproducible)
+    # resumed shuffling and TensorFlow's threads are not bit-reproducible; two straight
+    # runs of this command differed by up to 0.04 on a loaded machine)
     whole = tmp_path / "whole"
     p = run_cli(*cmd[3:-1], whole)
     assert p.returncode == 0, p.stderr
     uninterrupted = json.loads((whole / "report.json").read_text())
     for key in ("float", "qat_int8_tflm"):
         resumed, straight = (r["metrics"][key]["accuracy"] for r in (report, uninterrupted))
-        assert resumed > 0.8 and abs(resumed - straight) <= 0.03, (key, resumed, straight)
+        assert resumed > 0.8 and abs(resumed - straight) <= 0.05, (key, resumed, straight)
 
 
 def test_resume_refuses_changed_options(tmp_path):
@@ -179,10 +180,11 @@ def test_resume_refuses_changed_options(tmp_path):
 
 @pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
-    # SGD at this rate diverges within the first few epochs on digits
+    # SGD at this rate overflows to NaN in the first epoch on digits (at 1e4 the loss only
+    # grows huge: a finite divergence, which the doctor reports instead)
     run = tmp_path / "run"
     p = run_cli("train", "--epochs", "6", "--qat-epochs", "0", "--optimizer", "sgd",
-                "--lr", "1e4", "--out", run)
+                "--lr", "1e6", "--out", run)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()[-1]
     assert "became NaN" in err and "lower --lr" in err, p.stderr[-2000:]

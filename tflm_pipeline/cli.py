@@ -408,6 +408,8 @@ def data_check(dataset, split, columns, image_size, no_near, out, val_split, **o
                     image_size=parse_size(image_size) if image_size else None, **options)
     result = check(spec, near=not no_near)
     console.data_check_result(result)
+    if out:
+        console.wrote(write_json(out, result.to_dict()))
 
 
 @cli.command()

@@ -55,9 +55,8 @@ def plan_split(y, fractions, seed: int, where, groups=None) -> SplitPlan:
         return plan
     if groups is not None:
         plan = _group_split(y, np.asarray(groups), fractions, rng, where, classes)
-    elif not classes:
-        order = rng.permutation(n)
-        plan = SplitPlan(_cut(order, sizes))
+    elif not classes:  # float targets: scikit-learn's seeded split, as runs always had
+        plan = SplitPlan(_sklearn_split(y, sizes, seed, stratify=False))
     else:
         plan = _class_split(y, fractions, sizes, seed, rng, where)
     if classes:
@@ -189,17 +188,23 @@ def _per_class(count: int, fractions) -> list[int]:
     return take
 
 
-def _sklearn_split(y, sizes, seed):
-    """scikit-learn's stratified split: test first, then validation from the rest."""
+def _sklearn_split(y, sizes, seed, stratify: bool = True):
+    """scikit-learn's seeded split (stratified by ``y`` unless ``stratify`` is False): test
+    first, then validation from the rest, each in the order scikit-learn gives (the order
+    runs have always trained in: a run made before the group-aware splitter gets the same
+    samples in the same order)."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
     if len(sizes) == 2:
-        tr, va = train_test_split(idx, test_size=sizes[1], random_state=seed, stratify=y)
-        return np.sort(tr), np.sort(va)
-    rest, te = train_test_split(idx, test_size=sizes[2], random_state=seed, stratify=y)
-    tr, va = train_test_split(rest, test_size=sizes[1], random_state=seed, stratify=y[rest])
-    return np.sort(tr), np.sort(va), np.sort(te)
+        tr, va = train_test_split(idx, test_size=sizes[1], random_state=seed,
+                                  stratify=y if stratify else None)
+        return tr, va
+    rest, te = train_test_split(idx, test_size=sizes[2], random_state=seed,
+                                stratify=y if stratify else None)
+    tr, va = train_test_split(rest, test_size=sizes[1], random_state=seed,
+                              stratify=y[rest] if stratify else None)
+    return tr, va, te
 
 
 def _group_split(y, groups, fractions, rng, where, classes) -> SplitPlan:
