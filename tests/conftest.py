@@ -7,6 +7,7 @@ the fast tier for the edit loop; CI runs everything.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -32,6 +33,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _package_logging():
+    """A test that runs the CLI in-process installs its console logging (propagation
+    off); undo it, so pytest's log capture sees the package's messages in later tests."""
+    yield
+    logger = logging.getLogger("tflm_pipeline")
+    logger.propagate = True
+    for handler in [h for h in logger.handlers if type(h).__name__ == "_ClickHandler"]:
+        logger.removeHandler(handler)
 
 
 def shared(*parts) -> Path:
