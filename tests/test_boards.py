@@ -134,3 +134,19 @@ def test_every_no_in_the_fit_table_says_why_with_the_arena_it_counts(tmp_path):
     assert all(r["reasons"] == [] for r in rows.values() if r["fits"])
     row = next(line for line in p.stdout.splitlines() if line.startswith("split-heap"))
     assert " NO " in row and f"{arena:,}" in row and "largest heap block 50,000 B" in row
+
+
+def test_counted_instructions_give_the_calibrated_band(tmp_path):
+    # QEMU -icount's Cortex-M4 instructions x the CMSIS-NN kernels' calibrated cycles per
+    # instruction (firmware/boards.yaml, bench/latency_calibration.py) at the board's clock
+    nano = boards.get_board("arduino-nano33ble")
+    lo, hi = nano.kernels.cycles_per_instruction
+    band = latency.latency_band([], nano, latency.Measurement(instructions=31_926_000))
+    assert band.low_ms == pytest.approx(31_926_000 * lo / 64e3)
+    assert band.high_ms == pytest.approx(31_926_000 * hi / 64e3)
+    assert "QEMU -icount" in band.basis and "calibrated on MLPerf Tiny" in band.basis
+    model = shared("models", "person_detect.tflite")
+    p = run_cli("profile", model, "--board", "esp32", "--measured-instructions", "1000")
+    assert p.returncode == 2 and "no calibrated cycles per instruction" in p.stderr
+    p = run_cli("profile", model, "--measured-instructions", "1000")
+    assert p.returncode == 2 and "--measured-instructions needs --board" in p.stderr

@@ -3,6 +3,7 @@ latency line is an instruction count (issue 17: it used to print "0 us" for smal
 models, from 10 ms semihosting ticks)."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,18 @@ def test_per_op_instructions_are_read_from_the_profiler_csv():
                                       "SOFTMAX"]
     assert ops[0] == {"index": 0, "op": "CONV_2D", "instructions": 3120 * 40}
     assert op_instructions("lenet: self-test PASS (4/4 vectors exact), 1 us") is None
+
+
+def test_recorded_cortex_m4_check_log():
+    # the QEMU output of `tflmp firmware RUN --target esp-idf --check` for LeNet on digits
+    # (esp-tflite-micro 1.4.0, reference kernels; recorded 2026-12-02): the per-op counts
+    # add up to the self-test's count, to its 1,000-instruction resolution
+    log = (Path(__file__).parent / "qemu" / "lenet_esp-tflite-micro-1.4.log").read_text()
+    total = instructions_per_inference(log)
+    ops = op_instructions(log)
+    assert total == 1_375_000
+    assert [o["op"] for o in ops] == ["CONV_2D", "AVERAGE_POOL_2D", "CONV_2D",
+                                      "AVERAGE_POOL_2D", "CONV_2D", "RESHAPE",
+                                      "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"]
+    assert abs(sum(o["instructions"] for o in ops) - total) < 1000
+    assert max(ops, key=lambda o: o["instructions"])["index"] == 4  # the third conv

@@ -284,8 +284,11 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
               help="Latency measured on the board (the self-test prints it) to narrow the band.")
 @click.option("--measured-macs", type=int,
               help="MACs of the model --measured-us was measured on (default: this model).")
+@click.option("--measured-instructions", type=int,
+              help="Cortex-M4 instructions per inference that 'firmware --check' counted "
+              "under QEMU: the band becomes count x calibrated cycles per instruction.")
 @click.option("--out", type=click.Path(), help="Write the profile as JSON here.")
-def profile(model, board, boards_file, measured_us, measured_macs, out):
+def profile(model, board, boards_file, measured_us, measured_macs, measured_instructions, out):
     """Per-layer MACs and memory, memory plan, flash, latency band and board fit of MODEL
     (a .tflite or a run folder).  Exits with 2 when it does not fit --board or meets a
     known kernel bug of its TFLM that firmware refuses (firmware/known_issues.yaml)."""
@@ -294,7 +297,7 @@ def profile(model, board, boards_file, measured_us, measured_macs, out):
     from .commands.profile import profile as run_profile
 
     p = run_profile(model, board=board, boards_file=boards_file, measured_us=measured_us,
-                    measured_macs=measured_macs)
+                    measured_macs=measured_macs, measured_instructions=measured_instructions)
     console.profile_result(p)
     if out:
         console.wrote(write_json(out, p.to_dict()))

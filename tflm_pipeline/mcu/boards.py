@@ -31,6 +31,9 @@ class KernelClass:
     cycles_per_element: tuple[float, float]
     code_sizes: str  # library in kernel_sizes.json
     sources: str
+    # clock cycles per Cortex-M4 instruction counted by `firmware --check` under QEMU
+    # (-icount), calibrated on published results; None where nothing calibrates it
+    cycles_per_instruction: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ def _check(kind: str, name: str, entry: dict, fields: dict, optional: dict, wher
 
 
 def _kernel_class(name: str, entry: dict, where) -> KernelClass:
-    e = _check("kernel class", name, entry, _KERNEL_FIELDS, {}, where)
+    e = _check("kernel class", name, entry, _KERNEL_FIELDS,
+               {"cycles_per_instruction": "range"}, where)
     if e["code_sizes"] not in _kernel_sizes()["libraries"]:
         raise TflmpError(f"{where}: kernel class '{name}': code_sizes '{e['code_sizes']}' is "
                          f"not in kernel_sizes.json ({', '.join(_kernel_sizes()['libraries'])})")

@@ -121,23 +121,26 @@ class Tree:
 
 
 def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
-                  qemu: bool | None = None, cache_dir: Path | None = None) -> list[CheckResult]:
+                  qemu: bool | None = None, cache_dir: Path | None = None,
+                  host: bool = True) -> list[CheckResult]:
     """Build and run the project's self-test on the host and (optionally) QEMU, against
-    the TFLM tree at ``tflm_dir`` (or one :func:`find_tree` already located)."""
+    the TFLM tree at ``tflm_dir`` (or one :func:`find_tree` already located); ``host``
+    False skips the board-main compile and the host run (benchmarks that only count
+    Cortex-M4 instructions)."""
     project = Path(project)
     meta = read_project(project)
     tree = tflm_dir if isinstance(tflm_dir, Tree) else find_tree(Path(tflm_dir))
     code_dir = _code_dir(project, meta.name)
     cache_dir = cache_dir or cache_root()
     arena = meta.arena_bytes
-    results = []
-    results.append(compile_board_main(project, meta.target, code_dir))
+    results = [compile_board_main(project, meta.target, code_dir)] if host else []
     with tempfile.TemporaryDirectory(prefix="tflmp-check-") as tmp:
         tmp = Path(tmp)
         main = tmp / "check_main.cc"
         main.write_text(render("check/check_main.cc.j2", name=meta.name))
-        results.append(_build_and_run(HOST_TOOLCHAIN, tree, code_dir, meta.name, main, tmp,
-                                      arena * HOST_ARENA_FACTOR + 4096, cache_dir))
+        if host:
+            results.append(_build_and_run(HOST_TOOLCHAIN, tree, code_dir, meta.name, main, tmp,
+                                          arena * HOST_ARENA_FACTOR + 4096, cache_dir))
         want_qemu = qemu if qemu is not None else bool(
             shutil.which("arm-none-eabi-g++") and shutil.which("qemu-system-arm"))
         if want_qemu:

@@ -23,8 +23,11 @@ OTHER_MODEL_SPREAD = 0.30
 
 @dataclass(frozen=True)
 class Measurement:
-    us: float  # microseconds per inference, as the firmware's self-test prints them
+    us: float | None = None  # microseconds per inference, as the board's self-test prints
     macs: int | None = None  # MACs of the measured model; None: the model being estimated
+    # Cortex-M4 instructions per inference of this model, as `firmware --check` counts
+    # them under QEMU -icount (instead of a time measured on the board)
+    instructions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def latency_band(layers: list[LayerProfile], board: Board,
                     f"and {elements:,} elements of MAC-free layers x "
                     f"{k.cycles_per_element[0]:g}-{k.cycles_per_element[1]:g} cycles "
                     f"({k.name}) at {board.clock_mhz:g} MHz")
+    if measured.instructions is not None:
+        return _instruction_band(measured.instructions, board)
     if measured.us <= 0 or (measured.macs is not None and measured.macs <= 0):
         raise TflmpError("a measured latency needs a time > 0 us and the measured model's "
                          "MACs > 0")
@@ -75,6 +80,24 @@ def latency_band(layers: list[LayerProfile], board: Board,
         basis += (f"; outside {k.name}'s {lo_c:g}-{hi_c:g} cycles/MAC: check the clock and "
                   "which kernels the build links")
     return Band(centre * (1 - spread), centre * (1 + spread), basis)
+
+
+def _instruction_band(instructions: int, board: Board) -> Band:
+    """Counted instructions x the kernels' calibrated cycles per instruction."""
+    k = board.kernels
+    if instructions <= 0:
+        raise TflmpError("--measured-instructions must be a count > 0 (firmware --check "
+                         "prints it for the Cortex-M4)")
+    if k.cycles_per_instruction is None:
+        raise TflmpError(f"{board.name}'s kernels ({k.name}) have no calibrated cycles per "
+                         "instruction: counted instructions are Cortex-M4 instructions of "
+                         "CMSIS-NN builds; use --measured-us from the board instead")
+    lo, hi = k.cycles_per_instruction
+    hz = board.clock_mhz * 1e6
+    return Band(1e3 * instructions * lo / hz, 1e3 * instructions * hi / hz,
+                f"{instructions:,} Cortex-M4 instructions (QEMU -icount) x {lo:g}-{hi:g} "
+                f"cycles per instruction ({k.name}, calibrated on MLPerf Tiny results) at "
+                f"{board.clock_mhz:g} MHz")
 
 
 def _ms(value: float) -> str:
