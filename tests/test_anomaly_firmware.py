@@ -15,14 +15,12 @@ from tflm_pipeline import firmware
 from tflm_pipeline.data import load_dataset
 from tflm_pipeline.errors import TflmpError
 from tflm_pipeline.firmware_files import path as firmware_file
-from tflm_pipeline.firmware_files import render
 from tflm_pipeline.mcu.build_check import (CM4_FLAGS, COMMON_FLAGS, CXX_FLAGS,
                                            compile_board_main, qemu_command)
-from tflm_pipeline.mcu.releases import get_release
-from tflm_pipeline.mcu.targets import get_target, targets
+from tflm_pipeline.mcu.targets import targets
 from tflm_pipeline.tasks import AUTOENCODER
 from tflm_pipeline.tflm.harness import anomaly_scores, anomaly_threshold
-from tflm_shim import write_fake_interpreter, write_shim
+from tflm_shim import self_test_kit
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
@@ -110,14 +108,7 @@ def _self_test_sources(project, tmp_path):
     """The runner, model, golden vectors and a fake TFLM answering the golden inputs with
     the outputs TFLM computed, and the check main: the self-test without a TFLM tree."""
     code = _code(project)
-    shim = write_shim(tmp_path / "shim", get_release(get_target(project.target).releases[0]).op_set)
-    golden = (code / "ae_golden.h").read_text()
-    outputs = bytes(int(h, 16) for h in re.findall(
-        r"0x([0-9a-f]{2})", golden.split("ae_golden_outputs")[1].split("};")[0]))
-    fake = write_fake_interpreter(tmp_path / "fake_tflm.cc", shim, "ae",
-                                  np.frombuffer(outputs, np.int8))
-    main = tmp_path / "check_main.cc"
-    main.write_text(render("check/check_main.cc.j2", name="ae"))
+    shim, main, fake = self_test_kit(code, "ae", project.target, tmp_path)
     return shim, [main, code / "ae_runner.cc", code / "ae_model_data.cc", fake]
 
 

@@ -257,10 +257,7 @@ def test_self_test_starts_from_raw_pcm(keyword_run, tmp_path):
     # golden vector 0 also comes as its clip's PCM: on the board the front end must give
     # training's features and the vector's int8 input; a wrong feature constant fails it
     from tflm_pipeline import firmware
-    from tflm_pipeline.firmware_files import render
-    from tflm_pipeline.mcu.releases import get_release
-    from tflm_pipeline.mcu.targets import get_target
-    from tflm_shim import write_fake_interpreter, write_shim
+    from tflm_shim import self_test_kit
 
     require_tool("g++")
     project = firmware(keyword_run, "esp-idf", tmp_path / "fw").project
@@ -269,13 +266,7 @@ def test_self_test_starts_from_raw_pcm(keyword_run, tmp_path):
     assert "#define MLP_GOLDEN_RAW_VECTOR 0" in golden and "mlp_golden_pcm[16000]" in golden
     runner = (code / "mlp_runner.h").read_text()
     assert "int ClassifyAudio(const int16_t* pcm, int* score_permille);" in runner
-    shim = write_shim(tmp_path / "shim", get_release(get_target("esp-idf").releases[0]).op_set)
-    outputs = bytes(int(h, 16) for h in re.findall(
-        r"0x([0-9a-f]{2})", golden.split("mlp_golden_outputs")[1].split("};")[0]))
-    fake = write_fake_interpreter(tmp_path / "fake_tflm.cc", shim, "mlp",
-                                  np.frombuffer(outputs, np.int8))
-    main = tmp_path / "check_main.cc"
-    main.write_text(render("check/check_main.cc.j2", name="mlp"))
+    shim, main, fake = self_test_kit(code, "mlp", "esp-idf", tmp_path)
 
     def self_test(settings_text: str) -> subprocess.CompletedProcess:
         work = tmp_path / "code"

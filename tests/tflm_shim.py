@@ -9,7 +9,11 @@ Linking and running against a real tree is `tflmp firmware --check --tflm-dir`.
 import re
 from pathlib import Path
 
-from tflm_pipeline.mcu.releases import op_tables
+import numpy as np
+
+from tflm_pipeline.firmware_files import render
+from tflm_pipeline.mcu.releases import get_release, op_tables
+from tflm_pipeline.mcu.targets import get_target
 
 _COMMON = """#pragma once
 #include <stddef.h>
@@ -127,3 +131,18 @@ def write_fake_interpreter(path: Path, shim: Path, name: str, outputs) -> Path:
                              f"MicroMutableOpResolver<N>::{m}() {{ return kTfLiteOk; }}"
                              for m in methods)})
     return path
+
+
+def self_test_kit(code: Path, name: str, target: str, tmp: Path) -> tuple[Path, Path, Path]:
+    """What a generated project's boot self-test needs to run off-target without a TFLM
+    tree: the declarations of the target's TFLM (``shim``), the check main, and a fake
+    interpreter answering the golden inputs with the outputs in ``<name>_golden.h``."""
+    shim = write_shim(tmp / "shim", get_release(get_target(target).releases[0]).op_set)
+    golden = (code / f"{name}_golden.h").read_text()
+    outputs = bytes(int(h, 16) for h in re.findall(
+        r"0x([0-9a-f]{2})", golden.split(f"{name}_golden_outputs")[1].split("};")[0]))
+    fake = write_fake_interpreter(tmp / "fake_tflm.cc", shim, name,
+                                  np.frombuffer(outputs, np.int8))
+    main = tmp / "check_main.cc"
+    main.write_text(render("check/check_main.cc.j2", name=name))
+    return shim, main, fake
