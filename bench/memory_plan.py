@@ -38,17 +38,9 @@ def zoo_model(name: str, cache: Path) -> bytes:
     path = cache / f"{name}_reference_int8.tflite"
     if path.exists():
         return path.read_bytes()
-    from tflm_pipeline.models import build_model
-    from tflm_pipeline.quantize.int8 import to_int8_tflite
+    from zoo import reference_int8  # bench/zoo.py: one epoch on seeded random data
 
-    shape, classes = ZOO[name]
-    model = build_model(name, shape, classes)
-    rng = np.random.default_rng(0)
-    x = rng.random((256, *shape), dtype=np.float32)
-    y = x.reshape(len(x), -1) if classes == 0 else rng.integers(0, classes, len(x))
-    model.compile("adam", "mse" if classes == 0 else "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
-    flatbuffer = to_int8_tflite(model, x[:50])
+    _, flatbuffer = reference_int8(name, *ZOO[name])
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(flatbuffer)
     return flatbuffer

@@ -30,6 +30,19 @@ BOARD = "arduino-nano33ble"
 BUDGET = 16 * 1024
 
 
+def _inside(path, work: Path) -> str:
+    """A run folder as a path inside the bench's work folder (no machine paths in results)."""
+    path = Path(path)
+    return str(path.relative_to(work)) if path.is_relative_to(work) else path.name
+
+
+def _trial(row, work: Path) -> dict:
+    d = row.to_dict()
+    if d.get("run_dir"):
+        d["run_dir"] = _inside(d["run_dir"], work)
+    return d
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(HERE.parent.parent / "shared"))
@@ -55,7 +68,7 @@ def main() -> None:
         rec = RunFolder(run_dir).record()
         row = rec.scores[rec.selected]
         fp = footprint(read_model(read_model_bytes(RunFolder(run_dir).selected_model)), BOARD)
-        return {"run_dir": str(run_dir), "selected": rec.selected,
+        return {"run_dir": _inside(run_dir, work), "selected": rec.selected,
                 "val_accuracy": row["val_accuracy"], "test_accuracy": row["accuracy"],
                 "flash_bytes": fp.flash_bytes, "arena_bytes": fp.ram_bytes,
                 "latency_ms_high": fp.latency_ms, "fits_board": fp.board_fits,
@@ -82,8 +95,9 @@ def main() -> None:
            "trials_run": result.trials_run, "tune_seconds": round(seconds, 1),
            "trials_per_hour": round(result.trials_per_hour or 0, 1),
            "load_average": os.getloadavg(), "cpus": os.cpu_count(),
-           "default": default, "best": best, "best_trial": result.best.to_dict()
-           if result.best else None, "pareto": [r.to_dict() for r in result.front]}
+           "default": default, "best": best,
+           "best_trial": _trial(result.best, work) if result.best else None,
+           "pareto": [_trial(r, work) for r in result.front]}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "tune.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
 

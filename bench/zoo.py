@@ -64,10 +64,24 @@ def train(args, tmp, name, extra):
             "report": f"{name}/report.html"}  # under --keep
 
 
-def reference_rows():
-    from tflm_pipeline.mcu import arena
+def reference_int8(name: str, shape, classes: int):
+    """The zoo model ``name`` built at ``shape`` and its full-int8 flatbuffer, after one
+    epoch on seeded random data: freshly initialized deep models output ~constant logits,
+    whose degenerate quantization scale makes TFLM's softmax abort."""
     from tflm_pipeline.models import build_model
     from tflm_pipeline.quantize.int8 import to_int8_tflite
+
+    model = build_model(name, shape, classes)
+    rng = np.random.default_rng(0)
+    x = rng.random((256, *shape), dtype=np.float32)
+    y = x.reshape(len(x), -1) if classes == 0 else rng.integers(0, classes, len(x))
+    model.compile("adam", "mse" if classes == 0 else "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    return model, to_int8_tflite(model, x[:50])
+
+
+def reference_rows():
+    from tflm_pipeline.mcu import arena
     from tflm_pipeline.tflite import memory_plan
     from tflm_pipeline.tflite.layers import totals
     from tflm_pipeline.tflite.model_info import read_model
@@ -75,16 +89,7 @@ def reference_rows():
 
     rows = []
     for name, (shape, classes) in REFERENCE.items():
-        model = build_model(name, shape, classes)
-        # One epoch on random data: freshly initialized deep models output ~constant
-        # logits, whose degenerate quantization scale makes TFLM's softmax abort.
-        rng = np.random.default_rng(0)
-        x = rng.random((256, *shape), dtype=np.float32)
-        y = x.reshape(len(x), -1) if classes == 0 else rng.integers(0, classes, len(x))
-        model.compile("adam", "mse" if classes == 0 else "sparse_categorical_crossentropy")
-        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
-        calib = x[:50]
-        flatbuffer = to_int8_tflite(model, calib)
+        model, flatbuffer = reference_int8(name, shape, classes)
         info = read_model(flatbuffer)
         rows.append({"name": name, "shape": "x".join(map(str, shape)),
                      "params": model.count_params(), "macs": totals(info)["macs"],
