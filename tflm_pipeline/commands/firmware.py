@@ -208,12 +208,6 @@ class _AudioFrontend:
             return None
         return cls(made, made.input_levels(preprocessing, lambda x: quantize(x, info.inputs[0])))
 
-    def inputs(self, features: np.ndarray) -> np.ndarray:
-        """int16 features -> int8 inputs, as ``<name>_feature_to_input`` computes them."""
-        base, thresholds = self.levels
-        return (base + np.searchsorted(np.asarray(thresholds), features, side="right")
-                ).astype(np.int8)
-
     def raw_vector(self, spec: DataSpec | None, preprocessing, pick: int, vector: int,
                    expected_input: np.ndarray) -> RawVector | None:
         """Test clip ``pick`` of a WAV-folder dataset as PCM with the features the front end
@@ -228,7 +222,8 @@ class _AudioFrontend:
         pcm = np.zeros(clip, np.int16)
         pcm[:min(clip, len(samples))] = samples[:clip]
         features = self.made.features(pcm).reshape(-1)
-        if not np.array_equal(self.inputs(features), expected_input.reshape(-1)):
+        if not np.array_equal(Frontend.inputs(self.levels, features),
+                              expected_input.reshape(-1)):
             raise RuntimeError(f"the front end's int8 inputs of {path} differ from the "
                                "dataset's: the features and the model went out of step")
         return RawVector(vector, pcm, features, f"test clip {path.parent.name}/{path.name}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import DataSpec, Preprocessing, load_dataset, load_run_dataset
 from ..errors import TflmpError
+from ..codegen.c_literals import camel_case
 from ..codegen.op_resolver import write_op_resolver
 from ..mcu.arena import ArenaEstimate, estimate
 from ..mcu.build_check import find_tree
@@ -155,7 +156,7 @@ def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
     with tempfile.TemporaryDirectory(prefix="tflmp-verify-target-") as tmp:
         tmp = Path(tmp)
         write_op_resolver(info, "model", tmp, ops=ops, op_sources=target.op_sources)
-        build = build_target_harness(tree, tmp, "model", tmp)
+        build = build_target_harness(tree, tmp, "model", camel_case("model"), tmp)
         outputs = run_outputs(build, model_path, info, q, arena, workers=workers,
                               label=f"TFLM ({target.name} build)")
         n = len(q)

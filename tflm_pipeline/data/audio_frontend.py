@@ -140,6 +140,14 @@ class Frontend:
                              "inputs; an audio run's scale is positive: retrain the model")
         return int(levels[0]), np.repeat(q[1:], steps).astype(np.int16)
 
+    @staticmethod
+    def inputs(levels: tuple[int, np.ndarray], features: np.ndarray) -> np.ndarray:
+        """int16 features -> int8 model inputs by :meth:`input_levels`' map, as the
+        generated ``<name>_feature_to_input`` computes them."""
+        base, thresholds = levels
+        return (base + np.searchsorted(np.asarray(thresholds), features, side="right")
+                ).astype(np.int8)
+
     def c_tables(self, levels: tuple[int, np.ndarray] | None = None) -> dict:
         """The tables as codegen writes them, in the C config's order; sizes name the
         settings header's ``{MACRO}_FEATURE_*`` macros.  ``levels`` (:meth:`input_levels`)

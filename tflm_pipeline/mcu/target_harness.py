@@ -45,14 +45,14 @@ class TargetBuild:
         return f"{self.tree.root} ({self.tree.kernels}), built for this host"
 
 
-def build_target_harness(tree: Tree, code_dir: Path, name: str, work: Path,
+def build_target_harness(tree: Tree, code_dir: Path, name: str, camel: str, work: Path,
                          cache_dir: Path | None = None) -> TargetBuild:
-    """Compile the harness runner for the model whose ``<name>_op_resolver.h`` is in
-    ``code_dir`` and link it with the tree's host library (built once, cached)."""
+    """Compile the harness runner for the model whose ``<name>_op_resolver.h`` (declaring
+    ``<camel>OpResolver``) is in ``code_dir`` and link it with the tree's host library
+    (built once, cached)."""
     lib = build_library(HOST_TOOLCHAIN, tree, cache_dir or cache_root())
     main = work / "harness_main.cc"
-    main.write_text(render("check/harness_main.cc.j2", name=name,
-                           camel="".join(p[:1].upper() + p[1:] for p in name.split("_") if p)))
+    main.write_text(render("check/harness_main.cc.j2", name=name, camel=camel))
     exe = work / "harness"
     extra = [work / "debug_log_harness.cc"] if tree.debug_log else []
     if tree.debug_log:
