@@ -7,6 +7,7 @@ from the train split only.  Only NumPy and the standard library are used.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,38 +74,96 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     with train-split statistics.
     """
     path = Path(path)
+    w = read_csv_windows(path, window=window, stride=stride, label_column=label_column,
+                         columns=columns, group_column=group_column, missing=missing)
+    window, stride, group, starts, y = w.window, w.stride, w.group, w.starts, w.y
+    split_by_group = group is not None and (group_column or "").lower() != "none"
+    for class_id, name in enumerate(w.labels):
+        if not np.any(y == class_id):
+            longest = np.bincount(w.run_of[w.row_labels == class_id]).max() if np.any(
+                w.row_labels == class_id) else 0
+            raise TflmpError(f"{path}: class '{name}' has no complete window of {window} rows "
+                             f"(its longest unbroken run is {longest} rows); use a smaller "
+                             f"--window or record more '{name}' data")
+    window_groups = w.row_groups[starts] if split_by_group else None
+    split_notes: list[str] = []
+    tr, va, te = split_indices(y, seed, split, path, groups=window_groups, notes=split_notes)
+    parts = (w.x[tr], y[tr], w.x[va], y[va], w.x[te], y[te])
+    scale, offset = standardize(parts[0], axis=(0, 1))
+    pre = Preprocessing(path.stem, (window, len(w.channels)), "float32", scale.tolist(),
+                        offset.tolist(), w.labels, sample_rate_hz=w.rate)
+    what = " or ".join(["label", *([group] if group else []), *(["gap"] if w.stamps else [])])
+    how = (f"whole '{group}' groups per split, seed {seed}" if split_by_group
+           else split_note(split, seed))
+    notes = [f"CSV {path}: {w.rows} rows, channels {', '.join(w.channels)}; windows "
+             f"of {window} rows every {stride} ({len(starts)} kept, {w.skipped} crossing a "
+             f"{what} change skipped); {how}; standardized per channel on train", *w.notes]
+    if stride < window and not split_by_group:
+        notes.append(f"windows overlap by {window - stride} rows, so neighbouring windows "
+                     "can fall in different splits: val/test accuracy is optimistic; a "
+                     "group column (--group-column) keeps recordings apart")
+    shared_rows = _shared_rows(starts, window, (tr, va, te))
+    sample_ids = {"id": "CSV line of each window's first row",
+                  **{name: w.ids[p].tolist() for name, p in zip(SPLITS, (tr, va, te))}}
+    if split_by_group:
+        sample_ids["groups"] = {name: sorted(set(window_groups[p].tolist()))
+                                for name, p in zip(SPLITS, (tr, va, te))}
+    return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
+                   sample_ids=sample_ids, channel_rows=w.raw, channel_names=list(w.channels),
+                   shared_rows=shared_rows)
+
+
+@dataclass
+class CsvWindows:
+    """The windows of a sensor CSV before any split: raw float32 samples (windows,
+    window, channels), each window's class index (None without a label column) and the
+    CSV line of its first row, and what the file told on the way."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    labels: list[str]  # the file's class names, sorted (numerically when integers)
+    ids: np.ndarray  # CSV line of each window's first row
+    starts: np.ndarray  # each window's first row among the kept rows
+    channels: list[str]
+    group: str | None  # the column naming each row's recording
+    stamps: list[str]  # timestamp columns (the first gives the rate)
+    row_groups: np.ndarray | None  # the group of each kept row
+    raw: np.ndarray  # (rows, channels), NaN = missing
+    rate: float | None  # Hz, from the first timestamp column
+    notes: list[str]
+    rows: int
+    skipped: int  # windows crossing a label, group or gap change
+    window: int
+    stride: int
+    row_labels: np.ndarray  # the class index of each kept row
+    run_of: np.ndarray  # the unbroken run each kept row belongs to
+
+
+def read_csv_windows(path: str | Path, *, window: int, stride: int, label_column: str = "label",
+                     columns: list[str] | None = None, group_column: str | None = None,
+                     missing: str = "error", need_labels: bool = True) -> CsvWindows:
+    """Every window of a sensor CSV (the rules of :func:`load_csv_windows`), unsplit; a
+    file without ``label_column`` gives windows without classes unless ``need_labels``."""
+    path = Path(path)
     window, stride = _positive_int("--window", window), _positive_int("--stride", stride)
     if missing not in MISSING_POLICIES:
         raise TflmpError(f"--missing must be one of {', '.join(MISSING_POLICIES)}, got "
                          f"'{missing}'")
     header, lines, rows = _read_csv(path)
-    if label_column not in header:
+    labelled = label_column in header
+    if not labelled and need_labels:
         raise TflmpError(f"{path} has no label column '{label_column}' (columns: "
                          f"{', '.join(header)}); name it with --label-column")
     group = _group_column(path, header, group_column)
-    split_by_group = group is not None and (group_column or "").lower() != "none"
-    stamps = [c for c in header if c not in (label_column, group)
-              and (timestamp_unit(c) is not None or _holds_dates(rows[0][header.index(c)]))]
-    if columns:
-        named = [c for c in columns if c in stamps]
-        if named:
-            raise TflmpError(f"{path}: column(s) {', '.join(named)} hold timestamps, which "
-                             "give the sample rate and are never channels; leave them out of "
-                             "--columns")
-    channels = list(columns) if columns else [c for c in header
-                                              if c not in (label_column, group, *stamps)]
-    absent = [c for c in channels if c not in header]
-    if absent:
-        raise TflmpError(f"{path} has no column(s) {', '.join(absent)} (columns: "
-                         f"{', '.join(header)}); list channel columns with --columns")
-    if not channels:
-        raise TflmpError(f"{path} has no channel columns besides '{label_column}'"
-                         f"{' and ' + repr(group) if group else ''}; add the sensor columns")
+    stamps, channels = _columns(path, header, rows[0], label_column, group, columns)
     if len(rows) < window:
         raise TflmpError(f"{path} has {len(rows)} data rows, fewer than --window {window}; "
                          "use a smaller window or a longer recording")
     raw = np.stack([_numeric_column(path, header, lines, rows, c) for c in channels], axis=1)
-    labels, y_rows = _label_ids(path, lines, [row[header.index(label_column)] for row in rows])
+    labels, y_rows = [], np.zeros(len(rows), np.int64)
+    if labelled:
+        labels, y_rows = _label_ids(path, lines, [row[header.index(label_column)]
+                                                  for row in rows])
     groups = np.array([row[header.index(group)] for row in rows]) if group else None
     breaks = np.zeros(len(rows), bool)  # True: a new segment starts at this row
     notes = []
@@ -124,42 +183,54 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     y_kept = y_rows[keep]
     groups_kept = groups[keep] if groups is not None else None
     starts, run_of, skipped = _window_starts(y_kept, groups_kept, breaks, window, stride)
-    y = y_kept[starts]
-    for class_id, name in enumerate(labels):
-        if not np.any(y == class_id):
-            longest = np.bincount(run_of[y_kept == class_id]).max() if np.any(
-                y_kept == class_id) else 0
-            raise TflmpError(f"{path}: class '{name}' has no complete window of {window} rows "
-                             f"(its longest unbroken run is {longest} rows); use a smaller "
-                             f"--window or record more '{name}' data")
     x = values[keep][starts[:, None] + np.arange(window)].astype(np.float32)
     ids = kept_lines[starts]
-    split_notes: list[str] = []
-    tr, va, te = split_indices(y, seed, split, path, groups=groups_kept[starts]
-                               if split_by_group else None, notes=split_notes)
-    parts = (x[tr], y[tr], x[va], y[va], x[te], y[te])
-    scale, offset = standardize(parts[0], axis=(0, 1))
-    pre = Preprocessing(path.stem, (window, len(channels)), "float32", scale.tolist(),
-                        offset.tolist(), labels, sample_rate_hz=rate)
-    what = " or ".join(["label", *([group] if group else []), *(["gap"] if stamps else [])])
-    how = (f"whole '{group}' groups per split, seed {seed}" if split_by_group
-           else split_note(split, seed))
-    notes.insert(0, f"CSV {path}: {len(rows)} rows, channels {', '.join(channels)}; windows "
-                 f"of {window} rows every {stride} ({len(starts)} kept, {skipped} crossing a "
-                 f"{what} change skipped); {how}; standardized per channel on train")
-    if stride < window and not split_by_group:
-        notes.append(f"windows overlap by {window - stride} rows, so neighbouring windows "
-                     "can fall in different splits: val/test accuracy is optimistic; a "
-                     "group column (--group-column) keeps recordings apart")
-    shared_rows = _shared_rows(starts, window, (tr, va, te))
-    sample_ids = {"id": "CSV line of each window's first row",
-                  **{name: ids[p].tolist() for name, p in zip(SPLITS, (tr, va, te))}}
-    if split_by_group:
-        sample_ids["groups"] = {name: sorted(set(groups_kept[starts][p].tolist()))
-                                for name, p in zip(SPLITS, (tr, va, te))}
-    return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=sample_ids, channel_rows=raw, channel_names=list(channels),
-                   shared_rows=shared_rows)
+    return CsvWindows(x, y_kept[starts] if labelled else None, labels, ids, starts, channels,
+                      group, stamps, groups_kept, raw, rate, notes, len(rows), skipped, window,
+                      stride, y_kept, run_of)
+
+
+def channel_columns(path: str | Path, *, label_column: str = "label",
+                    columns: list[str] | None = None,
+                    group_column: str | None = None) -> list[str]:
+    """The channel columns :func:`read_csv_windows` reads from ``path`` (its header and
+    first row decide)."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(line for line in f if line.strip())
+            head = [row for row in (next(reader, None), next(reader, None)) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise TflmpError(f"cannot read {path} as a UTF-8 CSV file: {e}") from None
+    if len(head) < 2:
+        raise TflmpError(f"{path} has no data rows; it needs a header line and one row per "
+                         "time step")
+    header = [cell.strip() for cell in head[0]]
+    group = _group_column(path, header, group_column)
+    return _columns(path, header, head[1], label_column, group, columns)[1]
+
+
+def _columns(path, header, first_row, label_column, group, columns):
+    """(timestamp columns, channel columns) of a CSV: ``columns``, else all but the
+    label, group and timestamp columns."""
+    stamps = [c for c in header if c not in (label_column, group)
+              and (timestamp_unit(c) is not None or _holds_dates(first_row[header.index(c)]))]
+    if columns:
+        named = [c for c in columns if c in stamps]
+        if named:
+            raise TflmpError(f"{path}: column(s) {', '.join(named)} hold timestamps, which "
+                             "give the sample rate and are never channels; leave them out of "
+                             "--columns")
+    channels = list(columns) if columns else [c for c in header
+                                              if c not in (label_column, group, *stamps)]
+    absent = [c for c in channels if c not in header]
+    if absent:
+        raise TflmpError(f"{path} has no column(s) {', '.join(absent)} (columns: "
+                         f"{', '.join(header)}); list channel columns with --columns")
+    if not channels:
+        raise TflmpError(f"{path} has no channel columns besides '{label_column}'"
+                         f"{' and ' + repr(group) if group else ''}; add the sensor columns")
+    return stamps, channels
 
 
 def _shared_rows(starts, window, parts) -> dict:
