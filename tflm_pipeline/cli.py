@@ -260,9 +260,12 @@ def flash(project, port, env, dry_run):
               help="Also run the split on this target's own TFLM build (with --tflm-dir).")
 @click.option("--tflm-dir", type=click.Path(),
               help="The TFLM tree TARGET links (as for firmware --check), built for this host.")
+@click.option("--data", "new_data", type=click.Path(),
+              help="Score a new file or folder (run folders) read with the run's own format "
+              "options; without labels, write its predictions.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
-           target_name, tflm_dir, out):
+           target_name, tflm_dir, new_data, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -270,7 +273,8 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
-                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir)
+                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir,
+                        data=new_data)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))

@@ -180,6 +180,9 @@ def flash_result(result) -> None:
 # --- verify ------------------------------------------------------------------------------
 
 def verify_result(result) -> None:
+    if result.new_data is not None:
+        _new_data_lines(result)
+        return
     m = result.scores
     _SCORE_LINES[result.task](result, m)
     click.echo(f"arena: {result.arena.bytes:,} bytes measured on this 64-bit host")
@@ -196,6 +199,24 @@ def verify_result(result) -> None:
         width = max(len(str(v)) for row in m["confusion"] for v in row)
         for label, row in zip(result.labels, m["confusion"]):
             click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+
+
+def _new_data_lines(result) -> None:
+    """What verify --data measured on new data, and where it went."""
+    r = result.new_data
+    if r["labelled"]:
+        click.echo(f"TFLM accuracy on new data {result.dataset}: "
+                   f"{result.scores['accuracy']:.4f} ({r['samples']} samples)")
+        click.echo(f"classes in the data: {', '.join(r['classes'])}")
+        for p in r["per_class"]:
+            recall = "n/a" if p["recall"] is None else f"{p['recall']:.4f}"
+            click.echo(f"  {p['class'][:12]:>12}: {p['support']} samples, recall {recall}")
+    else:
+        click.echo(f"{r['samples']} samples of {result.dataset} without labels; predicted: "
+                   + ", ".join(f"{k} {v}" for k, v in r["predicted_counts"].items()))
+    for note in r["notes"]:
+        click.echo(f"  {note}")
+    wrote(*result.written, *result.reports)
 
 
 def _target_lines(t: dict) -> None:

@@ -10,6 +10,7 @@ File layout (everything later commands need is found from the folder)::
     model_ptq_int8.tflite  model_qat_int8.tflite  model_int8.tflite
     report.json  report.md  report.html  manifest.json  plots/  tensorboard/
     checkpoints/ (while training)  firmware/<target>/
+    verify/<data name>/result.json, predictions.csv (verify --data)
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class RunFolder:
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     FIRMWARE = "firmware"
+    NEW_DATA = "verify"  # verify --data: verify/<data name>/result.json and predictions.csv
+    NEW_DATA_RESULT = "result.json"
+    PREDICTIONS = "predictions.csv"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -145,6 +149,15 @@ class RunFolder:
 
     def firmware_dir(self, target: str) -> Path:
         return self.path / self.FIRMWARE / target
+
+    def new_data_dir(self, name: str) -> Path:
+        """Where ``verify --data`` keeps what it measured on data named ``name``."""
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).strip(".")
+        return self.path / self.NEW_DATA / (safe or "data")
+
+    def new_data_results(self) -> list[Path]:
+        """The ``result.json`` of every ``verify --data`` on this run, by name."""
+        return sorted((self.path / self.NEW_DATA).glob(f"*/{self.NEW_DATA_RESULT}"))
 
     # --- what the files hold ------------------------------------------------------------
 

@@ -3,7 +3,9 @@ the task's metric, the confusion or anomaly scores, the host arena — and, for 
 the parity ladder from Keras down to TFLM with the per-layer quantization error.  With
 ``target`` and ``tflm_dir`` the whole split also runs on the target's own TFLM build
 (its tree, kernels and flags, built for this host): its metric, the share of samples
-whose outputs equal the pip interpreter's bit for bit, and the first op that differs."""
+whose outputs equal the pip interpreter's bit for bit, and the first op that differs.  With ``data`` a new file or folder is read with the run's own
+format options and preprocessing and scored (or, without labels, predicted) the same way,
+kept under ``verify/<name>/`` of the run."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import write_json
 from ..data import DataSpec, Preprocessing, load_dataset, load_run_dataset
+from ..data.new_data import load_new_data
 from ..errors import TflmpError
 from ..codegen.c_literals import camel_case
 from ..codegen.op_resolver import write_op_resolver
@@ -27,14 +31,16 @@ from ..models import task_for
 from ..progress import Progress
 from ..quantize.int8 import quantization_error
 from ..quantize.qat import load_qat
+from ..reports.new_data import (SOURCE_COLUMNS, per_class, prediction_counts,
+                                write_predictions)
 from ..reports.run_report import render_reports
-from ..runs import resolve
+from ..runs import RunFolder, resolve
 from ..tasks import CLASSIFICATION, get_task
 from ..tflite.model_info import read_model, read_model_bytes
 from ..tflite.quant import dequantize, quantize
 from ..tflite import offline_plan
 from ..tflm import interpreter, parity
-from ..tflm.harness import evaluate
+from ..tflm.harness import check_model_for, evaluate, predict
 from ..tflm.interpreter import ArenaSize
 from ..training.keras_io import load_keras_model
 
@@ -60,6 +66,8 @@ class VerifyResult:
     per_layer_error: list[dict] | None = None
     reports: list[Path] = field(default_factory=list)  # re-rendered after a ladder
     target: dict | None = None  # the split on the target's own TFLM build (TargetAgreement)
+    new_data: dict | None = None  # verify --data: what verify/<name>/result.json holds
+    written: list[Path] = field(default_factory=list)  # verify --data: result and predictions
 
     @property
     def record_parity(self) -> dict | None:
@@ -73,6 +81,8 @@ class VerifyResult:
                                                 "per_layer_error": self.per_layer_error}
         if self.target is not None:
             extra["target"] = self.target
+        if self.new_data is not None:
+            extra["new_data"] = self.new_data
         return {**extra, "model": str(self.model), "sha256": self.sha256,
                 "tflite_bytes": self.tflite_bytes, "dataset": self.dataset, "split": self.split,
                 "samples": self.samples, "labels": self.labels, "ops": self.ops,
@@ -83,7 +93,8 @@ class VerifyResult:
 def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
            preprocessing: str | Path | None = None, split: str = "test",
            workers: int | None = None, ladder: bool = False, tolerance: int = 0,
-           target: str | None = None, tflm_dir: str | Path | None = None) -> VerifyResult:
+           target: str | None = None, tflm_dir: str | Path | None = None,
+           data: str | Path | None = None) -> VerifyResult:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
@@ -95,6 +106,11 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
 
     ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
     with that tree built for this host (cached like ``firmware --check``'s library).
+
+    ``data`` (run folders only) is a new file or folder in the run's format, read with the
+    run's recorded options and preprocessing: with labels, the task's metrics and the
+    per-class table; always ``predictions.csv``; both under ``verify/<name>/`` of the
+    run, whose reports gain a "New data" section.
     """
     if split not in SPLITS:
         raise TflmpError(f"--split must be train, val or test, got '{split}'")
@@ -107,6 +123,15 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     run = src.run
     model = read_model_bytes(src.model_path)
     info = read_model(model)
+    if data is not None:
+        if run is None:
+            raise TflmpError("--data needs a tflmp run folder (it reads the data with the "
+                             "run's format options and preprocessing); pass the run folder")
+        if dataset is not None or preprocessing is not None or ladder or split != "test" \
+                or the_target is not None:
+            raise TflmpError("--data scores new data with the run's own options; drop "
+                             "--dataset, --preprocessing, --split, --ladder and --target")
+        return _new_data(run, src.model_path, model, info, data, workers)
     if preprocessing is not None and not Path(preprocessing).is_file():
         raise TflmpError(f"--preprocessing {preprocessing} does not exist")
     if ladder and (run is None or not run.float_model.is_file()):
@@ -141,6 +166,42 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
             out.reports = list(render_reports(run.path))
             for path in out.reports:
                 log.info("wrote %s", path)
+    return out
+
+
+def _new_data(run: RunFolder, model_path: Path, model: bytes, info, data, workers
+              ) -> VerifyResult:
+    """A new file or folder through the run's model in TFLM: metrics when it has labels,
+    predictions always, written under ``verify/<name>/`` and into the run's reports."""
+    pre = run.preprocessing
+    if pre is None:
+        raise TflmpError(f"{run.path} has no {RunFolder.PREPROCESSING}; finish training first")
+    task = get_task(task_for(run.config))
+    if task is not CLASSIFICATION:
+        raise TflmpError(f"--data scores classification runs; {run.path} is a {task.name} "
+                         "run: score its data with --dataset")
+    new = load_new_data(data, run.config, pre)
+    check_model_for(info, task, pre.num_classes)
+    x = pre.apply(new.x)
+    arena, outputs = predict(model, x, info=info, workers=workers, label=f"TFLM {new.name}")
+    scores = task.score(x, new.y, outputs, pre.num_classes) if new.labelled else {}
+    folder = run.new_data_dir(new.name)
+    predictions = write_predictions(folder / RunFolder.PREDICTIONS, new.source_kind,
+                                    new.sources, outputs, pre.labels, True, new.y)
+    doc = {"name": new.name, "data": str(new.path.resolve()), "model": str(model_path),
+           "sha256": info.sha256, "task": task.name, "samples": int(len(x)),
+           "labelled": new.labelled, "classes": new.classes, "metrics": scores,
+           "per_class": per_class(scores["confusion"], pre.labels) if scores else None,
+           "predicted_counts": prediction_counts(outputs, pre.labels),
+           "predictions": str(predictions),
+           "source": f"{new.source_kind}: {SOURCE_COLUMNS[new.source_kind]}", "notes": new.notes}
+    written = [write_json(folder / RunFolder.NEW_DATA_RESULT, doc), predictions]
+    out = VerifyResult(model_path, info.sha256, info.size, new.name, "new data", int(len(x)),
+                       pre.labels, info.op_names, task.name, scores, arena,
+                       estimate(info) if info.subgraphs == 1 else None, new_data=doc,
+                       written=written)
+    if run.has_record:
+        out.reports = list(render_reports(run.path))
     return out
 
 

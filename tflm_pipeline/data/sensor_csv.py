@@ -195,7 +195,13 @@ def channel_columns(path: str | Path, *, label_column: str = "label",
                     group_column: str | None = None) -> list[str]:
     """The channel columns :func:`read_csv_windows` reads from ``path`` (its header and
     first row decide)."""
-    path = Path(path)
+    header, first_row = csv_head(path)
+    group = _group_column(path, header, group_column)
+    return _columns(path, header, first_row, label_column, group, columns)[1]
+
+
+def csv_head(path: str | Path) -> tuple[list[str], list[str]]:
+    """The header (stripped) and first data row of a CSV."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(line for line in f if line.strip())
@@ -205,9 +211,7 @@ def channel_columns(path: str | Path, *, label_column: str = "label",
     if len(head) < 2:
         raise TflmpError(f"{path} has no data rows; it needs a header line and one row per "
                          "time step")
-    header = [cell.strip() for cell in head[0]]
-    group = _group_column(path, header, group_column)
-    return _columns(path, header, head[1], label_column, group, columns)[1]
+    return [cell.strip() for cell in head[0]], head[1]
 
 
 def _columns(path, header, first_row, label_column, group, columns):

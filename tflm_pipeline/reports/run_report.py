@@ -17,6 +17,7 @@ from ..tflite.layers import LayerProfile, layers
 from ..tflite.model_info import read_model
 from . import document as d
 from .data_checks import checks_section, leaks_section
+from .new_data import new_data_sections
 from .plots import plot_anomaly, plot_confusion, plot_layer_error, plot_run_curves
 
 _RERUN = "re-run `tflmp train`"
@@ -42,6 +43,7 @@ def render_reports(run_dir: str | os.PathLike) -> tuple[Path, Path]:
         _layers_section(rows),
         _memory_section(rec),
         *_measurement_sections(run, rec),
+        *new_data_sections(run),
         _firmware_section(run, rec),
         _timings_section(rec),
     ]

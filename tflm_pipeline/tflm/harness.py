@@ -40,18 +40,26 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
     """
     info = info or read_model(model)
     check_model_for(info, task, num_classes)
-    x_all = np.concatenate([x for x, _ in splits.values()])
-    check_input_shape(info, x_all.shape[1:])
-    arena = find_arena_size(model, info=info)
-    x_all = x_all.reshape((-1, *info.inputs[0].shape[1:]))
-    out = run(model, quantize(x_all, info.inputs[0]), info=info, arena_size=arena.bytes,
-              workers=workers, label=label)[0]
-    outputs = dequantize(out, info.outputs[0])
+    arena, outputs = predict(model, np.concatenate([x for x, _ in splits.values()]),
+                             info=info, workers=workers, label=label)
     scores, start = {}, 0
     for name, (x, y) in splits.items():
         scores[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
         start += len(x)
     return Evaluation(arena, scores)
+
+
+def predict(model: bytes, x: np.ndarray, *, info: ModelInfo | None = None,
+            workers: int | None = None, label: str = "TFLM") -> tuple[ArenaSize, np.ndarray]:
+    """The smallest working host arena and the dequantized outputs of ``model`` in TFLM
+    on float inputs ``x``."""
+    info = info or read_model(model)
+    check_input_shape(info, x.shape[1:])
+    arena = find_arena_size(model, info=info)
+    x = x.reshape((-1, *info.inputs[0].shape[1:]))
+    out = run(model, quantize(x, info.inputs[0]), info=info, arena_size=arena.bytes,
+              workers=workers, label=label)[0]
+    return arena, dequantize(out, info.outputs[0])
 
 
 def anomaly_scores(model: bytes, x: np.ndarray, *, info: ModelInfo | None = None,
