@@ -3,9 +3,11 @@ the task's metric, the confusion or anomaly scores, the host arena — and, for 
 the parity ladder from Keras down to TFLM with the per-layer quantization error.  With
 ``target`` and ``tflm_dir`` the whole split also runs on the target's own TFLM build
 (its tree, kernels and flags, built for this host): its metric, the share of samples
-whose outputs equal the pip interpreter's bit for bit, and the first op that differs.  With ``data`` a new file or folder is read with the run's own
-format options and preprocessing and scored (or, without labels, predicted) the same way,
-kept under ``verify/<name>/`` of the run."""
+whose outputs equal the pip interpreter's bit for bit, and the first op that differs.
+
+With ``data`` a new file or folder is read with the run's own format options and
+preprocessing and scored (or, without labels, predicted) the same way, kept under
+``verify/<name>/`` of the run."""
 
 from __future__ import annotations
 
