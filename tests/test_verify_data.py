@@ -188,3 +188,80 @@ def test_unlabelled_csv_writes_one_prediction_per_window(motion_run):
     result = json.loads((run / "verify" / "field" / "result.json").read_text())
     assert not result["labelled"] and result["metrics"] == {}
     assert sum(result["predicted_counts"].values()) == 80
+
+
+def _concat(ds):
+    """Every sample of a loaded dataset by its id (file path under the folder)."""
+    ids = [i for s in ("train", "val", "test") for i in ds.sample_ids[s]]
+    x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    return dict(zip(ids, x))
+
+
+def test_new_image_and_wav_folders_read_as_the_run_loader_reads(tmp_path, digits):
+    import shutil
+    import wave
+
+    from PIL import Image
+
+    from tflm_pipeline.data.image_folder import load_image_folder
+    from tflm_pipeline.data.new_data import load_new_data
+    from tflm_pipeline.data.wav_folder import load_wav_folder
+
+    images = tmp_path / "images"
+    for label in (0, 1, 7):
+        (images / f"digit{label}").mkdir(parents=True)
+        for k, img in enumerate(digits.x_train[digits.y_train == label][:6]):
+            Image.fromarray((img * 15).astype(np.uint8)).save(
+                images / f"digit{label}" / f"{k}.png")
+    ds = load_image_folder(images, size=(12, 10), color="grayscale")
+    config = RunConfig(dataset=str(images), image_size=(12, 10))
+    # a class folder subset (8x8 on disk: resized by the run's rule)
+    subset = tmp_path / "new_images"
+    shutil.copytree(images / "digit7", subset / "digit7")
+    new = load_new_data(subset, config, ds.preprocessing)
+    by_id = _concat(ds)
+    assert new.y.tolist() == [2] * 6 and new.classes == ["digit7"]
+    for source, x in zip(new.sources, new.x):
+        np.testing.assert_array_equal(x, by_id[source])
+    flat = tmp_path / "flat"
+    shutil.copytree(images / "digit1", flat)
+    new = load_new_data(flat, config, ds.preprocessing)
+    assert new.y is None and new.sources == [f"{k}.png" for k in range(6)]
+    np.testing.assert_array_equal(new.x[0], by_id["digit1/0.png"])
+
+    clip = shared("models", "testdata", "micro_speech", "yes_1000ms.wav")
+    wavs = tmp_path / "wav"
+    for label in ("yes", "no"):
+        (wavs / label).mkdir(parents=True)
+        for k in range(5):
+            with wave.open(str(clip)) as w:
+                pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+            with wave.open(str(wavs / label / f"{k}.wav"), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(16000)
+                out.writeframes(np.roll(pcm, 300 * k + (label == "no") * 77).tobytes())
+    ds = load_wav_folder(wavs, features="log-mel", clip_seconds=0.5)
+    new = load_new_data(wavs, RunConfig(dataset=str(wavs)), ds.preprocessing)
+    by_id = _concat(ds)
+    assert new.y.tolist() == [0] * 5 + [1] * 5  # "no" < "yes", as the run's labels
+    for source, x in zip(new.sources, new.x):
+        np.testing.assert_array_equal(x, by_id[source])
+
+
+def test_new_npz_maps_names_and_refuses_wrong_shapes(tmp_path, digits):
+    from tflm_pipeline.data.new_data import load_new_data
+
+    pre, config = digits.preprocessing, RunConfig()
+    path = tmp_path / "new.npz"
+    np.savez(path, x=digits.x_test[:5], y=np.array([3, 3, 1, 1, 1]),
+             labels=np.array([str(i) for i in range(10)]))
+    new = load_new_data(path, config, pre)
+    assert new.y.tolist() == [3, 3, 1, 1, 1] and new.classes == ["1", "3"]
+    np.savez(path, x=digits.x_test[:5])
+    assert load_new_data(path, config, pre).y is None
+    np.savez(path, x=np.zeros((2, 7, 7), np.uint8))
+    with pytest.raises(TflmpError, match=r"shape \[7, 7\] do not fit the run's input"):
+        load_new_data(path, config, pre)
+    with pytest.raises(TflmpError, match="not trained on images"):
+        load_new_data(tmp_path, config, pre)  # digits is 8x8 values 0..16, not pixels / 255
