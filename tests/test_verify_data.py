@@ -265,3 +265,18 @@ def test_new_npz_maps_names_and_refuses_wrong_shapes(tmp_path, digits):
         load_new_data(path, config, pre)
     with pytest.raises(TflmpError, match="not trained on images"):
         load_new_data(tmp_path, config, pre)  # digits is 8x8 values 0..16, not pixels / 255
+
+
+def test_new_ts_file_reads_as_the_run_test_split():
+    from tflm_pipeline.data import load_dataset
+    from tflm_pipeline.data.new_data import load_new_data
+
+    root = shared("datasets", "timeseries", "basicmotions")
+    ds = load_dataset(str(root))  # its test split is BasicMotions_TEST.ts
+    new = load_new_data(root / "BasicMotions_TEST.ts", RunConfig(dataset=str(root)),
+                        ds.preprocessing)
+    np.testing.assert_array_equal(new.x, ds.x_test)
+    assert new.y.tolist() == ds.y_test.tolist() and len(new.classes) == 4
+    covid = shared("datasets", "timeseries", "covid3month", "Covid3Month_TEST.ts")
+    with pytest.raises(TflmpError, match="regression targets"):
+        load_new_data(covid, RunConfig(dataset=str(root)), ds.preprocessing)

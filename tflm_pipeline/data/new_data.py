@@ -1,7 +1,8 @@
 """New data for a trained run (``tflmp verify RUN --data PATH``): a file or folder read
 with the run's own format options — sensor CSV windows (window, stride, channels,
-timestamps, missing cells), image size and colour, audio features, ``.npz`` arrays —
-every sample, no split, no statistics refitted; its class names mapped onto the run's.
+timestamps, missing cells), image size and colour, audio features, ``.ts`` cases, ``.npz``
+arrays — every sample, no split, no statistics refitted; its class names mapped onto the
+run's.
 
 The loaders' own readers do the reading (:func:`.sensor_csv.read_csv_windows`,
 ``image_folder``'s and ``wav_folder``'s per-file readers); this module only checks the
@@ -21,6 +22,7 @@ from .audio_features import FeatureParams
 from .class_folders import IMAGE_SUFFIXES, class_files, flatten
 from .image_folder import _read_image
 from .sensor_csv import channel_columns, csv_head, read_csv_windows
+from .ts_file import read_ts
 from .wav_folder import _clip_features
 
 RATE_TOLERANCE = 0.05  # a new CSV's sample rate may differ this much from the run's
@@ -35,7 +37,7 @@ class NewData:
     x: np.ndarray
     y: np.ndarray | None  # the run's class index of each sample; None: the data has no labels
     sources: list[str]  # where each sample came from
-    source_kind: str  # what a source is: csv_line (the window's first row), file, index
+    source_kind: str  # what a source is: csv_line (a window's first row), file, index, case
     classes: list[str] = field(default_factory=list)  # the run's classes the labels hold
     notes: list[str] = field(default_factory=list)
 
@@ -55,12 +57,14 @@ def load_new_data(path: str | Path, config: RunConfig, pre: Preprocessing) -> Ne
         return _csv(path, config, pre)
     if path.suffix.lower() == ".npz":
         return _npz(path, pre)
+    if path.suffix.lower() == ".ts":
+        return _ts(path, pre)
     if path.is_dir():
         if pre.features is not None:
             return _wav_folder(path, pre)
         return _image_folder(path, pre)
-    raise TflmpError(f"--data {path}: give a sensor .csv, an .npz, or a folder of images or "
-                     ".wav clips (class folders, or the files alone for predictions)")
+    raise TflmpError(f"--data {path}: give a sensor .csv, a .ts or .npz file, or a folder of "
+                     "images or .wav clips (class folders, or the files alone for predictions)")
 
 
 def _csv(path: Path, config: RunConfig, pre: Preprocessing) -> NewData:
@@ -206,6 +210,18 @@ def _npz(path: Path, pre: Preprocessing) -> NewData:
         names = list(pre.labels)
     y, classes, note = _to_run_classes(path, names, y.astype(np.int64), pre.labels)
     return NewData(path.stem, path, x, y, sources, "index", classes, notes + [note])
+
+
+def _ts(path: Path, pre: Preprocessing) -> NewData:
+    ts = read_ts(path)
+    if ts.classes is None:
+        raise TflmpError(f"--data {path} holds regression targets; the run classifies")
+    if ts.x.shape[1:] != tuple(pre.input_shape):
+        raise TflmpError(f"--data {path}: cases of {list(ts.x.shape[1:])} (steps, channels); "
+                         f"the run takes {list(pre.input_shape)}")
+    y, classes, note = _to_run_classes(path, ts.classes, ts.y, pre.labels)
+    return NewData(path.stem, path, ts.x, y, [str(i) for i in range(len(y))], "case",
+                   classes, [f".ts series {path}: {len(y)} cases", note])
 
 
 def _to_run_classes(where, names: list[str], y: np.ndarray, run_labels: list[str]):

@@ -17,7 +17,8 @@ from . import document as d
 
 # what the first column of predictions.csv names, per kind of data
 SOURCE_COLUMNS = {"csv_line": "CSV line of the window's first row",
-                  "file": "file under the data folder", "index": "index in the .npz array"}
+                  "file": "file under the data folder", "index": "index in the .npz array",
+                  "case": "case number in the .ts file"}
 
 
 def write_predictions(path: str | os.PathLike, source_kind: str, sources: list[str],
