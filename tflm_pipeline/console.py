@@ -195,10 +195,14 @@ def verify_result(result) -> None:
     if result.parity is not None:
         _ladder(result)
     if "confusion" in m:
-        click.echo("confusion (rows true, columns predicted):")
-        width = max(len(str(v)) for row in m["confusion"] for v in row)
-        for label, row in zip(result.labels, m["confusion"]):
-            click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
+        _confusion_lines(result.labels, m["confusion"])
+
+
+def _confusion_lines(labels: list[str], confusion: list[list[int]]) -> None:
+    click.echo("confusion (rows true, columns predicted):")
+    width = max(len(str(v)) for row in confusion for v in row)
+    for label, row in zip(labels, confusion):
+        click.echo(f"  {label[:12]:>12} " + " ".join(f"{v:>{width}}" for v in row))
 
 
 def _new_data_lines(result) -> None:
@@ -211,6 +215,7 @@ def _new_data_lines(result) -> None:
         for p in r["per_class"]:
             recall = "n/a" if p["recall"] is None else f"{p['recall']:.4f}"
             click.echo(f"  {p['class'][:12]:>12}: {p['support']} samples, recall {recall}")
+        _confusion_lines(result.labels, result.scores["confusion"])
     else:
         click.echo(f"{r['samples']} samples of {result.dataset} without labels; predicted: "
                    + ", ".join(f"{k} {v}" for k, v in r["predicted_counts"].items()))

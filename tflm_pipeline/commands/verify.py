@@ -192,7 +192,8 @@ def _new_data(run: RunFolder, model_path: Path, model: bytes, info, data, worker
                                     new.sources, outputs, pre.labels, True, new.y)
     doc = {"name": new.name, "data": str(new.path.resolve()), "model": str(model_path),
            "sha256": info.sha256, "task": task.name, "samples": int(len(x)),
-           "labelled": new.labelled, "classes": new.classes, "metrics": scores,
+           "labelled": new.labelled, "labels": pre.labels, "classes": new.classes,
+           "metrics": scores,
            "per_class": per_class(scores["confusion"], pre.labels) if scores else None,
            "predicted_counts": prediction_counts(outputs, pre.labels),
            "predictions": str(predictions),

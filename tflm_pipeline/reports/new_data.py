@@ -74,6 +74,7 @@ def new_data_sections(run: RunFolder) -> list[dict]:
 
 def _section(r: dict) -> dict:
     name = r.get("name", "?")
+    key = "".join(c if c.isalnum() else "-" for c in name)
     metrics = r.get("metrics") or {}
     cards = [("samples", r.get("samples")), ("classes in the data", len(r.get("classes", []))
                                               if r.get("labelled") else "no labels")]
@@ -83,14 +84,25 @@ def _section(r: dict) -> dict:
              d.metric(p["precision"])] for p in r.get("per_class") or []]
     counts = r.get("predicted_counts") or {}
     return d.section(
-        f"new-data-{name}", f"New data: {name}", d.cards(cards),
+        f"new-data-{key}", f"New data: {name}", d.cards(cards),
         d.kv([("data", r.get("data")), ("model", r.get("model")),
               ("sha256", r.get("sha256")), ("predictions", r.get("predictions"))],
-             f"new-data-{name}-table"),
+             f"new-data-{key}-table"),
         d.table(["class", "samples", "predicted", "recall", "precision"], rows,
-                table_id=f"new-data-{name}-classes",
+                table_id=f"new-data-{key}-classes",
                 caption="per class, int8 model in TFLM") if rows else None,
+        _confusion_table(r, key) if rows else None,
         None if rows or not counts else d.table(
             ["predicted class", "samples"], [[k, v] for k, v in counts.items()],
-            table_id=f"new-data-{name}-predicted", caption="no labels: predictions only"),
+            table_id=f"new-data-{key}-predicted", caption="no labels: predictions only"),
         d.items(r["notes"]) if r.get("notes") else None)
+
+
+def _confusion_table(r: dict, key: str) -> dict | None:
+    """The confusion matrix, rows of the classes the data holds."""
+    labels, confusion = r.get("labels") or [], (r.get("metrics") or {}).get("confusion")
+    if not confusion or len(labels) != len(confusion) or len(labels) > 20:
+        return None
+    rows = [[label, *row] for label, row in zip(labels, confusion) if sum(row)]
+    return d.table(["true / predicted", *labels], rows, table_id=f"new-data-{key}-confusion",
+                   caption="confusion, int8 model in TFLM")
