@@ -123,12 +123,12 @@ def _basicmotions_csv(path, which, *, labels=True, sessions=None):
 
 @pytest.fixture(scope="module")
 def motion_run(tmp_path_factory):
-    """cnn1d trained briefly on BasicMotions' train cases, windows of 50 rows (0.5 s)."""
+    """cnn1d trained briefly on BasicMotions' train cases (windows of 50 rows), PTQ int8."""
     tmp = tmp_path_factory.mktemp("motion")
     data = _basicmotions_csv(tmp / "motion.csv", "TRAIN")
     run = tmp / "run"
     p = run_cli("train", "--model", "cnn1d", "--dataset", data, "--window", "50", "--stride",
-                "50", "--label-column", "activity", "--epochs", "3", "--qat-epochs", "1",
+                "50", "--label-column", "activity", "--epochs", "3", "--qat-epochs", "0",
                 "--max-drop", "100", "--out", run)
     assert p.returncode == 0, p.stderr
     return run, data, tmp
