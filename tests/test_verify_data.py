@@ -280,3 +280,31 @@ def test_new_ts_file_reads_as_the_run_test_split():
     covid = shared("datasets", "timeseries", "covid3month", "Covid3Month_TEST.ts")
     with pytest.raises(TflmpError, match="regression targets"):
         load_new_data(covid, RunConfig(dataset=str(root)), ds.preprocessing)
+
+
+def test_regression_run_scores_a_new_ts_file(tmp_path):
+    from tiny_tflite import fully_connected
+
+    from tflm_pipeline import verify
+    from tflm_pipeline.data import load_dataset
+    from tflm_pipeline.tasks import REGRESSION
+
+    root = shared("datasets", "timeseries", "covid3month")
+    ds = load_dataset(str(root))
+    run = RunFolder.create(tmp_path / "run", RunConfig(dataset=str(root), task="regression"))
+    ds.preprocessing.save(run.file(RunFolder.PREPROCESSING))
+    run.selected_model.write_bytes(fully_connected((1, 84), 1))  # any 84 -> 1 int8 model
+    test_file = root / "Covid3Month_TEST.ts"
+    result = verify(run.path, data=test_file)
+    assert result.samples == 61 and set(result.scores) == {"mae", "rmse", "r2", "n"}
+    with open(run.path / "verify" / "Covid3Month_TEST" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["case", "true", "output_0"] and len(rows) == 61
+    true = np.array([float(r["true"]) for r in rows])
+    out = np.array([float(r["output_0"]) for r in rows])
+    np.testing.assert_allclose(true, ds.y_test, rtol=1e-5)  # the file's targets, in order
+    mae = REGRESSION.score(None, true, out, 1)["mae"]
+    assert result.scores["mae"] == pytest.approx(mae, rel=1e-4)  # 6 digits in the CSV
+    with pytest.raises(TflmpError, match="holds class labels; the run predicts values"):
+        verify(run.path, data=shared("datasets", "timeseries", "basicmotions",
+                                     "BasicMotions_TEST.ts"))

@@ -208,7 +208,9 @@ def _confusion_lines(labels: list[str], confusion: list[list[int]]) -> None:
 def _new_data_lines(result) -> None:
     """What verify --data measured on new data, and where it went."""
     r = result.new_data
-    if r["labelled"]:
+    if r["labelled"] and r["task"] != "classification":
+        _SCORE_LINES[r["task"]](result, result.scores)
+    elif r["labelled"]:
         click.echo(f"TFLM accuracy on new data {result.dataset}: "
                    f"{result.scores['accuracy']:.4f} ({r['samples']} samples)")
         click.echo(f"classes in the data: {', '.join(r['classes'])}")
@@ -217,8 +219,10 @@ def _new_data_lines(result) -> None:
             click.echo(f"  {p['class'][:12]:>12}: {p['support']} samples, recall {recall}")
         _confusion_lines(result.labels, result.scores["confusion"])
     else:
-        click.echo(f"{r['samples']} samples of {result.dataset} without labels; predicted: "
-                   + ", ".join(f"{k} {v}" for k, v in r["predicted_counts"].items()))
+        counts = r["predicted_counts"] or {}
+        click.echo(f"{r['samples']} samples of {result.dataset} without labels"
+                   + ("; predicted: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                      if counts else ""))
     for note in r["notes"]:
         click.echo(f"  {note}")
     wrote(*result.written, *result.reports)

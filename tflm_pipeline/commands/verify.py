@@ -37,7 +37,7 @@ from ..reports.new_data import (SOURCE_COLUMNS, per_class, prediction_counts,
                                 write_predictions)
 from ..reports.run_report import render_reports
 from ..runs import RunFolder, resolve
-from ..tasks import CLASSIFICATION, get_task
+from ..tasks import CLASSIFICATION, REGRESSION, get_task
 from ..tflite.model_info import read_model, read_model_bytes
 from ..tflite.quant import dequantize, quantize
 from ..tflite import offline_plan
@@ -179,23 +179,25 @@ def _new_data(run: RunFolder, model_path: Path, model: bytes, info, data, worker
     if pre is None:
         raise TflmpError(f"{run.path} has no {RunFolder.PREPROCESSING}; finish training first")
     task = get_task(task_for(run.config))
-    if task is not CLASSIFICATION:
-        raise TflmpError(f"--data scores classification runs; {run.path} is a {task.name} "
-                         "run: score its data with --dataset")
-    new = load_new_data(data, run.config, pre)
+    if task not in (CLASSIFICATION, REGRESSION):
+        raise TflmpError(f"--data scores classification and regression runs; {run.path} is "
+                         f"a {task.name} run: score its data with --dataset")
+    classify = task is CLASSIFICATION
+    new = load_new_data(data, run.config, pre, regression=not classify)
     check_model_for(info, task, pre.num_classes)
     x = pre.apply(new.x)
     arena, outputs = predict(model, x, info=info, workers=workers, label=f"TFLM {new.name}")
     scores = task.score(x, new.y, outputs, pre.num_classes) if new.labelled else {}
     folder = run.new_data_dir(new.name)
     predictions = write_predictions(folder / RunFolder.PREDICTIONS, new.source_kind,
-                                    new.sources, outputs, pre.labels, True, new.y)
+                                    new.sources, outputs, pre.labels, classify, new.y)
     doc = {"name": new.name, "data": str(new.path.resolve()), "model": str(model_path),
            "sha256": info.sha256, "task": task.name, "samples": int(len(x)),
            "labelled": new.labelled, "labels": pre.labels, "classes": new.classes,
            "metrics": scores,
-           "per_class": per_class(scores["confusion"], pre.labels) if scores else None,
-           "predicted_counts": prediction_counts(outputs, pre.labels),
+           "per_class": per_class(scores["confusion"], pre.labels)
+           if scores and classify else None,
+           "predicted_counts": prediction_counts(outputs, pre.labels) if classify else None,
            "predictions": str(predictions),
            "source": f"{new.source_kind}: {SOURCE_COLUMNS[new.source_kind]}", "notes": new.notes}
     written = [write_json(folder / RunFolder.NEW_DATA_RESULT, doc), predictions]

@@ -35,7 +35,7 @@ class NewData:
     name: str
     path: Path
     x: np.ndarray
-    y: np.ndarray | None  # the run's class index of each sample; None: the data has no labels
+    y: np.ndarray | None  # the run's class index (or target) of each sample; None: no labels
     sources: list[str]  # where each sample came from
     source_kind: str  # what a source is: csv_line (a window's first row), file, index, case
     classes: list[str] = field(default_factory=list)  # the run's classes the labels hold
@@ -46,9 +46,11 @@ class NewData:
         return self.y is not None
 
 
-def load_new_data(path: str | Path, config: RunConfig, pre: Preprocessing) -> NewData:
+def load_new_data(path: str | Path, config: RunConfig, pre: Preprocessing, *,
+                  regression: bool = False) -> NewData:
     """``path`` read as the run of ``config`` and ``pre`` reads its data, or a one-line
-    error saying what does not fit."""
+    error saying what does not fit.  ``regression``: labels are float targets (.ts and
+    .npz data), not class names."""
     path = Path(path)
     if not path.exists():
         raise TflmpError(f"--data {path} does not exist; pass a file or folder in the "
@@ -56,9 +58,12 @@ def load_new_data(path: str | Path, config: RunConfig, pre: Preprocessing) -> Ne
     if path.suffix.lower() == ".csv":
         return _csv(path, config, pre)
     if path.suffix.lower() == ".npz":
-        return _npz(path, pre)
+        return _npz(path, pre, regression)
     if path.suffix.lower() == ".ts":
-        return _ts(path, pre)
+        return _ts(path, pre, regression)
+    if regression:
+        raise TflmpError(f"--data {path}: a regression run takes .ts or .npz files with "
+                         "targets")
     if path.is_dir():
         if pre.features is not None:
             return _wav_folder(path, pre)
@@ -177,7 +182,7 @@ def _labelled(path, x, files, labels, y, pre, notes) -> NewData:
     return NewData(path.name, path, x, y, sources, "file", classes, notes + [note])
 
 
-def _npz(path: Path, pre: Preprocessing) -> NewData:
+def _npz(path: Path, pre: Preprocessing, regression: bool) -> NewData:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -200,6 +205,12 @@ def _npz(path: Path, pre: Preprocessing) -> NewData:
         return NewData(path.stem, path, x, None, sources, "index", [],
                        notes + [f"no {y_key} array: predictions only"])
     y = np.asarray(arrays[y_key]).reshape(len(x), -1)
+    if regression:
+        if y.shape[1] != pre.num_classes:
+            raise TflmpError(f"--data {path}: {y_key} holds {y.shape[1]} target(s) per sample; "
+                             f"the run predicts {pre.num_classes}")
+        return NewData(path.stem, path, x, y.astype(np.float32), sources, "index", [],
+                       notes + ["regression targets"])
     y = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0]
     if "labels" in arrays:
         names = [str(s) for s in arrays["labels"]]
@@ -212,16 +223,22 @@ def _npz(path: Path, pre: Preprocessing) -> NewData:
     return NewData(path.stem, path, x, y, sources, "index", classes, notes + [note])
 
 
-def _ts(path: Path, pre: Preprocessing) -> NewData:
+def _ts(path: Path, pre: Preprocessing, regression: bool) -> NewData:
     ts = read_ts(path)
-    if ts.classes is None:
-        raise TflmpError(f"--data {path} holds regression targets; the run classifies")
+    if (ts.classes is None) != regression:
+        raise TflmpError(f"--data {path} holds "
+                         f"{'regression targets' if ts.classes is None else 'class labels'}; "
+                         f"the run {'predicts values' if regression else 'classifies'}")
     if ts.x.shape[1:] != tuple(pre.input_shape):
         raise TflmpError(f"--data {path}: cases of {list(ts.x.shape[1:])} (steps, channels); "
                          f"the run takes {list(pre.input_shape)}")
+    notes = [f".ts series {path}: {len(ts.y)} cases"]
+    sources = [str(i) for i in range(len(ts.y))]
+    if regression:
+        return NewData(path.stem, path, ts.x, ts.y, sources, "case", [],
+                       notes + ["regression targets"])
     y, classes, note = _to_run_classes(path, ts.classes, ts.y, pre.labels)
-    return NewData(path.stem, path, ts.x, y, [str(i) for i in range(len(y))], "case",
-                   classes, [f".ts series {path}: {len(y)} cases", note])
+    return NewData(path.stem, path, ts.x, y, sources, "case", classes, notes + [note])
 
 
 def _to_run_classes(where, names: list[str], y: np.ndarray, run_labels: list[str]):

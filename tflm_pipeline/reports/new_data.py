@@ -38,10 +38,13 @@ def write_predictions(path: str | os.PathLike, source_kind: str, sources: list[s
             w.writerow([source, *([labels[y[i]]] if y is not None else []),
                         labels[predicted[i]], *(f"{v:.6g}" for v in outputs[i])])
     else:
-        w.writerow([source_kind, *(["true"] if y is not None else []),
+        true = None if y is None else np.asarray(y).reshape(len(sources), -1)
+        width = 0 if true is None else true.shape[1]
+        w.writerow([source_kind, *(["true"] if width == 1 else
+                                   [f"true_{j}" for j in range(width)]),
                     *(f"output_{j}" for j in range(outputs.shape[1]))])
         for i, source in enumerate(sources):
-            w.writerow([source, *([f"{y[i]:.6g}"] if y is not None else []),
+            w.writerow([source, *(f"{v:.6g}" for v in (true[i] if width else ())),
                         *(f"{v:.6g}" for v in outputs[i])])
     return write_text(path, buf.getvalue())
 
@@ -76,8 +79,10 @@ def _section(r: dict) -> dict:
     name = r.get("name", "?")
     key = "".join(c if c.isalnum() else "-" for c in name)
     metrics = r.get("metrics") or {}
-    cards = [("samples", r.get("samples")), ("classes in the data", len(r.get("classes", []))
-                                              if r.get("labelled") else "no labels")]
+    labelled = r.get("labelled")
+    cards = [("samples", r.get("samples")),
+             ("targets", "given" if labelled else "no labels") if r.get("task") == "regression"
+             else ("classes in the data", len(r.get("classes", [])) if labelled else "no labels")]
     cards += [(key, d.metric(metrics[key])) for key in ("accuracy", "auc", "mae")
               if key in metrics]
     rows = [[p["class"], p["support"], p["predicted"], d.metric(p["recall"]),
