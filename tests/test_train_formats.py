@@ -146,6 +146,21 @@ def test_autoencoder_anomaly_detection(tmp_path, rng):
         stated = int(re.search(r"kArenaBytes = (\d+);", runner).group(1))
         assert header == stated == t.arena_for(read_model(model)).bytes, target
 
+def test_autoencoder_on_normal_data_only(tmp_path, rng):
+    """A recording without anomalies (Daphnet's are all label 0) has no AUC: the int8
+    model is chosen by the reconstruction error on normal data and the threshold is the
+    99% quantile; this used to end in a TypeError formatting the missing AUC."""
+    basis = rng.normal(size=(4, 32))
+    x = (rng.normal(size=(300, 4)) @ basis + rng.normal(0, 0.1, (300, 32))).astype(np.float32)
+    np.savez(tmp_path / "normal.npz", x=x, y=np.zeros(300, int))
+    run, report, p = _train(tmp_path, "--model", "autoencoder", "--dataset",
+                            tmp_path / "normal.npz", "--epochs", "2", "--qat-epochs", "1")
+    assert report["metrics"]["qat_int8_tflm"]["auc"] is None
+    assert report["ledger"]["metric"] == "mse_normal" and report["ledger"]["drop_unit"] == "%"
+    assert "validation mse_normal in TFLM" in report["metrics"]["selection"]
+    assert report["threshold"]["method"].startswith("99% quantile")
+
+
 def test_max_drop_fails_after_writing_the_run(tmp_path):
     run = tmp_path / "run"
     p = run_cli("train", "--epochs", "2", "--qat-epochs", "0", "--max-drop", "-100",

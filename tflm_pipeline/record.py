@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .artifacts import read_json, write_json
 from .errors import TflmpError
+from .tasks import error_drop
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -63,13 +64,16 @@ class Ledger:
     @classmethod
     def of(cls, task, test_scores: dict[str, dict]) -> "Ledger":
         """The ledger of the test-set scores of ``FLOAT`` and the models after it."""
-        base = test_scores[FLOAT][task.metric]
+        metric, drop, unit = task.metric, task.drop, task.drop_unit
+        if test_scores[FLOAT].get(metric) is None and task.fallback_metric:
+            metric, drop, unit = task.fallback_metric, error_drop, "%"  # e.g. no anomalies
+        base = test_scores[FLOAT][metric]
         rows = {FLOAT: LedgerRow(base)}
         for key in (QAT_KERAS, *INT8_CANDIDATES):
             if key in test_scores:
-                value = test_scores[key][task.metric]
-                rows[key] = LedgerRow(value, task.drop(base, value))
-        return cls(task.metric, rows, task.drop_unit)
+                value = test_scores[key][metric]
+                rows[key] = LedgerRow(value, drop(base, value))
+        return cls(metric, rows, unit)
 
     def to_dict(self) -> dict:
         out = {"metric": self.metric}

@@ -17,6 +17,14 @@ import numpy as np
 from .errors import TflmpError
 
 
+def error_drop(base: float | None, value: float | None) -> float | None:
+    """How much larger an error ``value`` is than the float model's ``base``, in percent
+    of it."""
+    if base is None or value is None:
+        return None
+    return round((value - base) / base * 100, 2) if base else round((value - base) * 100, 2)
+
+
 class Task:
     """The behaviour of one task; subclasses fill in the class attributes."""
 
@@ -29,6 +37,9 @@ class Task:
     curve_metric: str | None = None  # Keras metric drawn beside the loss in training curves
     firmware_output: str  # what the generated runner returns: "class", "anomaly_score", "values"
     higher_is_better = True  # of ``metric``
+    # an error (lower is better) that ranks and compares models when ``metric`` cannot be
+    # computed on a split (an anomaly detector's AUC on a split without anomalies)
+    fallback_metric: str | None = None
     drop_unit = "pp"  # the unit of :meth:`drop`
 
     def drop(self, base: float | None, value: float | None) -> float | None:
@@ -146,6 +157,7 @@ class AnomalyDetection(Task):
     loss = "mse"
     monitor, monitor_mode = "val_loss", "min"
     metric = "auc"
+    fallback_metric = "mse_normal"  # reconstruction error on normal samples
     firmware_output = "anomaly_score"
 
     def targets(self, x, y):
@@ -230,10 +242,7 @@ class Regression(Task):
     drop_unit = "%"
 
     def drop(self, base, value):
-        """How much larger the error is than the float model's, in percent of it."""
-        if base is None or value is None:
-            return None
-        return round((value - base) / base * 100, 2) if base else round((value - base) * 100, 2)
+        return error_drop(base, value)
 
     def targets(self, x, y):
         return np.asarray(y, np.float32).reshape(len(y), -1)

@@ -338,16 +338,30 @@ class _Training:
                          label=f"TFLM {key.split('_')[0].upper()} int8")
             arenas[key] = e.arena
             scores[key] = {**e["test"], f"val_{task.metric}": e["val"][task.metric]}
+            if task.fallback_metric and e["val"][task.metric] is None:
+                fallback = task.fallback_metric
+                scores[key][f"val_{fallback}"] = e["val"][fallback]
         return scores, arenas
 
     def _select(self, scores: dict, candidates: dict) -> tuple[str, str]:
         """The candidate with the better validation metric in TFLM (never the test set);
         a tie goes to QAT."""
-        key = f"val_{self.task.metric}"
-        selected = max(candidates, key=lambda k: (self.task.rank(scores[k][key]), k == QAT_INT8))
-        better = "higher" if self.task.higher_is_better else "lower"
-        why = (f"{selected} has the {better} validation {self.task.metric} in TFLM: "
-               + ", ".join(f"{k} {scores[k][key]:.4f}" for k in candidates)
+        metric, higher = self.task.metric, self.task.higher_is_better
+        if self.task.fallback_metric and all(scores[k].get(f"val_{metric}") is None
+                                             for k in candidates):
+            metric, higher = self.task.fallback_metric, False  # no anomalies in validation
+        key = f"val_{metric}"
+
+        def rank(k):
+            value = scores[k].get(key)
+            return (float("-inf") if value is None else value if higher else -value,
+                    k == QAT_INT8)
+
+        selected = max(candidates, key=rank)
+        better = "higher" if higher else "lower"
+        why = (f"{selected} has the {better} validation {metric} in TFLM: "
+               + ", ".join(f"{k} {scores[k][key]:.4f}" if scores[k].get(key) is not None
+                           else f"{k} n/a" for k in candidates)
                + " (ties go to QAT)")
         return selected, why
 
