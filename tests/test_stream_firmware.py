@@ -98,7 +98,7 @@ _CAMERA_BODY = r"""
 
 
 def _project(tmp: Path, name: str, model: bytes, pre: Preprocessing, *, hop=None,
-             golden_inputs=None, golden_outputs=None) -> Path:
+             golden_inputs=None, golden_outputs=None, audio_frontend=None) -> Path:
     """A generated esp-idf project of ``model`` (its code folder)."""
     info = read_model(model)
     target = get_target("esp-idf")
@@ -111,7 +111,7 @@ def _project(tmp: Path, name: str, model: bytes, pre: Preprocessing, *, hop=None
         target=target, ident=name, out_dir=tmp / name, model=model, info=info,
         source=f"{name}.tflite", preprocessing=pre, output="class", labels=pre.labels,
         ops=target.registrations(info), arena=target.arena_for(info), vectors=vectors,
-        stream_hop=hop))
+        stream_hop=hop, audio_frontend=audio_frontend))
     return tmp / name / "main"
 
 
@@ -123,9 +123,15 @@ def _build(code: Path, name: str, tmp: Path, body: str, **fmt) -> Path:
     main = tmp / f"{name}_test_main.cc"
     main.write_text(_MAIN % {"name": name, "body": body % values})
     exe = tmp / f"{name}_test"
+    objects = []
+    for c_source in sorted(code.glob("*.c")):  # an audio model's front end
+        objects.append(tmp / f"{c_source.stem}.o")
+        subprocess.run([require_tool("gcc"), "-std=c99", "-O1", "-I", str(code), "-c",
+                        str(c_source), "-o", str(objects[-1])], check=True)
     subprocess.run([gxx, "-std=c++11", "-O1", "-Wall", "-Wextra", "-Werror", "-DTFLMP_CHECK",
                     "-I", str(code), "-I", str(shim), str(main), str(code / f"{name}_runner.cc"),
-                    str(code / f"{name}_model_data.cc"), str(fake), "-o", str(exe)], check=True)
+                    str(code / f"{name}_model_data.cc"), str(fake), *map(str, objects),
+                    "-o", str(exe)], check=True)
     return exe
 
 
@@ -183,6 +189,56 @@ def test_pushing_a_recording_gives_the_pipelines_windows(sensor):
         assert np.array_equal(got, windows[start]), f"window at row {start}"
         # the fake TFLM knows the windows at rows 0 and 72: they are classified as such
         assert int(label) == {0: 0, 3 * STRIDE: 1}.get(start, -1)
+
+
+# --- audio: a clip every half clip ---------------------------------------------------
+
+_AUDIO_BODY = r"""
+  (void)mode;
+  %(name)s::Begin(arena, sizeof(arena), Print, Micros);
+  int sample;
+  while (scanf("%%d", &sample) == 1) {
+    if (%(name)s::PushAudio((int16_t)sample)) {
+      printf("%%u ", (unsigned)%(name)s::StreamSamples());
+      Hex((const int8_t*)%(name)s::StreamWindow(), 2 * %(macro)s_INPUT_ELEMENTS);
+      printf(" %%d\n", %(name)s::ClassifyStream(nullptr));
+    }
+  }
+"""
+
+
+def test_pushing_pcm_gives_each_clips_features_every_half_clip(tmp_path):
+    from tflm_pipeline.data.audio_features import FeatureParams
+    from tflm_pipeline.data.audio_frontend import frontend, to_pcm
+    from tflm_pipeline.data.wav_folder import read_wav
+
+    made = frontend("log-mel")
+    features = {**FeatureParams().to_dict("log-mel"), "clip_samples": 16000, **made.to_dict()}
+    pre = Preprocessing("speech", (49, made.outputs, 1), "float32", 0.5, 2.0,
+                        ["silence", "unknown", "yes", "no"], features=features)
+    model = shared("models", "micro_speech_quantized.tflite").read_bytes()
+    t_in = read_model(model).inputs[0]
+    tables = made.c_tables(made.input_levels(pre, lambda x: quantize(x, t_in)))
+    wavs = [shared("models", "testdata", "micro_speech", f) for f in
+            ("yes_1000ms.wav", "no_1000ms.wav")]
+    pcm = to_pcm(np.concatenate([read_wav(w) for w in wavs]))[:24000]
+    # the fake TFLM knows the first clip's input (training's features of it): "yes"
+    first = quantize(pre.apply(made.dequantize(made.features(pcm[:16000]))[None]), t_in)
+    code = _project(tmp_path, "kws", model, pre, audio_frontend=tables,
+                    golden_inputs=first.reshape(1, -1),
+                    golden_outputs=np.array([[-128, -128, 127, -128]], np.int8))
+    settings = (code / "kws_model_settings.h").read_text()
+    assert "#define KWS_STREAM_HOP_SAMPLES 8000" in settings
+    exe = _build(code, "kws", tmp_path, _AUDIO_BODY)
+    lines = _run(exe, "\n".join(str(int(v)) for v in pcm))
+    # 49 frames of 480 samples every 320: a clip's features are in 160 samples before its end
+    assert len(lines) == 2
+    for line, start, label in zip(lines, (0, 8000), (2, -1)):
+        pushed, features, got = line.split()
+        assert int(pushed) == start + 48 * 320 + 480 and int(got) == label
+        want = made.features(pcm[start:start + 16000])
+        assert np.array_equal(np.frombuffer(bytes.fromhex(features), "<i2").reshape(want.shape),
+                              want)
 
 
 # --- the smoother: once per event, like RecognizeCommands -----------------------------
