@@ -83,8 +83,9 @@ def runner_size(tmp: Path, name, model, pre, hop, tables, helpers: bool) -> dict
     subprocess.run(["arm-none-eabi-g++", *CM4_FLAGS, *CXX_FLAGS, "-Os", "-DTFLMP_CHECK",
                     "-I", str(code), "-I", str(shim), "-c", str(code / f"{name}_runner.cc"),
                     "-o", str(obj)], check=True)
-    text, data, bss = subprocess.run(["arm-none-eabi-size", str(obj)], check=True,
-                                     capture_output=True, text=True).stdout.split("\n")[1].split()[:3]
+    sizes = subprocess.run(["arm-none-eabi-size", str(obj)], check=True, capture_output=True,
+                           text=True).stdout.split("\n")[1]
+    text, data, bss = sizes.split()[:3]
     return {"flash": int(text) + int(data), "ram": int(data) + int(bss)}
 
 

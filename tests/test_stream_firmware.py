@@ -79,7 +79,8 @@ _CAMERA_BODY = r"""
   // frames: "width height format" then the bytes as hex -> the int8 input (or "rejected")
   (void)mode;
   int w, h, f;
-  static uint8_t frame[%(macro)s_CAMERA_MAX_FRAME_WIDTH * %(macro)s_CAMERA_MAX_FRAME_HEIGHT * 3 + 3 * 4096];
+  // room for the rejected frame too (one pixel wider than the largest)
+  static uint8_t frame[(%(macro)s_CAMERA_MAX_FRAME_WIDTH + 1) * %(macro)s_CAMERA_MAX_FRAME_HEIGHT * 3];
   int8_t input[%(macro)s_INPUT_BYTES];
   while (scanf("%%d %%d %%d", &w, &h, &f) == 3) {
     for (long i = 0; i < (long)w * h * f; ++i) {
@@ -403,3 +404,56 @@ def test_pixel_table_is_the_pipelines_preprocessing_and_quantization(tmp_path):
     assert table.shape == (3, 256) and np.array_equal(table, want.T)
     assert np.allclose(dequantize(table[2], info.inputs[0]), pixels[:, 2] / 127.5 - 1,
                        atol=info.inputs[0].scales[0])
+
+
+# --- end to end: `tflmp firmware` of a sensor run -------------------------------------
+
+@pytest.mark.slow  # trains a small Conv1D model
+def test_firmware_of_a_sensor_run_streams_its_windows(tmp_path):
+    import csv
+
+    from conftest import run_cli
+    from tflm_pipeline.data import load_run_dataset
+    from tflm_pipeline.runs import resolve
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "imu.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp_ms", "ax", "ay", "az", "activity"])
+        step = 0
+        for label, freq in (("walk", 1.0), ("run", 3.0)) * 3:
+            for v in np.sin(2 * np.pi * freq * np.arange(200) / 50.0):
+                w.writerow([step * 20, f"{v + rng.normal(0, 0.2):.4f}", f"{0.5 * v:.4f}",
+                            f"{rng.normal(0, 0.2):.4f}", label])
+                step += 1
+    run = tmp_path / "run"
+    p = run_cli("train", "--out", run, "--max-drop", "100", "--model", "cnn1d", "--dataset",
+                path, "--window", "40", "--stride", "16", "--label-column", "activity",
+                "--epochs", "2", "--qat-epochs", "0")
+    assert p.returncode == 0, p.stderr
+    p = run_cli("firmware", run, "--target", "esp-idf", "--out", tmp_path / "fw")
+    assert p.returncode == 0, p.stderr
+    code = tmp_path / "fw" / "main"
+    name = next(code.glob("*_runner.cc")).name[:-len("_runner.cc")]
+    settings = (code / f"{name}_model_settings.h").read_text()
+    macro = name.upper()
+    assert f"#define {macro}_STREAM_WINDOW_SAMPLES 40" in settings
+    assert f"#define {macro}_STREAM_HOP_SAMPLES 16" in settings
+    assert f"#define {macro}_SAMPLE_RATE_HZ 50.0f" in settings and "(800 ms)" in settings
+    exe = _build(code, name, tmp_path, _SENSOR_BODY)
+    # the first recording's windows, as the run cut and quantized them
+    data = load_run_dataset(resolve(run).run)
+    t_in = read_model((run / "model_int8.tflite").read_bytes()).inputs[0]
+    windows = {}
+    for split in ("train", "val", "test"):
+        for line, x in zip(data.sample_ids[split], getattr(data, f"x_{split}")):
+            if line - 2 + 40 <= 200:
+                windows[line - 2] = quantize(data.preprocessing.apply(x[None]), t_in)[0]
+    rows = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2, 3), max_rows=200,
+                      dtype=np.float32)
+    lines = _run(exe, "\n".join(" ".join(repr(float(v)) for v in r) for r in rows), "stream")
+    assert sorted(windows) == list(range(0, 161, 16)) and len(lines) == len(windows)
+    for start, line in zip(sorted(windows), lines):
+        got = np.frombuffer(bytes.fromhex(line.split()[1]), np.int8).reshape(40, 3)
+        assert np.array_equal(got, windows[start].reshape(40, 3)), start

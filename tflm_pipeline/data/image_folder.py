@@ -109,7 +109,10 @@ def frame_to_sample(frame: np.ndarray, size: tuple[int, int], color: str) -> np.
     img = img.convert("L" if color == "grayscale" else "RGB")
     height, width = size
     w, h = img.size
-    crop_w, crop_h = (h * width // height, h) if w * height > h * width else (w, w * height // width)
+    if w * height > h * width:  # wider than the model: crop the sides
+        crop_w, crop_h = h * width // height, h
+    else:
+        crop_w, crop_h = w, w * height // width
     left, top = (w - crop_w) // 2, (h - crop_h) // 2
     img = _resize(img.crop((left, top, left + crop_w, top + crop_h)), (height, width))
     return np.asarray(img, np.uint8).reshape(height, width, len(img.mode))
