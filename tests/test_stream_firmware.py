@@ -33,12 +33,25 @@ _MAIN = r"""
 alignas(16) static uint8_t arena[%(name)s::kArenaBytes];
 static void Print(const char*) {}
 static uint32_t Micros() { return 0; }
+#ifdef TFLMP_TEST_QEMU  // CMSDK timer 0 at 25 MHz; with -icount shift=0, 40 instructions a tick
+static volatile uint32_t* const kTimer0 = (volatile uint32_t*)0x40000000;
+static void StartCount() { kTimer0[0] = 0; kTimer0[2] = kTimer0[1] = 0xFFFFFFFFu; kTimer0[0] = 1; }
+static unsigned Instructions() { return (0xFFFFFFFFu - kTimer0[1]) * 40u; }
+#else
+static void StartCount() {}
+static unsigned Instructions() { return 0; }
+#endif
 static void Hex(const int8_t* v, int n) {
   for (int i = 0; i < n; ++i) printf("%%02x", (unsigned)(uint8_t)v[i]);
 }
 int main(int argc, char** argv) {
+#ifdef TEST_MODE  // QEMU passes no arguments
+  const char* mode = TEST_MODE;
+  (void)argc; (void)argv;
+#else
   const char* mode = argc > 1 ? argv[1] : "";
-  (void)arena; (void)Print; (void)Micros; (void)Hex;
+#endif
+  (void)arena; (void)Print; (void)Micros; (void)Hex; (void)StartCount; (void)Instructions;
 %(body)s
   return 0;
 }
@@ -88,12 +101,14 @@ _CAMERA_BODY = r"""
       if (scanf("%%2x", &v) != 1) return 1;
       frame[i] = (uint8_t)v;
     }
+    StartCount();
     if (!%(name)s::FrameToInput(frame, w, h, (%(name)s::PixelFormat)f, input)) {
       printf("rejected\n");
       continue;
     }
+    const unsigned instructions = Instructions();
     Hex(input, %(macro)s_INPUT_BYTES);
-    printf("\n");
+    printf(" %%u\n", instructions);
   }
 """
 
@@ -116,8 +131,11 @@ def _project(tmp: Path, name: str, model: bytes, pre: Preprocessing, *, hop=None
     return tmp / name / "main"
 
 
-def _build(code: Path, name: str, tmp: Path, body: str, **fmt) -> Path:
-    """The runner + model data + fake TFLM + a test main, compiled for this host."""
+def _build(code: Path, name: str, tmp: Path, body: str, cortex_m4: bool = False, **fmt) -> Path:
+    """The runner + model data + fake TFLM + a test main, compiled for this host, or for
+    QEMU's Cortex-M4 board (stdio over semihosting, as `firmware --check`)."""
+    if cortex_m4:
+        return _build_cm4(code, name, tmp, body, **fmt)
     gxx = require_tool("g++")
     shim, _, fake = self_test_kit(code, name, "esp-idf", tmp)
     values = {"name": name, "macro": name.upper(), "smoother_args": "", **fmt}
@@ -136,9 +154,44 @@ def _build(code: Path, name: str, tmp: Path, body: str, **fmt) -> Path:
     return exe
 
 
+def _build_cm4(code: Path, name: str, tmp: Path, body: str, mode: str = "", **fmt) -> Path:
+    from tflm_pipeline.firmware_files import path as firmware_file
+    from tflm_pipeline.mcu.build_check import CM4_FLAGS, CXX_FLAGS
+
+    gxx, gcc = require_tool("arm-none-eabi-g++"), require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    tmp = tmp / f"cm4{mode}"
+    tmp.mkdir(exist_ok=True)
+    shim, _, fake = self_test_kit(code, name, "esp-idf", tmp)
+    values = {"name": name, "macro": name.upper(), "smoother_args": "", **fmt}
+    main = tmp / f"{name}_test_main.cc"
+    main.write_text(_MAIN % {"name": name, "body": body % values})
+    objects = [tmp / "startup.o"]
+    subprocess.run([gcc, *CM4_FLAGS, "-O2", "-c", str(firmware_file("check/cm4_startup.c")),
+                    "-o", str(objects[0])], check=True)
+    for c_source in sorted(code.glob("*.c")):
+        objects.append(tmp / f"{c_source.stem}.o")
+        subprocess.run([gcc, *CM4_FLAGS, "-std=c99", "-O2", "-I", str(code), "-c",
+                        str(c_source), "-o", str(objects[-1])], check=True)
+    exe = tmp / f"{name}_test.elf"
+    subprocess.run([gxx, *CM4_FLAGS, *CXX_FLAGS, "-O2", "-DTFLMP_CHECK", "-DTFLMP_TEST_QEMU",
+                    f'-DTEST_MODE="{mode}"',
+                    "-I", str(code), "-I", str(shim), "--specs=rdimon.specs", "-nostartfiles",
+                    "-T", str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections",
+                    *map(str, objects), str(main), str(code / f"{name}_runner.cc"),
+                    str(code / f"{name}_model_data.cc"), str(fake), "-o", str(exe)], check=True)
+    return exe
+
+
 def _run(exe: Path, text: str, *args) -> list[str]:
-    done = subprocess.run([str(exe), *args], input=text, capture_output=True, text=True,
-                          timeout=60, check=True)
+    if exe.suffix == ".elf":  # the mode was compiled in (_build_cm4)
+        from tflm_pipeline.mcu.build_check import qemu_command
+
+        done = subprocess.run(qemu_command(exe), input=text, capture_output=True, text=True,
+                              timeout=300, check=True)
+    else:
+        done = subprocess.run([str(exe), *args], input=text, capture_output=True, text=True,
+                              timeout=60, check=True)
     return done.stdout.split("\n")[:-1]
 
 
@@ -365,7 +418,8 @@ def test_camera_frames_give_the_pipelines_input_gray(tmp_path):
               rng.integers(0, 256, (9, 17), dtype=np.uint8),
               np.zeros((10, 641), np.uint8)]
     lines = _run(exe, _frames_text(frames))
-    got = [np.frombuffer(bytes.fromhex(x), np.int8).reshape(28, 28, 1) for x in lines[:4]]
+    got = [np.frombuffer(bytes.fromhex(x.split()[0]), np.int8).reshape(28, 28, 1)
+           for x in lines[:4]]
     assert np.array_equal(got[0], _expected(pre, info, digit))
     for frame, g in zip(frames[1:4], got[1:]):  # downscale, RGB -> luma + crop, upscale + crop
         assert np.array_equal(g, _expected(pre, info, frame_to_sample(frame, (28, 28),
@@ -385,7 +439,8 @@ def test_camera_frames_give_the_pipelines_input_rgb(tmp_path):
                                           "no_person.bmp")))
     big = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     lines = _run(exe, _frames_text([same, person, big]))
-    got = [np.frombuffer(bytes.fromhex(x), np.int8).reshape(12, 16, 3) for x in lines]
+    got = [np.frombuffer(bytes.fromhex(x.split()[0]), np.int8).reshape(12, 16, 3)
+           for x in lines]
     assert np.array_equal(got[0], _expected(pre, info, _read_image(png, (12, 16), "RGB")))
     for frame, g in zip((person, big), got[1:]):  # gray -> RGB + crop to 4:3; VGA
         assert np.array_equal(g, _expected(pre, info, frame_to_sample(frame, (12, 16), "rgb")))
@@ -457,3 +512,36 @@ def test_firmware_of_a_sensor_run_streams_its_windows(tmp_path):
     for start, line in zip(sorted(windows), lines):
         got = np.frombuffer(bytes.fromhex(line.split()[1]), np.int8).reshape(40, 3)
         assert np.array_equal(got, windows[start].reshape(40, 3)), start
+
+
+# --- the same answers on a Cortex-M4 ----------------------------------------------------
+
+@pytest.mark.slow  # builds for the Cortex-M4 and runs under QEMU
+def test_cortex_m4_gives_the_same_windows_detections_and_frames(sensor, tmp_path):
+    from PIL import Image
+
+    code, host_exe, _, info = sensor
+    rows = np.loadtxt(DAPHNET, delimiter=",", skiprows=1, usecols=range(1, 10),
+                      max_rows=STREAMED_ROWS, dtype=np.float32)
+    text = "\n".join(" ".join(repr(float(v)) for v in row) for row in rows)
+    stream = _build(code, "gait", tmp_path, _SENSOR_BODY, cortex_m4=True, mode="stream")
+    assert _run(stream, text) == _run(host_exe, text, "stream")  # proven = the pipeline's
+    q = _score_sequence(np.random.default_rng(3), info.outputs[0], [(1, 5, 9), (0, 20, 40)], 50)
+    scores = "\n".join(f"{t * STRIDE} " + " ".join(map(str, r)) for t, r in enumerate(q))
+    smoother = _build(code, "gait", tmp_path, _SENSOR_BODY, cortex_m4=True, mode="smooth")
+    assert _run(smoother, scores) == _run(host_exe, scores)
+    # camera: a person_detect-sized input from a VGA RGB frame and a QQVGA gray one
+    pre = Preprocessing("people", (96, 96, 1), "uint8", 2 / 255, -1.0, ["no", "yes"])
+    model = conv((96, 96), channels=1, filters=2, stride=2)
+    camera = _build(_project(tmp_path, "person", model, pre), "person", tmp_path,
+                    _CAMERA_BODY, cortex_m4=True)
+    person = np.asarray(Image.open(shared("models", "testdata", "person_detection",
+                                          "person.bmp")))
+    vga = np.asarray(Image.fromarray(np.stack([person] * 3, -1)).resize((640, 480)))
+    qqvga = np.asarray(Image.fromarray(person).resize((160, 120)))
+    for frame, line in zip((vga, qqvga), _run(camera, _frames_text([vga, qqvga]))):
+        got, instructions = line.split()
+        want = _expected(pre, read_model(model), frame_to_sample(frame, (96, 96), "grayscale"))
+        assert np.array_equal(np.frombuffer(bytes.fromhex(got), np.int8), want.reshape(-1))
+        print(f"FrameToInput {frame.shape[1]}x{frame.shape[0]} -> 96x96: "
+              f"{int(instructions):,} Cortex-M4 instructions")
