@@ -93,7 +93,8 @@ _CAMERA_BODY = r"""
   (void)mode;
   int w, h, f;
   // room for the rejected frame too (one pixel wider than the largest)
-  static uint8_t frame[(%(macro)s_CAMERA_MAX_FRAME_WIDTH + 1) * %(macro)s_CAMERA_MAX_FRAME_HEIGHT * 3];
+  static uint8_t frame[(%(macro)s_CAMERA_MAX_FRAME_WIDTH + 1) *
+                       %(macro)s_CAMERA_MAX_FRAME_HEIGHT * 3];
   int8_t input[%(macro)s_INPUT_BYTES];
   while (scanf("%%d %%d %%d", &w, &h, &f) == 3) {
     for (long i = 0; i < (long)w * h * f; ++i) {
