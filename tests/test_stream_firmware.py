@@ -230,6 +230,8 @@ def test_pushing_a_recording_gives_the_pipelines_windows(sensor):
     settings = (code / "gait_model_settings.h").read_text()
     assert "#define GAIT_STREAM_WINDOW_SAMPLES 64" in settings
     assert "#define GAIT_STREAM_HOP_SAMPLES 24" in settings and "--stride" in settings
+    readme = (code.parent / "README.md").read_text()
+    assert "gait::PushSample(channels)" in readme and "gait::Smoother" in readme
     rows = np.loadtxt(DAPHNET, delimiter=",", skiprows=1, usecols=range(1, 10),
                       max_rows=STREAMED_ROWS, dtype=np.float32)
     text = "\n".join(" ".join(repr(float(v)) for v in row) for row in rows)
