@@ -115,7 +115,8 @@ _CAMERA_BODY = r"""
 
 
 def _project(tmp: Path, name: str, model: bytes, pre: Preprocessing, *, hop=None,
-             golden_inputs=None, golden_outputs=None, audio_frontend=None) -> Path:
+             golden_inputs=None, golden_outputs=None, audio_frontend=None,
+             output="class", threshold=None) -> Path:
     """A generated esp-idf project of ``model`` (its code folder)."""
     info = read_model(model)
     target = get_target("esp-idf")
@@ -123,12 +124,14 @@ def _project(tmp: Path, name: str, model: bytes, pre: Preprocessing, *, hop=None
         golden_inputs = np.zeros((1, *info.inputs[0].shape[1:]), np.int8)
         golden_outputs = np.zeros((1, *info.outputs[0].shape[1:]), np.int8)
     vectors = GoldenVectors(golden_inputs, golden_outputs, [None] * len(golden_inputs),
-                            "test", "none")
+                            "test", "none", scores=np.zeros(len(golden_inputs))
+                            if output == "anomaly_score" else None)
     write_firmware_project(ProjectSpec(
         target=target, ident=name, out_dir=tmp / name, model=model, info=info,
-        source=f"{name}.tflite", preprocessing=pre, output="class", labels=pre.labels,
+        source=f"{name}.tflite", preprocessing=pre, output=output,
+        labels=pre.labels if output == "class" else [],
         ops=target.registrations(info), arena=target.arena_for(info), vectors=vectors,
-        stream_hop=hop, audio_frontend=audio_frontend))
+        stream_hop=hop, audio_frontend=audio_frontend, threshold=threshold))
     return tmp / name / "main"
 
 
@@ -246,6 +249,30 @@ def test_pushing_a_recording_gives_the_pipelines_windows(sensor):
         assert np.array_equal(got, windows[start]), f"window at row {start}"
         # the fake TFLM knows the windows at rows 0 and 72: they are classified as such
         assert int(label) == {0: 0, 3 * STRIDE: 1}.get(start, -1)
+
+
+def test_anomaly_and_regression_runs_stream_too(tmp_path):
+    from tflm_pipeline.tasks import Threshold
+
+    gxx = require_tool("g++")
+    pre = Preprocessing("imu", (8, 3), "float32", [1.0, 2.0, 3.0], [0.0] * 3, [],
+                        sample_rate_hz=100.0)
+    for name, output, units, call in (("ae", "anomaly_score", 24, "StreamAnomalyScore()"),
+                                      ("reg", "values", 2, "PredictStream(values)")):
+        threshold = Threshold(0.5, "test", {}) if output == "anomaly_score" else None
+        code = _project(tmp_path, name, fully_connected((1, 24), units=units), pre, hop=4,
+                        output=output, threshold=threshold)
+        header = (code / f"{name}_runner.h").read_text()
+        assert call.split("(")[0] in header and "class Smoother" not in header
+        shim, _, _ = self_test_kit(code, name, "esp-idf", tmp_path / name)
+        main = tmp_path / f"{name}_main.cc"
+        main.write_text(f'#include "{name}_runner.h"\nfloat values[2];\nint main() {{\n'
+                        f'  const float row[3] = {{0, 0, 0}};\n  {name}::PushSample(row);\n'
+                        f'  return (int){name}::{call};\n}}\n')
+        for src in (main, code / f"{name}_runner.cc"):
+            subprocess.run([gxx, "-std=c++11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                            "-DTFLMP_CHECK", "-I", str(code), "-I", str(shim), str(src)],
+                           check=True)
 
 
 # --- audio: a clip every half clip ---------------------------------------------------
