@@ -515,7 +515,7 @@ def test_firmware_of_a_sensor_run_streams_its_windows(tmp_path):
     run = tmp_path / "run"
     p = run_cli("train", "--out", run, "--max-drop", "100", "--model", "cnn1d", "--dataset",
                 path, "--window", "40", "--stride", "16", "--label-column", "activity",
-                "--epochs", "2", "--qat-epochs", "0")
+                "--epochs", "1", "--qat-epochs", "0")
     assert p.returncode == 0, p.stderr
     p = run_cli("firmware", run, "--target", "esp-idf", "--out", tmp_path / "fw")
     assert p.returncode == 0, p.stderr
