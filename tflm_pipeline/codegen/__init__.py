@@ -25,12 +25,14 @@ def write_model_sources(model: bytes, info: ModelInfo, ident: str, out_dir: str 
                         arena: ArenaEstimate | None, preprocessing: Preprocessing | None = None,
                         labels: list[str] | None = None,
                         threshold: Threshold | None = None,
-                        source: str = "model.tflite") -> list[Path]:
+                        source: str = "model.tflite",
+                        stream_hop: int | None = None) -> list[Path]:
     """The model's C files: data array (.h/.cc), settings header, op resolver header.
-    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's."""
+    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's;
+    ``stream_hop`` is a sensor run's stride (streaming constants)."""
     return [*write_c_array(model, ident, out_dir, source=source),
             write_settings_header(info, ident, out_dir, preprocessing=preprocessing,
                                   arena=arena, labels=labels, threshold=threshold,
-                                  source=source),
+                                  source=source, stream_hop=stream_hop),
             write_op_resolver(info, ident, out_dir, ops=ops, op_sources=op_sources,
                               source=source)]

@@ -29,6 +29,7 @@ from . import write_model_sources
 from .audio_frontend import write_audio_frontend
 from .c_literals import camel_case
 from .golden import GoldenVectors, write_golden_header
+from .stream import stream_context
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ProjectSpec:
     notes: list[str] = field(default_factory=list)
     threshold: Threshold | None = None  # an anomaly detector's (output == "anomaly_score")
     audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
+    stream_hop: int | None = None  # a sensor-window run's stride: the streaming helpers' hop
 
 
 @dataclass
@@ -86,7 +88,8 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
     files = write_model_sources(spec.model, info, ident, code_dir, ops=spec.ops,
                                 op_sources=target.op_sources, arena=spec.arena,
                                 preprocessing=spec.preprocessing, labels=spec.labels,
-                                threshold=spec.threshold, source=spec.source)
+                                threshold=spec.threshold, source=spec.source,
+                                stream_hop=spec.stream_hop)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
     if spec.audio_frontend is not None:
         files += write_audio_frontend(spec.audio_frontend, ident, code_dir)
@@ -169,4 +172,5 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         "sources": sources, "project_dir": ".",
         "setup_commands": shell_lines(setup_commands(target)),
         "build_commands": shell_lines(build_commands(target, Path("."), "PORT")),
+        **stream_context(info, ident, pre, spec.stream_hop),
     }

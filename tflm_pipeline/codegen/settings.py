@@ -16,6 +16,7 @@ from ..preprocessing import Preprocessing
 from ..tasks import Threshold
 from ..tflite.model_info import ModelInfo, TensorInfo
 from .c_literals import c_double, c_float, c_string, c_value, macro_name
+from .stream import stream_context
 
 _CTYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t",
            "FLOAT32": "float"}
@@ -25,10 +26,12 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                           preprocessing: Preprocessing | None, arena: ArenaEstimate | None,
                           labels: list[str] | None = None,
                           threshold: Threshold | None = None,
-                          source: str = "model.tflite") -> Path:
+                          source: str = "model.tflite",
+                          stream_hop: int | None = None) -> Path:
     """Write ``<ident>_model_settings.h``; ``arena`` is stated as ``<IDENT>_ARENA_BYTES``
     (the one figure a project's runner uses too); ``labels`` default to the
-    preprocessing's; ``threshold`` (an anomaly detector's) as ``<ident>_anomaly_threshold``."""
+    preprocessing's; ``threshold`` (an anomaly detector's) as ``<ident>_anomaly_threshold``;
+    ``stream_hop`` (a sensor run's stride) enables the streaming constants (:mod:`.stream`)."""
     file_name = f"{ident}_model_settings.h"
     tensors = ([_tensor(t, ident, "input", i, len(info.inputs)) for i, t in enumerate(info.inputs)]
                + [_tensor(t, ident, "output", i, len(info.outputs))
@@ -55,7 +58,8 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                   tensors=tensors, labels=[c_string(label) for label in labels],
                   preprocessing=pre,
                   anomaly=None if threshold is None else {
-                      "value": c_double(threshold.value), "method": threshold.method})
+                      "value": c_double(threshold.value), "method": threshold.method},
+                  **stream_context(info, ident, preprocessing, stream_hop))
     return write_text(Path(out_dir) / file_name, text)
 
 

@@ -148,9 +148,17 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset, the_task, audio, spec),
         reconverted=reconverted, notes=notes, threshold=chosen,
-        audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None))
+        audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None,
+        stream_hop=_stream_hop(run)))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks, fired)
+
+
+def _stream_hop(run) -> int | None:
+    """A sensor-window run's stride: the hop of the firmware's streaming helpers."""
+    if run is None or not getattr(run.config, "window", None):
+        return None
+    return int(run.config.stride or run.config.window)
 
 
 def _apply_known_issues(info, target) -> list[FiredRule]:

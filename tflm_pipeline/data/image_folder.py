@@ -97,13 +97,41 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
                    sample_ids={"id": f"file path under {root}", **ids})
 
 
+def frame_to_sample(frame: np.ndarray, size: tuple[int, int], color: str) -> np.ndarray:
+    """A camera frame (H, W) or (H, W, 1|3) uint8 -> one sample (``size`` H x W, channels of
+    ``color``), as the firmware's FrameToInput makes it: converted like training images,
+    centre-cropped to the aspect of ``size`` (integer sizes, floor), then training's resize.
+    A frame with that aspect is read exactly like a training image of the same pixels."""
+    from PIL import Image
+
+    frame = np.asarray(frame, np.uint8)
+    img = Image.fromarray(frame[..., 0] if frame.ndim == 3 and frame.shape[2] == 1 else frame)
+    img = img.convert("L" if color == "grayscale" else "RGB")
+    height, width = size
+    w, h = img.size
+    if w * height > h * width:  # wider than the model: crop the sides
+        crop_w, crop_h = h * width // height, h
+    else:
+        crop_w, crop_h = w, w * height // width
+    left, top = (w - crop_w) // 2, (h - crop_h) // 2
+    img = _resize(img.crop((left, top, left + crop_w, top + crop_h)), (height, width))
+    return np.asarray(img, np.uint8).reshape(height, width, len(img.mode))
+
+
+def _resize(img, size_hw: tuple[int, int]):
+    """Training's resize of an image to ``size_hw`` (H, W): Pillow bilinear."""
+    from PIL import Image
+
+    return img.resize(size_hw[::-1], Image.Resampling.BILINEAR)
+
+
 def _read_image(file: Path, size_hw: tuple[int, int], mode: str) -> np.ndarray:
     from PIL import Image, ImageOps  # Pillow loads in ~0.1 s: only when images are read
 
     try:
         with Image.open(file) as img:
             img = ImageOps.exif_transpose(img).convert(mode)
-            img = img.resize(size_hw[::-1], Image.Resampling.BILINEAR)
+            img = _resize(img, size_hw)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise TflmpError(f"cannot read image {file}: {e}; replace or delete the file") from None
     return np.asarray(img, np.uint8).reshape(*size_hw, len(mode))
