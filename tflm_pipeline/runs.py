@@ -60,6 +60,8 @@ class RunFolder:
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     FIRMWARE = "firmware"
+    CV = "cv"  # --cv: folds.json and one fold-<i>.json per finished fold
+    FOLDS = "cv/folds.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -140,6 +142,14 @@ class RunFolder:
                    **{name: key for key, name in self.CANDIDATES.items()}}
         return by_file.get(Path(model_path).name)
 
+    def cv_fold(self, index: int) -> Path:
+        """A finished cross-validation fold's result (1-based ``index``)."""
+        return self.path / self.CV / f"fold-{index}.json"
+
+    def cv_scratch(self, index: int) -> Path:
+        """Where a cross-validation fold trains (removed once the fold is recorded)."""
+        return self.path / self.CV / f"fold-{index}"
+
     def plot(self, name: str) -> Path:
         return self.path / self.PLOTS / name
 
@@ -212,7 +222,8 @@ class RunFolder:
 
     def has_progress(self) -> bool:
         """Whether any training epoch of this run has been saved (it can be resumed)."""
-        return bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
+        return (bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
+                or any((self.path / self.CV).glob("fold-*.json")))
 
     def discard(self, *, keep_folder: bool) -> None:
         """Remove a run that failed before any progress, so it blocks no retry: the whole
@@ -229,7 +240,7 @@ class RunFolder:
                  self.STAGES, self.SPLITS, self.LR_RANGE, *self.HISTORY.values()]
         for name in names:
             self.file(name).unlink(missing_ok=True)
-        for folder in (self.CHECKPOINTS, self.TENSORBOARD):
+        for folder in (self.CHECKPOINTS, self.TENSORBOARD, self.CV):
             shutil.rmtree(self.path / folder, ignore_errors=True)
 
     def remove_checkpoints(self) -> None:

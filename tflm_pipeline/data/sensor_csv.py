@@ -157,9 +157,11 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     if split_by_group:
         sample_ids["groups"] = {name: sorted(set(groups_kept[starts][p].tolist()))
                                 for name, p in zip(SPLITS, (tr, va, te))}
+    sample_groups = ({name: groups_kept[starts][p] for name, p in zip(SPLITS, (tr, va, te))}
+                     if split_by_group else None)
     return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
                    sample_ids=sample_ids, channel_rows=raw, channel_names=list(channels),
-                   shared_rows=shared_rows)
+                   shared_rows=shared_rows, groups=sample_groups)
 
 
 def _shared_rows(starts, window, parts) -> dict:
