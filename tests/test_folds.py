@@ -102,3 +102,28 @@ def test_small_test_split_suggests_cv():
     assert small_test_split(dataset([0, 1], ["... use cross-validation (--cv)"]),
                             "classification") is None
     assert small_test_split(dataset([0, 1]), "regression") is None
+
+
+def test_csv_sessions_reach_the_folds(tmp_path):
+    """A sensor CSV's session column gives every window its group (kept through
+    --subset), and the folds over train+val never split a session."""
+    import csv
+
+    from tflm_pipeline.data.checks import apply_policies
+    from tflm_pipeline.data.sensor_csv import load_csv_windows
+
+    rows = [[f"s{s}", s, np.sin(i) + s, "a" if i < 20 else "b"]
+            for s in range(12) for i in range(40)]
+    path = tmp_path / "rec.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["session", "sid", "ax", "label"], *rows])
+    ds = apply_policies(load_csv_windows(path, window=5, stride=5), subset=30)
+    for split in ("train", "val", "test"):
+        x, groups = getattr(ds, f"x_{split}"), ds.groups[split]
+        assert len(groups) == len(x)  # one group per window, filtered with the windows
+        assert [f"s{int(w[0, 0])}" for w in x] == list(groups)  # the sid channel agrees
+    pool_groups = np.concatenate([ds.groups["train"], ds.groups["val"]])
+    y = np.concatenate([ds.y_train, ds.y_val]).astype(np.int64)
+    plan = plan_folds(y, 3, seed=0, val_fraction=0.2, groups=pool_groups)
+    for f in plan.folds:
+        assert not set(pool_groups[f.held_out]) & set(pool_groups[f.train])

@@ -90,7 +90,7 @@ def cross_validation_line(cv: dict) -> str:
     parts = [f"{names.get(k, k)} {cv['mean'][k][metric]:.4f} +- {cv['std'][k][metric]:.4f}"
              for k in cv["models"]]
     return (f"cross-validation ({cv['k']} folds, {metric} on the held-out parts, int8 in "
-            "TFLM): " + ", ".join(parts))
+            f"TFLM; {cv['seconds']:.0f}s): " + ", ".join(parts))
 
 
 # --- doctor ------------------------------------------------------------------------------

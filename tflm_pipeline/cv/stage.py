@@ -72,7 +72,7 @@ def summarize(folds: list[dict]) -> tuple[dict, dict]:
         rows = [f["scores"][key] for f in folds if key in f["scores"]]
         if len(rows) != len(folds):
             continue
-        names = [m for m in rows[0] if all(m in r for r in rows)]
+        names = [m for m in rows[0] if m != "n" and all(m in r for r in rows)]
         values = {m: np.array([r[m] for r in rows], np.float64) for m in names}
         mean[key] = {m: round(float(v.mean()), 6) for m, v in values.items()}
         std[key] = {m: round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 6)

@@ -28,8 +28,6 @@ def cv_section(rec: RunRecord) -> dict | None:
     total = ["mean ± std", "",
              *[f"{cv['mean'][k][metric]:.4f} ± {cv['std'][k][metric]:.4f}" for k in models],
              "", ""]
-    summary = [(f"{_title(k)} {metric}",
-                f"{cv['mean'][k][metric]:.4f} ± {cv['std'][k][metric]:.4f}") for k in models]
     how = (f"{cv['k']} folds over train+val ({cv['method']}"
            + (", no group in both a fold's training and held-out parts" if cv.get("groups")
               else "") + "); each fold trains with this run's recipe on its training part "
@@ -40,7 +38,7 @@ def cv_section(rec: RunRecord) -> dict | None:
     resumed = cv.get("resumed") or []
     return d.section(
         "cross-validation", f"Cross-validation ({cv['k']} folds)",
-        d.text(how), d.kv(summary, "cv-summary"),
+        d.text(how),
         d.table(["fold", "train / val / held out",
                  *[f"{_title(k)} {metric}" for k in models], "selected", "time"], rows,
                 table_id="cv-table", total=total),
