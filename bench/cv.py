@@ -97,7 +97,8 @@ def main() -> None:
           + ")")
     for r in out["cv"]:
         print(f"--cv {args.k} --cv-jobs {r['jobs']}: {r['seconds']:.0f} s "
-              f"(cv stage {r['cv_stage_seconds']:.0f} s; load average {r['load_average_at_start']})")
+              f"(cv stage {r['cv_stage_seconds']:.0f} s; load average "
+              f"{r['load_average_at_start']})")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,34 +142,34 @@ def _save_plan(run: RunFolder, plan: FoldPlan, dataset) -> None:
 
 def _train_folds(run, config, dataset, task, plan, x, y, todo, jobs, batch, lr, done) -> None:
     """Run the ``todo`` folds in ``jobs`` child processes; each finished fold is written at
-    once (a failure elsewhere keeps it)."""
+    once, so a failure or Ctrl-C keeps every fold finished before it."""
     cpus = os.cpu_count() or 1
     tf_threads = max(1, cpus // jobs) if jobs > 1 else None
     tflm_workers = max(1, cpus // jobs) if jobs > 1 else config.workers
-    pre = dataset.preprocessing
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per fold process
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
         futures = {}
         for i in todo:
             fold = plan.folds[i - 1]
             parts = {name: (x[idx], y[idx]) for name, idx in
                      (("train", fold.train), ("val", fold.val), ("held_out", fold.held_out))}
-            job = FoldJob(i, config.to_dict(), task.name, pre, parts, batch, lr,
-                          str(run.cv_scratch(i)), tf_threads, tflm_workers)
+            job = FoldJob(i, config.to_dict(), task.name, dataset.preprocessing, parts, batch,
+                          lr, str(run.cv_scratch(i)), tf_threads, tflm_workers)
             futures[pool.submit(run_fold, job)] = i
         pending, failure = set(futures), None
         while pending and failure is None:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                i = futures[future]
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=futures.get):
                 if future.exception() is not None:
-                    failure = failure or (i, future.exception())
-                    continue
-                _record_fold(run, i, future.result(), plan.k, task.metric, done)
+                    failure = failure or (futures[future], future.exception())
+                else:
+                    _record_fold(run, futures[future], future.result(), plan.k, task.metric,
+                                 done)
         if failure is not None:
             for future in pending:
                 future.cancel()
-            for future in pending:  # folds already running finish and are kept
+            for future in sorted(pending, key=futures.get):  # running folds finish, are kept
                 if not future.cancelled() and future.exception() is None:
                     _record_fold(run, futures[future], future.result(), plan.k, task.metric,
                                  done)
@@ -179,6 +179,10 @@ def _train_folds(run, config, dataset, task, plan, x, y, todo, jobs, batch, lr, 
                       run.cv_scratch(i) / "fold.log", ", ".join(map(str, sorted(done))) or
                       "none", run.path)
             raise error
+    except BaseException:  # a failed fold or Ctrl-C: queued folds do not start
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _record_fold(run: RunFolder, i: int, row: dict, k: int, metric: str, done: dict) -> None:
