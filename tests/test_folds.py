@@ -127,3 +127,26 @@ def test_csv_sessions_reach_the_folds(tmp_path):
     plan = plan_folds(y, 3, seed=0, val_fraction=0.2, groups=pool_groups)
     for f in plan.folds:
         assert not set(pool_groups[f.held_out]) & set(pool_groups[f.train])
+
+
+def test_image_folder_speakers_reach_the_folds(tmp_path):
+    """An image folder's file-name groups (Speech Commands speaker prefix) are each
+    image's group, in the order of its samples."""
+    from PIL import Image
+
+    from tflm_pipeline.data.image_folder import load_image_folder
+
+    root = tmp_path / "imgs"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for k in range(8):
+            for i in range(2):
+                Image.new("L", (4, 4), color=(k * 20 + i)).save(
+                    root / label / f"{k:08x}_nohash_{i}.png")
+    ds = load_image_folder(root, size=(4, 4), split=(4, 1, 1))
+    for split in ("train", "val", "test"):
+        assert [p.split("/")[1][:8] for p in ds.sample_ids[split]] == list(ds.groups[split])
+    groups = np.concatenate([ds.groups["train"], ds.groups["val"]])
+    y = np.concatenate([ds.y_train, ds.y_val]).astype(np.int64)
+    for f in plan_folds(y, 2, seed=0, val_fraction=0.2, groups=groups).folds:
+        assert not set(groups[f.held_out]) & set(groups[f.train])

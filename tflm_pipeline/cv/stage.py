@@ -117,7 +117,11 @@ def cross_validate(run: RunFolder, config: RunConfig, dataset, task, *, batch: i
         _train_folds(run, config, dataset, task, plan, x, y, todo, jobs, batch, lr, done)
     folds = [done[i] for i in range(1, plan.k + 1)]
     mean, std = summarize(folds)
-    result = CrossValidation(plan.k, plan.method, "group column" if plan.grouped else None,
+    groups_are = None
+    if plan.grouped:
+        groups_are = ("the data's groups (--group-column)" if "groups" in (
+            dataset.sample_ids or {}) else "source clips (augmented copies stay with theirs)")
+    result = CrossValidation(plan.k, plan.method, groups_are,
                              task.metric, folds, mean, std,
                              round(time.monotonic() - t0, 1), jobs,
                              sorted(i for i in done if i not in todo), list(plan.notes))
