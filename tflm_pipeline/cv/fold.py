@@ -23,6 +23,8 @@ from ..config import RunConfig
 from ..preprocessing import Preprocessing
 from ..record import FLOAT, PTQ_INT8, QAT_INT8
 
+log = logging.getLogger(__name__)
+
 # test hook: a fold whose 1-based index is in this comma-separated list raises before it
 # trains (tests simulate an interrupted run with it)
 FAIL_ENV = "TFLMP_CV_FAIL_FOLDS"
@@ -52,6 +54,7 @@ def run_fold(job: FoldJob) -> dict:
     handler = logging.FileHandler(scratch / "fold.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
@@ -59,6 +62,7 @@ def run_fold(job: FoldJob) -> dict:
             return _run(job, scratch)
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
         handler.close()
 
 
@@ -84,6 +88,8 @@ def _run(job: FoldJob, scratch: Path) -> dict:
     from ..training.schedule import LrSchedule
 
     t0 = time.monotonic()
+    log.info("fold %d: %s", job.index, " / ".join(
+        f"{len(y)} {name}" for name, (_, y) in job.parts.items()))
     c = RunConfig.from_dict(job.config)
     task = get_task(job.task)
     pre = job.preprocessing
