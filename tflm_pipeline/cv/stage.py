@@ -61,7 +61,9 @@ class CrossValidation:
         return {"k": self.k, "method": self.method, "groups": self.groups,
                 "metric": self.metric, "models": [m for m in MODELS if m in self.mean],
                 "folds": self.folds, "mean": self.mean, "std": self.std,
-                "seconds": self.seconds, "jobs": self.jobs, "resumed": self.resumed,
+                "seconds": self.seconds,
+                "fold_seconds": round(sum(f.get("seconds", 0) for f in self.folds), 1),
+                "jobs": self.jobs, "resumed": self.resumed,
                 "notes": self.notes}
 
 

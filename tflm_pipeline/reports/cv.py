@@ -42,7 +42,8 @@ def cv_section(rec: RunRecord) -> dict | None:
         d.table(["fold", "train / val / held out",
                  *[f"{_title(k)} {metric}" for k in models], "selected", "time"], rows,
                 table_id="cv-table", total=total),
-        d.text(f"{cv['jobs']} fold(s) at a time; stage time {d.seconds(cv.get('seconds'))}"
+        d.text(f"{cv['jobs']} fold(s) at a time; stage time {d.seconds(cv.get('seconds'))}, "
+               f"folds' own time {d.seconds(cv.get('fold_seconds'))}"
                + (f"; folds {', '.join(map(str, resumed))} were finished before a --resume"
                   if resumed else "") + "."),
         d.items(cv["notes"]) if cv.get("notes") else None)
