@@ -20,7 +20,7 @@ MAPPED = {"tflm_pipeline.models", "tflm_pipeline.firmware_files"}
 # the ground floor: these import nothing of tflmp but each other
 BOTTOM = {"errors", "artifacts", "progress", "tf_env", "config", "tasks", "preprocessing",
           "record", "runs", "firmware_project"}
-WINGS = {"data", "training", "quantize", "tflite", "tflm", "mcu", "codegen", "reports",
+WINGS = {"data", "training", "quantize", "tflite", "tflm", "mcu", "codegen", "reports", "cv",
          "tuning"}
 TOP = {"cli", "console", "commands", "__init__"}
 # (importer, imported) pairs of units that must never appear

@@ -110,6 +110,13 @@ def cli():
               help="Anomaly detection: the score above which a sample is an anomaly; auto "
               "chooses it on the validation split (best F1, or the 99%% quantile of normal "
               "scores) from the scores the device computes.")
+@click.option("--cv", type=int, metavar="K",
+              help="First cross-validate: K folds over train+val (stratified, whole groups "
+              "per fold when the data has groups), each trained and scored as float, PTQ "
+              "int8 and QAT int8 in TFLM; the report gives mean +- std. Then the final "
+              "model trains as usual.")
+@click.option("--cv-jobs", type=int, metavar="N",
+              help="Folds trained at once (default: one per 2 CPU cores).")
 @click.option("--out", type=click.Path(), help="Run folder (default runs/<model>-<data>-<time>).")
 @click.option("--resume", type=click.Path(), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint.")

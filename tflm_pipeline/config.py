@@ -74,6 +74,10 @@ class RunConfig:
     # keyword arguments for the model's builder (zoo or .py), e.g. {"filters": [8, 16]};
     # `tflmp tune` sets them per trial
     model_options: dict | None = None
+    # --cv K: K-fold cross-validation over train+val before the final run (cv.stage);
+    # cv_jobs folds at once (None: chosen from the CPU count)
+    cv: int | None = None
+    cv_jobs: int | None = None
 
     def validate(self) -> None:
         """Raise a one-line TflmpError for a setting no run can use (cheap: no imports)."""
@@ -116,6 +120,14 @@ class RunConfig:
             if value not in allowed:
                 raise TflmpError(f"{flag} must be one of "
                                  f"{', '.join(a for a in allowed if a)}, got '{value}'")
+        if self.cv is not None and self.cv < 2:
+            raise TflmpError(f"--cv must be 2 or more folds, got {self.cv}")
+        if self.cv_jobs is not None and self.cv_jobs < 1:
+            raise TflmpError(f"--cv-jobs must be at least 1, got {self.cv_jobs}")
+        if self.cv and (self.strategy or self.lr_auto):
+            raise TflmpError("--cv trains its folds in single processes at a fixed rate; drop "
+                             f"{'--strategy' if self.strategy else '--lr auto'} (give the "
+                             "--lr a `--lr auto` run chose)")
         if self.subset is not None and self.subset < 1:
             raise TflmpError(f"--subset must be a positive number of samples per split, got "
                              f"{self.subset}")

@@ -62,6 +62,8 @@ def train_summary(result) -> None:
         click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
     if rec.threshold is not None:
         click.echo(threshold_line(rec.threshold))
+    if rec.cross_validation:
+        click.echo(cross_validation_line(rec.cross_validation))
     model = rec.model
     click.echo(f"model_int8.tflite: {model.tflite_bytes:,} bytes, ops {', '.join(model.ops)}")
     click.echo(f"arena: {model.arena_bytes:,} bytes on this 64-bit host, "
@@ -78,6 +80,17 @@ def train_summary(result) -> None:
                    f"; `tflmp doctor {rec.run_dir}` repeats them):")
         for f in rec.diagnosis:
             _finding(f)
+
+
+def cross_validation_line(cv: dict) -> str:
+    """``--cv K``: each model's mean +- std of the metric over the folds, in one line."""
+    names = {"float": "float", "ptq_int8_tflm": "PTQ int8", "qat_int8_tflm": "QAT int8",
+             "selected_int8": "selected int8"}
+    metric = cv["metric"]
+    parts = [f"{names.get(k, k)} {cv['mean'][k][metric]:.4f} +- {cv['std'][k][metric]:.4f}"
+             for k in cv["models"]]
+    return (f"cross-validation ({cv['k']} folds, {metric} on the held-out parts, int8 in "
+            f"TFLM; {cv['seconds']:.0f}s): " + ", ".join(parts))
 
 
 # --- doctor ------------------------------------------------------------------------------

@@ -204,6 +204,8 @@ class RunRecord:
     data_checks: dict | None = None  # data.checks.DataChecks.to_dict(): leaks first
     lr_range: dict | None = None  # --lr auto: training.lr_range.LrRange.summary()
     diagnosis: list[dict] | None = None  # reports.diagnose findings (tflmp doctor)
+    # --cv K: cv.stage.CrossValidation.to_dict(): k, groups, per-fold metrics, mean, std
+    cross_validation: dict | None = None
 
     @property
     def metric(self) -> str:
@@ -223,7 +225,7 @@ class RunRecord:
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
         for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold",
-                    "data_checks", "lr_range", "diagnosis"):
+                    "data_checks", "lr_range", "diagnosis", "cross_validation"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -255,7 +257,8 @@ class RunRecord:
                        board_fit=board_fit, parity=d.get("parity"),
                        per_layer_error=d.get("per_layer_error"),
                        threshold=d.get("threshold"), data_checks=d.get("data_checks"),
-                       lr_range=d.get("lr_range"), diagnosis=d.get("diagnosis"))
+                       lr_range=d.get("lr_range"), diagnosis=d.get("diagnosis"),
+                       cross_validation=d.get("cross_validation"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

@@ -64,6 +64,8 @@ class RunFolder:
     NEW_DATA = "verify"  # verify --data: verify/<data name>/result.json and predictions.csv
     NEW_DATA_RESULT = "result.json"
     PREDICTIONS = "predictions.csv"
+    CV = "cv"  # --cv: folds.json and one fold-<i>.json per finished fold
+    FOLDS = "cv/folds.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -143,6 +145,14 @@ class RunFolder:
         by_file = {self.SELECTED_MODEL: selected,
                    **{name: key for key, name in self.CANDIDATES.items()}}
         return by_file.get(Path(model_path).name)
+
+    def cv_fold(self, index: int) -> Path:
+        """A finished cross-validation fold's result (1-based ``index``)."""
+        return self.path / self.CV / f"fold-{index}.json"
+
+    def cv_scratch(self, index: int) -> Path:
+        """Where a cross-validation fold trains (removed once the fold is recorded)."""
+        return self.path / self.CV / f"fold-{index}"
 
     def plot(self, name: str) -> Path:
         return self.path / self.PLOTS / name
@@ -225,7 +235,8 @@ class RunFolder:
 
     def has_progress(self) -> bool:
         """Whether any training epoch of this run has been saved (it can be resumed)."""
-        return bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
+        return (bool(self.stages()) or any((self.path / self.CHECKPOINTS).glob("*/state.json"))
+                or any((self.path / self.CV).glob("fold-*.json")))
 
     def discard(self, *, keep_folder: bool) -> None:
         """Remove a run that failed before any progress, so it blocks no retry: the whole
@@ -242,7 +253,7 @@ class RunFolder:
                  self.STAGES, self.SPLITS, self.LR_RANGE, *self.HISTORY.values()]
         for name in names:
             self.file(name).unlink(missing_ok=True)
-        for folder in (self.CHECKPOINTS, self.TENSORBOARD):
+        for folder in (self.CHECKPOINTS, self.TENSORBOARD, self.CV):
             shutil.rmtree(self.path / folder, ignore_errors=True)
 
     def remove_checkpoints(self) -> None:

@@ -17,6 +17,7 @@ from ..artifacts import read_json, write_bytes, write_json
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset, task_hint
 from ..data.checks import check_dataset, class_weights
+from ..data.folds import small_test_split
 from ..data.spec import with_absolute_paths
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
@@ -152,6 +153,9 @@ class _Training:
         self.data_checks = check_dataset(self.dataset)
         for leak in self.data_checks.leaks:
             log.warning("data leak: %s", leak)
+        small = small_test_split(self.dataset, self.task.name)
+        if small and not config.cv:
+            log.warning("%s", small)
         weights = self._class_weight()
         if weights:
             log.info("class weights (--class-weight auto): %s",
@@ -183,6 +187,8 @@ class _Training:
         log.info("data: %s train %d / val %d / test %d, input %s, %s; batch %d; task %s",
                  s.name, s.train, s.val, s.test, tuple(self.preprocessing.input_shape), what,
                  self.batch, self.task.name)
+        cross_validation = (self._timed("cv", self._cross_validate) if self.config.cv
+                            else None)
         float_model = self._timed("train", self._train_float)
         prepared = rewrite.prepare(float_model, self.x("val")[:32])
         for change in prepared.changes:
@@ -208,6 +214,8 @@ class _Training:
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
                               selection, threshold)
+        if cross_validation is not None:
+            record = dataclasses.replace(record, cross_validation=cross_validation.to_dict())
         record = self._diagnosed(record)
         self.run.write_record(record)
         self.run.write_manifest(command=command, data_fingerprint=self.dataset.fingerprint())
@@ -408,6 +416,13 @@ class _Training:
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
             profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
             threshold=threshold, data_checks=self.data_checks.to_dict())
+
+    def _cross_validate(self):
+        """--cv K: the folds over train+val (resumed fold by fold), before the final model."""
+        from ..cv.stage import cross_validate
+
+        return cross_validate(self.run, self.config, self.dataset, self.task,
+                              batch=self.batch, lr=self.lr)
 
     # --- --lr auto and the diagnosis -----------------------------------------------------
 

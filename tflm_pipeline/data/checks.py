@@ -239,7 +239,10 @@ def apply_policies(ds: Dataset, *, duplicates: str = "drop", subset: int | None 
         for s in SPLITS:
             if len(ids.get(s, [])) == len(keep[s]):
                 ids[s] = [v for v, k in zip(ids[s], keep[s]) if k]
-    return dataclasses.replace(ds, **arrays, notes=notes, policy=policy, sample_ids=ids)
+    groups = ({s: np.asarray(g)[keep[s]] for s, g in ds.groups.items()}
+              if ds.groups is not None else None)
+    return dataclasses.replace(ds, **arrays, notes=notes, policy=policy, sample_ids=ids,
+                               groups=groups)
 
 
 def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:

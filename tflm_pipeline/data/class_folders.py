@@ -129,3 +129,15 @@ def split_groups(files: dict[str, list[Path]], pattern: str | None, where) -> di
             return None
         out[split] = sorted(set(groups))
     return out
+
+
+def sample_groups(files: dict[str, list[Path]], pattern: str | None, where) -> dict | None:
+    """{split: each file's group} (what cross-validation folds by), or None when the file
+    names name no groups."""
+    out = {}
+    for split, names in files.items():
+        groups = file_groups(names, pattern, where)
+        if groups is None:
+            return None
+        out[split] = np.asarray(groups)
+    return out

@@ -37,6 +37,7 @@ class Dataset:
     channel_names: list[str] | None = None
     policy: dict | None = None  # what data.checks.apply_policies did (duplicates, subset)
     shared_rows: dict | None = None  # {"train/val": windows of val sharing rows with train}
+    groups: dict | None = None  # {"train": array, "val": ..., "test": ...}: each sample's group
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import TflmpError
 from ..preprocessing import Preprocessing
 from .class_folders import (IMAGE_SUFFIXES, PathLike, class_files, file_groups, flatten,
-                            open_folder, split_groups)
+                            open_folder, sample_groups, split_groups)
 from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DEFAULT_VAL_FRACTION, DataSpec, parse_size
 from .splits import split_indices, split_note
@@ -94,7 +94,8 @@ def load_image_folder(path: PathLike, *, size: tuple[int, int], color: str = "gr
                    notes=[f"images from {root}: {count} in {len(labels)} class folders, "
                           f"resized to {height}x{width} {color} (Pillow bilinear); {how}",
                           *split_notes],
-                   sample_ids={"id": f"file path under {root}", **ids})
+                   sample_ids={"id": f"file path under {root}", **ids},
+                   groups=sample_groups({s: files[s][0] for s in SPLITS}, group_column, root))
 
 
 def frame_to_sample(frame: np.ndarray, size: tuple[int, int], color: str) -> np.ndarray:

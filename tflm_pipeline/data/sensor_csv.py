@@ -108,9 +108,11 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     if split_by_group:
         sample_ids["groups"] = {name: sorted(set(window_groups[p].tolist()))
                                 for name, p in zip(SPLITS, (tr, va, te))}
+    sample_groups = ({name: window_groups[p] for name, p in zip(SPLITS, (tr, va, te))}
+                     if split_by_group else None)
     return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
                    sample_ids=sample_ids, channel_rows=w.raw, channel_names=list(w.channels),
-                   shared_rows=shared_rows)
+                   shared_rows=shared_rows, groups=sample_groups)
 
 
 @dataclass

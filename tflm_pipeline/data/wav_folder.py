@@ -16,7 +16,7 @@ from .audio_features import FEATURE_TYPES, FeatureParams
 from .audio_frontend import compute, frontend
 from .augment import audio_options, augment_clips
 from .class_folders import (PathLike, class_files, file_groups, flatten, open_folder,
-                            split_groups)
+                            sample_groups, split_groups)
 from .dataset import SPLITS, Dataset
 from .spec import DEFAULT_SPLIT, DataSpec
 from .splits import ids_of, split_indices, split_note, standardize
@@ -89,8 +89,15 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
                           group_column, root)
     if groups is not None:
         sample_ids["groups"] = groups
+    by_split = {s: [all_files[i] for i in idx] for s, idx in zip(SPLITS, index_parts)}
+    per_sample = sample_groups(by_split, group_column, root)
+    if options:  # an augmented copy keeps its clip's group (each clip one, without groups)
+        per_sample = per_sample or {s: np.asarray([f.relative_to(root).as_posix() for f in fs])
+                                    for s, fs in by_split.items()}
+        per_sample["train"] = np.concatenate([per_sample["train"], np.repeat(
+            per_sample["train"], options["copies"])])
     return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=sample_ids)
+                   sample_ids=sample_ids, groups=per_sample)
 
 
 def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,

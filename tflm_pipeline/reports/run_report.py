@@ -16,6 +16,7 @@ from ..tasks import get_task
 from ..tflite.layers import LayerProfile, layers
 from ..tflite.model_info import read_model
 from . import document as d
+from .cv import cv_section
 from .data_checks import checks_section, leaks_section
 from .new_data import new_data_sections
 from .plots import plot_anomaly, plot_confusion, plot_layer_error, plot_run_curves
@@ -38,6 +39,7 @@ def render_reports(run_dir: str | os.PathLike) -> tuple[Path, Path]:
         _training_section(run, rec, config),
         _doctor_section(rec),
         _ledger_section(rec, config),
+        cv_section(rec),
         _RESULTS.get(rec.task, lambda run, rec: None)(run, rec),
         _preparation_section(rec),
         _layers_section(rows),
