@@ -61,7 +61,8 @@ def train_summary(result) -> None:
         mark = "  <- selected" if key == rec.selected else ""
         click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
     if rec.threshold is not None:
-        click.echo(threshold_line(rec.threshold))
+        click.echo(threshold_line(rec.threshold, "binary" if rec.task == "classification"
+                                  else "anomaly"))
     model = rec.model
     click.echo(f"model_int8.tflite: {model.tflite_bytes:,} bytes, ops {', '.join(model.ops)}")
     click.echo(f"arena: {model.arena_bytes:,} bytes on this 64-bit host, "
@@ -98,15 +99,16 @@ def _finding(f: dict) -> None:
                f"{f['evidence']} -> try {f['remedy']}")
 
 
-def threshold_line(threshold: dict) -> str:
-    """An anomaly threshold, how it was chosen and what it gives on the test split."""
+def threshold_line(threshold: dict, kind: str = "anomaly") -> str:
+    """An anomaly (or ``kind`` "binary": class-1) threshold, how it was chosen and what it
+    gives on the test split."""
     test = threshold.get("test") or {}
 
     def share(key):
         v = test.get(key)
         return "n/a" if v is None else f"{v:.3f}"
 
-    return (f"anomaly threshold: score > {threshold['value']:.6g} ({threshold['method']}); "
+    return (f"{kind} threshold: score > {threshold['value']:.6g} ({threshold['method']}); "
             f"test precision {share('precision')}, recall {share('recall')}, "
             f"false alarms {share('false_alarm_rate')}")
 

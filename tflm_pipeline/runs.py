@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 from . import record as record_file
-from .artifacts import read_json, sha256_file, write_json
+from .artifacts import atomic_path, read_json, sha256_file, write_json
 from .config import RunConfig
 from .errors import TflmpError
 from .firmware_project import META_FILE
@@ -60,6 +60,12 @@ class RunFolder:
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     FIRMWARE = "firmware"
+    # per-sample test (and validation) outputs of float and the selected int8 model, and
+    # the raw samples of the error galleries: reports re-render from them
+    PREDICTIONS = "test_predictions.npz"
+    GALLERIES = {"int8_wrong": "plots/gallery_int8_wrong.png",
+                 "disagree": "plots/gallery_disagree.png"}
+    ROC_PR = "plots/roc_pr.png"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -145,6 +151,27 @@ class RunFolder:
 
     def firmware_dir(self, target: str) -> Path:
         return self.path / self.FIRMWARE / target
+
+    def save_predictions(self, arrays: dict) -> Path:
+        """Write ``test_predictions.npz`` atomically (plain arrays, no pickles)."""
+        import numpy as np
+
+        with atomic_path(self.file(self.PREDICTIONS)) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        return self.file(self.PREDICTIONS)
+
+    def predictions(self) -> dict | None:
+        """The arrays of ``test_predictions.npz`` (None when the run has none)."""
+        import numpy as np
+
+        path = self.file(self.PREDICTIONS)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise TflmpError(f"{path} is unreadable ({e}); re-run `tflmp train`") from None
 
     # --- what the files hold ------------------------------------------------------------
 

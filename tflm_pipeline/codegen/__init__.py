@@ -25,12 +25,14 @@ def write_model_sources(model: bytes, info: ModelInfo, ident: str, out_dir: str 
                         arena: ArenaEstimate | None, preprocessing: Preprocessing | None = None,
                         labels: list[str] | None = None,
                         threshold: Threshold | None = None,
-                        source: str = "model.tflite") -> list[Path]:
+                        source: str = "model.tflite",
+                        positive_threshold: Threshold | None = None) -> list[Path]:
     """The model's C files: data array (.h/.cc), settings header, op resolver header.
-    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's."""
+    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's,
+    ``positive_threshold`` a binary classifier's."""
     return [*write_c_array(model, ident, out_dir, source=source),
             write_settings_header(info, ident, out_dir, preprocessing=preprocessing,
                                   arena=arena, labels=labels, threshold=threshold,
-                                  source=source),
+                                  source=source, positive_threshold=positive_threshold),
             write_op_resolver(info, ident, out_dir, ops=ops, op_sources=op_sources,
                               source=source)]

@@ -8,7 +8,7 @@ run's :class:`~tflm_pipeline.tasks.Task`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class Evaluation:
 
     arena: ArenaSize
     scores: dict[str, dict]  # split name -> the task's metrics
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # split -> dequantized outputs
 
     def __getitem__(self, split: str) -> dict:
         return self.scores[split]
@@ -47,11 +48,12 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
     out = run(model, quantize(x_all, info.inputs[0]), info=info, arena_size=arena.bytes,
               workers=workers, label=label)[0]
     outputs = dequantize(out, info.outputs[0])
-    scores, start = {}, 0
+    scores, per_split, start = {}, {}, 0
     for name, (x, y) in splits.items():
-        scores[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
+        per_split[name] = outputs[start:start + len(x)]
+        scores[name] = task.score(x, y, per_split[name], num_classes)
         start += len(x)
-    return Evaluation(arena, scores)
+    return Evaluation(arena, scores, per_split)
 
 
 def anomaly_scores(model: bytes, x: np.ndarray, *, info: ModelInfo | None = None,
