@@ -87,19 +87,6 @@ class Classification(Task):
         return {"accuracy": float((pred == y_true).mean()), "n": int(len(y_true)),
                 "confusion": confusion.tolist()}
 
-    @staticmethod
-    def per_class(y: np.ndarray, outputs: np.ndarray, num_classes: int) -> dict:
-        """Precision, recall, F1 and support of each class (lists in class order) of the
-        top-class decisions of ``outputs``; a class never predicted has precision 0."""
-        from sklearn.metrics import precision_recall_fscore_support
-
-        y_true = np.asarray(y).reshape(-1)
-        pred = np.asarray(outputs).reshape(len(y_true), -1).argmax(axis=1)
-        p, r, f, n = precision_recall_fscore_support(
-            y_true, pred, labels=list(range(num_classes)), zero_division=0)
-        return {"precision": [float(v) for v in p], "recall": [float(v) for v in r],
-                "f1": [float(v) for v in f], "support": [int(v) for v in n]}
-
     def check_outputs(self, input_shape, output_shape, num_classes):
         if prod(output_shape) != num_classes:
             raise TflmpError(f"the model outputs {list(output_shape)} values but the dataset "

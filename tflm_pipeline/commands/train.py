@@ -214,7 +214,7 @@ class _Training:
         threshold = self._timed("threshold", self._threshold, candidates[selected])
         if threshold is None and self._binary():
             threshold = self._positive_threshold(selected)
-        per_class, gallery = self._results(selected)
+        per_class, gallery = self._results(selected, threshold)
         self._plot_curves()
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
@@ -397,20 +397,22 @@ class _Training:
                  chosen["method"], chosen["test"]["precision"], chosen["test"]["recall"])
         return chosen
 
-    def _results(self, selected: str) -> tuple[dict | None, dict | None]:
+    def _results(self, selected: str, threshold: dict | None) -> tuple[dict | None, dict | None]:
         """A classifier's per-class metrics (float and the selected int8 model) and its
-        error galleries; the per-sample outputs go to test_predictions.npz."""
+        error galleries, deciding as the firmware does (a binary classifier at its
+        threshold); the per-sample outputs go to test_predictions.npz."""
         if self.task.firmware_output != "class":
             return None, None
+        cut = threshold["value"] if threshold is not None else None
         pre = self.dataset.preprocessing
         float_test, int8 = self.outputs[FLOAT]["test"], self.outputs[selected]
         y_test = self.y("test")
         per_class = per_class_record(y_test, {FLOAT: float_test, selected: int8["test"]},
-                                     pre.num_classes, pre.labels)
+                                     pre.num_classes, pre.labels, cut)
         arrays, gallery = prediction_arrays(
             selected=selected, y_test=y_test, float_test=float_test, int8_test=int8["test"],
             y_val=self.y("val"), int8_val=int8["val"], raw_test=self.dataset.raw("test")[0],
-            input_shape=pre.input_shape, features=pre.features)
+            input_shape=pre.input_shape, features=pre.features, threshold=cut)
         self.run.save_predictions(arrays)
         return per_class, gallery
 

@@ -21,7 +21,7 @@ def plot_gallery(samples: np.ndarray, kind: str, captions: list[str], title: str
     rows = -(-n // cols)
     wide = kind in ("sensor", "waveform", "spectrogram")
     fig, axes = _pyplot().subplots(rows, cols, squeeze=False,
-                                   figsize=(cols * (3.2 if wide else 2.3), rows * 2.6))
+                                   figsize=(cols * (3.2 if wide else 2.3), rows * 2.9))
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, sample, caption in zip(axes.flat, samples, captions):

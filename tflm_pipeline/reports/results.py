@@ -44,22 +44,48 @@ def input_kind(sample_shape, features: dict | None = None) -> str:
     return "waveform"
 
 
+def decisions(outputs, threshold: float | None = None) -> np.ndarray:
+    """The class each row of ``outputs`` decides: the top score, or for two classes with
+    a ``threshold``, class 1 when its score is above it (as the firmware decides)."""
+    out = np.asarray(outputs)
+    out = out.reshape(len(out), -1)
+    if threshold is not None and out.shape[1] == 2:
+        return (out[:, 1] > threshold).astype(np.int64)
+    return out.argmax(axis=1)
+
+
+def per_class_metrics(y, pred, num_classes: int) -> dict:
+    """Precision, recall, F1 and support of each class (lists in class order); a class
+    never predicted has precision 0."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, n = precision_recall_fscore_support(
+        np.asarray(y).reshape(-1), np.asarray(pred).reshape(-1),
+        labels=list(range(num_classes)), zero_division=0)
+    return {"precision": [float(v) for v in p], "recall": [float(v) for v in r],
+            "f1": [float(v) for v in f], "support": [int(v) for v in n]}
+
+
 def per_class_record(y_test, outputs: dict[str, np.ndarray], num_classes: int,
-                     labels: list[str]) -> dict:
-    """report.json ``per_class``: each model's per-class metrics on the test set."""
+                     labels: list[str], threshold: float | None = None) -> dict:
+    """report.json ``per_class``: each model's per-class metrics on the test set, of the
+    decisions :func:`decisions` makes (at a binary classifier's ``threshold``)."""
     names = list(labels) if len(labels) == num_classes else [str(i) for i in range(num_classes)]
-    return {"labels": names, "basis": "top-class decisions on the test split",
-            "models": {key: CLASSIFICATION.per_class(y_test, out, num_classes)
+    basis = ("top-class decisions" if threshold is None or num_classes != 2 else
+             f"class 1 when its score is above the threshold {threshold:.6g}")
+    return {"labels": names, "basis": f"{basis}, test split",
+            "models": {key: per_class_metrics(y_test, decisions(out, threshold), num_classes)
                        for key, out in outputs.items()}}
 
 
-def gallery_picks(y, int8_out, float_out, cap: int = GALLERY_CAP) -> dict[str, np.ndarray]:
+def gallery_picks(y, int8_out, float_out, cap: int = GALLERY_CAP,
+                  threshold: float | None = None) -> dict[str, np.ndarray]:
     """Test-sample indices of each gallery, the most confident int8 decisions first."""
     y = np.asarray(y).reshape(-1)
     n = len(y)
-    int8_out, float_out = np.asarray(int8_out).reshape(n, -1), np.asarray(float_out).reshape(n, -1)
-    int8_pred, float_pred = int8_out.argmax(1), float_out.argmax(1)
-    confidence = int8_out.max(1)
+    int8_out = np.asarray(int8_out).reshape(n, -1)
+    int8_pred, float_pred = decisions(int8_out, threshold), decisions(float_out, threshold)
+    confidence = int8_out[np.arange(n), int8_pred]
     picks = {}
     for name, rows in (("int8_wrong", np.flatnonzero(int8_pred != y)),
                        ("disagree", np.flatnonzero(int8_pred != float_pred))):
@@ -71,12 +97,13 @@ def gallery_picks(y, int8_out, float_out, cap: int = GALLERY_CAP) -> dict[str, n
 
 def prediction_arrays(*, selected: str, y_test, float_test, int8_test, y_val, int8_val,
                       raw_test, input_shape=None, features: dict | None = None,
+                      threshold: float | None = None,
                       cap: int = GALLERY_CAP) -> tuple[dict, dict]:
     """(arrays of ``test_predictions.npz``, report.json ``error_gallery``) of a classifier:
     the dequantized outputs of float and the selected int8 model, and the raw test
     samples of both galleries (in the model's ``input_shape`` when they hold as many
     values)."""
-    picks = gallery_picks(y_test, int8_test, float_test, cap)
+    picks = gallery_picks(y_test, int8_test, float_test, cap, threshold)
     raw_test = np.asarray(raw_test)
     if input_shape is not None and raw_test[0].size == int(np.prod(input_shape)):
         raw_test = raw_test.reshape((len(raw_test), *input_shape))
@@ -129,7 +156,7 @@ def results_section(run: RunFolder, rec: RunRecord) -> dict | None:
     blocks = [_per_class_table(rec.per_class)]
     if arrays is not None and "int8_test" in arrays:
         blocks += _gallery_blocks(run, rec, arrays)
-        if rec.threshold and is_binary(rec.task, rec.dataset.classes):
+        if binary_cut(rec) is not None:
             blocks += _binary_blocks(run, rec, arrays)
     return d.section("results", "Per-class results and errors (test set)", *blocks)
 
@@ -144,11 +171,13 @@ def _per_class_table(per_class: dict) -> dict:
                                    for m in ("precision", "recall", "f1")]
             for i, label in enumerate(per_class["labels"])]
     return d.table(columns, rows, table_id="per-class-table",
-                   caption="precision, recall and F1 of each class, float and int8 side by side")
+                   caption="precision, recall and F1 of each class, float and int8 side by "
+                   f"side ({per_class.get('basis', 'test split')})")
 
 
 def _gallery_blocks(run: RunFolder, rec: RunRecord, arrays: dict) -> list[dict]:
     labels = (rec.per_class or {}).get("labels") or []
+    cut = binary_cut(rec)
     kind = str(arrays.get("input_kind", "waveform"))
     selected = str(arrays.get("selected", rec.selected))
     figures, notes = [], []
@@ -160,18 +189,28 @@ def _gallery_blocks(run: RunFolder, rec: RunRecord, arrays: dict) -> list[dict]:
             continue
         y = arrays["y_test"][index]
         path = plot_gallery(arrays[f"{name}_x"], kind, [
-            _caption(labels, int(y[i]), arrays["int8_test"][j], arrays["float_test"][j])
+            _caption(labels, int(y[i]), arrays["int8_test"][j], arrays["float_test"][j], cut)
             for i, j in enumerate(index)], f"{caption} ({len(index)} of {total})",
             run.file(RunFolder.GALLERIES[name]))
         figures.append(d.figure(f"{caption}: {len(index)} of {total}", path))
     text = (f"Each panel: true label, the {title(selected)} decision with its score, and the "
-            "float (Keras) decision; most confident int8 decisions first.")
+            "float (Keras) decision; most confident int8 decisions first"
+            + ("." if cut is None else f"; class 1 when its score is above {cut:.6g}."))
     return [d.figures(*figures) if figures else None, d.text(" ".join([text, *notes]))]
 
 
-def _caption(labels: list[str], true: int, int8_out, float_out) -> str:
-    name = (lambda i: labels[i] if i < len(labels) else str(i))
-    p, f = int(np.argmax(int8_out)), int(np.argmax(float_out))
+def binary_cut(rec: RunRecord) -> float | None:
+    """The class-1 threshold of a binary classifier's run (None otherwise)."""
+    if rec.threshold and is_binary(rec.task, rec.dataset.classes):
+        return float(rec.threshold["value"])
+    return None
+
+
+def _caption(labels: list[str], true: int, int8_out, float_out, cut: float | None) -> str:
+    def name(i):
+        return labels[i] if i < len(labels) else str(i)
+
+    p, f = (int(decisions(np.asarray(o)[None], cut)[0]) for o in (int8_out, float_out))
     return f"true {name(true)}\nint8 {name(p)} {float(int8_out[p]):.2f}\nfloat {name(f)}"
 
 
