@@ -129,3 +129,22 @@ def test_record_keeps_per_class_and_gallery(tmp_path):
                     error_gallery={"int8_wrong": {"total": 0, "shown": 0}})
     again = RunRecord.from_dict(rec.to_dict())
     assert again.per_class == rec.per_class and again.error_gallery == rec.error_gallery
+
+
+def test_anomaly_curves_are_drawn_from_the_saved_device_scores(tmp_path, rng):
+    from types import SimpleNamespace
+
+    from tflm_pipeline.reports.results import anomaly_arrays, anomaly_curves
+    from tflm_pipeline.runs import RunFolder
+
+    run = RunFolder(tmp_path)
+    y = np.repeat([0, 1], 20)
+    scores = y + rng.uniform(0, 1.5, 40)
+    run.save_predictions(anomaly_arrays(y, scores, y[::2], scores[::2]))
+    rec = SimpleNamespace(threshold={"value": 1.0}, selected="qat_int8_tflm")
+    blocks = anomaly_curves(run, rec)
+    assert len(blocks) == 1 and (tmp_path / RunFolder.ROC_PR).is_file()
+    assert np.array_equal(run.predictions()["anomaly_val"], scores)
+    # normal samples only: no curve to draw
+    run.save_predictions(anomaly_arrays(y * 0, scores, y * 0, scores))
+    assert anomaly_curves(run, rec) == []
