@@ -12,9 +12,9 @@ from .plots import _pyplot, _save
 
 
 def plot_gallery(samples: np.ndarray, kind: str, captions: list[str], title: str,
-                 path: Path, columns: int = 4) -> Path:
+                 path: Path, columns: int = 4, wrong: list[bool] | None = None) -> Path:
     """One panel per raw sample, drawn as ``kind`` (see :func:`~.results.input_kind`),
-    with its caption above it."""
+    with its caption above it (in red where ``wrong``)."""
     samples = np.asarray(samples)
     n = len(samples)
     cols = max(1, min(columns, n))
@@ -24,9 +24,10 @@ def plot_gallery(samples: np.ndarray, kind: str, captions: list[str], title: str
                                    figsize=(cols * (3.2 if wide else 2.3), rows * 2.9))
     for ax in axes.flat[n:]:
         ax.axis("off")
-    for ax, sample, caption in zip(axes.flat, samples, captions):
+    for i, (ax, sample, caption) in enumerate(zip(axes.flat, samples, captions)):
         _draw(ax, np.asarray(sample), kind)
-        ax.set_title(caption, fontsize=7)
+        ax.set_title(caption, fontsize=7,
+                     color="#b22222" if wrong is not None and wrong[i] else "black")
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 

@@ -191,10 +191,12 @@ def _gallery_blocks(run: RunFolder, rec: RunRecord, arrays: dict) -> list[dict]:
         path = plot_gallery(arrays[f"{name}_x"], kind, [
             _caption(labels, int(y[i]), arrays["int8_test"][j], arrays["float_test"][j], cut)
             for i, j in enumerate(index)], f"{caption} ({len(index)} of {total})",
-            run.file(RunFolder.GALLERIES[name]))
+            run.file(RunFolder.GALLERIES[name]),
+            wrong=list(decisions(arrays["int8_test"][index], cut) != y))
         figures.append(d.figure(f"{caption}: {len(index)} of {total}", path))
     text = (f"Each panel: true label, the {title(selected)} decision with its score, and the "
-            "float (Keras) decision; most confident int8 decisions first"
+            "float (Keras) decision; most confident int8 decisions first, in red where "
+            "the int8 decision is wrong"
             + ("." if cut is None else f"; class 1 when its score is above {cut:.6g}."))
     return [d.figures(*figures) if figures else None, d.text(" ".join([text, *notes]))]
 
