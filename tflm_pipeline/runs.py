@@ -9,6 +9,7 @@ File layout (everything later commands need is found from the folder)::
     history_qat.csv
     model_ptq_int8.tflite  model_qat_int8.tflite  model_int8.tflite
     report.json  report.md  report.html  manifest.json  plots/  tensorboard/
+    test_predictions.npz (per-sample outputs behind the galleries and ROC/PR curves)
     checkpoints/ (while training)  firmware/<target>/
 """
 
