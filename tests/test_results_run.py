@@ -14,6 +14,7 @@ import pytest
 
 from conftest import require_tool, run_cli
 from test_report import _Tables
+from tflm_shim import self_test_kit
 from tflm_pipeline.reports.results import decisions
 from tflm_pipeline.runs import RunFolder
 
@@ -88,11 +89,6 @@ def test_binary_run_chooses_a_threshold_and_states_it_in_the_firmware(binary_run
     assert [float(v) for v in stated] == [threshold["value"]] and "anomaly" not in settings
     runner = (tmp_path / "idf" / "main" / "lenet_runner.cc").read_text()
     assert "best = lenet_output_dequantize(out[1]) > lenet_positive_threshold ? 1 : 0;" in runner
-    given = run_cli("firmware", run, "--target", "esp-idf", "--threshold", "0.25",
-                    "--out", tmp_path / "given")
-    assert given.returncode == 0, given.stderr
-    assert "lenet_positive_threshold = 0.25;" in (
-        tmp_path / "given" / "main" / "lenet_model_settings.h").read_text()
 
 
 def test_results_render_in_headless_chromium(binary_run, tmp_path):
@@ -117,3 +113,62 @@ def test_results_render_in_headless_chromium(binary_run, tmp_path):
     assert 'data-loaded="yes"' in curve
     assert f"class one when its int8 score is above {rec['threshold']['value']:.6g}" in dom
     assert "threshold-table" in _Tables(dom).tables
+
+
+_DECIDE_MAIN = """// The runner's own decision for each golden input (its file is included: InvokeAndPick
+// is internal to it), one class per line.
+#include "lenet_runner.cc"
+static void print_line(const char*) {}
+static uint32_t micros() { return 0; }
+alignas(16) static uint8_t arena[lenet::kArenaBytes];
+int main() {
+  if (!lenet::Begin(arena, sizeof(arena), print_line, micros)) return 2;
+  for (int v = 0; v < LENET_GOLDEN_COUNT; ++v) {
+    memcpy(lenet::interpreter->input(0)->data.raw, lenet_golden_inputs[v], LENET_INPUT_BYTES);
+    printf("%d\\n", lenet::InvokeAndPick(nullptr));
+  }
+  return 0;
+}
+"""
+
+
+def test_binary_runner_decides_at_the_stated_threshold(binary_run, tmp_path):
+    # compiled and run on the host against a fake TFLM answering the golden inputs with
+    # TFLM's outputs: the C decision is Python's, class 1 iff its score > the threshold
+    require_tool("g++")
+    from tflm_pipeline import firmware
+    from tflm_pipeline.tflite.model_info import read_model
+
+    run, _, rec = binary_run
+    out = read_model((run / "model_int8.tflite").read_bytes()).outputs[0]
+
+    def decisions_in_c(threshold, folder):
+        project = firmware(run, "esp-idf", tmp_path / folder, threshold=threshold).project
+        code = project.out_dir / "main"
+        settings = (code / "lenet_model_settings.h").read_text()
+        stated = float(re.search(r"lenet_positive_threshold = (\S+);", settings).group(1))
+        shim, _, fake = self_test_kit(code, "lenet", "esp-idf", tmp_path / folder)
+        main = tmp_path / folder / "decide.cc"
+        main.write_text(_DECIDE_MAIN)
+        exe = tmp_path / folder / "decide"
+        subprocess.run(["g++", "-std=c++11", "-O2", "-DTFLMP_CHECK", "-I", str(code), "-I",
+                        str(shim), str(main), str(code / "lenet_model_data.cc"), str(fake),
+                        "-o", str(exe)], check=True)
+        p = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        golden = (code / "lenet_golden.h").read_text()
+        q = np.frombuffer(bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", golden.split(
+            "lenet_golden_outputs")[1].split("};")[0])), np.int8).reshape(-1, 2)
+        scores = (q[:, 1].astype(np.int32) - out.zero_points[0]).astype(np.float32) \
+            * np.float32(out.scales[0])
+        return [int(v) for v in p.stdout.split()], scores, stated
+
+    ran, scores, stated = decisions_in_c(None, "run")
+    assert stated == rec["threshold"]["value"]
+    assert ran == [int(s > stated) for s in scores]
+    levels = np.unique(scores)
+    if len(levels) > 1:  # a threshold between the golden scores: both decisions occur
+        between = float((levels[0] + levels[1]) / 2)
+        ran, _, stated = decisions_in_c(between, "between")
+        assert stated == between and ran == [int(s > between) for s in scores]
+        assert set(ran) == {0, 1}
