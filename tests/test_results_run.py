@@ -172,3 +172,11 @@ def test_binary_runner_decides_at_the_stated_threshold(binary_run, tmp_path):
         ran, _, stated = decisions_in_c(between, "between")
         assert stated == between and ran == [int(s > between) for s in scores]
         assert set(ran) == {0, 1}
+
+
+def test_threshold_on_a_multiclass_run_is_refused_before_training(tmp_path):
+    p = run_cli("train", "--threshold", "0.5", "--epochs", "1", "--out", tmp_path / "r")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "--threshold is the operating point of an anomaly detector or a binary " \
+        "classifier; this classification run has 10 outputs: drop it" in p.stderr
+    assert not (tmp_path / "r").exists()

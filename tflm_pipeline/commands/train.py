@@ -161,11 +161,7 @@ class _Training:
         self.stages = run.stages()
         self.timings: dict[str, float] = {}
         self.outputs: dict[str, dict] = {}  # model key -> split -> outputs (test_predictions.npz)
-        if (config.threshold is not None and self.task.firmware_output != "anomaly_score"
-                and not self._binary()):
-            raise TflmpError("--threshold is the operating point of an anomaly detector or a "
-                             f"binary classifier; this {self.task.name} run has "
-                             f"{self.dataset.preprocessing.num_classes} outputs: drop it")
+        self._check_threshold()
         self.float_layers: list[tuple[str, str]] = []
         self.reports: list[Path] = []
         self.preprocessing = self.dataset.preprocessing
@@ -386,6 +382,19 @@ class _Training:
 
     def _binary(self) -> bool:
         return is_binary(self.task.name, self.dataset.preprocessing.num_classes)
+
+    def _check_threshold(self) -> None:
+        """``--threshold VALUE`` fits the task (checked before training, not after)."""
+        given = self.config.threshold
+        if given is None or self.task.firmware_output == "anomaly_score":
+            return
+        if not self._binary():
+            raise TflmpError("--threshold is the operating point of an anomaly detector or a "
+                             f"binary classifier; this {self.task.name} run has "
+                             f"{self.dataset.preprocessing.num_classes} outputs: drop it")
+        if not 0.0 <= given <= 1.0:
+            raise TflmpError(f"--threshold {given:g} is outside 0..1, the range of a binary "
+                             "classifier's class-1 score; give a share or 'auto'")
 
     def _positive_threshold(self, selected: str) -> dict:
         """A binary classifier's threshold on the selected int8 model's class-1 score
