@@ -148,3 +148,13 @@ def test_anomaly_curves_are_drawn_from_the_saved_device_scores(tmp_path, rng):
     # normal samples only: no curve to draw
     run.save_predictions(anomaly_arrays(y * 0, scores, y * 0, scores))
     assert anomaly_curves(run, rec) == []
+
+
+def test_console_names_the_weakest_class():
+    from tflm_pipeline.console import per_class_line
+
+    per_class = {"labels": ["cat", "dog"], "models": {"qat_int8_tflm": {
+        "precision": [0.9, 0.5], "recall": [0.8, 0.6], "f1": [0.85, 0.55], "support": [5, 5]}}}
+    line = per_class_line(per_class, "qat_int8_tflm", {"int8_wrong": {"total": 3, "shown": 3}})
+    assert line == ("per class (QAT int8 (TFLM)): lowest F1 0.550 for 'dog' (precision 0.500, "
+                    "recall 0.600); 3 test samples wrong (plots/gallery_int8_wrong.png)")

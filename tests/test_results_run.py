@@ -75,6 +75,7 @@ def test_binary_run_chooses_a_threshold_and_states_it_in_the_firmware(binary_run
     assert threshold["method"].startswith("best F1 on the validation split")
     assert 0.0 < threshold["value"] < 1.0 and threshold["test"]["n"] == rec["dataset"]["test"]
     assert f"binary threshold: score > {threshold['value']:.6g}" in p.stdout
+    assert "per class (PTQ int8 (TFLM)): lowest F1 " in p.stdout
     assert rec["per_class"]["labels"] == ["zero", "one"] and "threshold" in rec["per_class"][
         "basis"]
     arrays = RunFolder(run).predictions()

@@ -63,6 +63,8 @@ def train_summary(result) -> None:
     if rec.threshold is not None:
         click.echo(threshold_line(rec.threshold, "binary" if rec.task == "classification"
                                   else "anomaly"))
+    if rec.per_class:
+        click.echo(per_class_line(rec.per_class, rec.selected, rec.error_gallery or {}))
     model = rec.model
     click.echo(f"model_int8.tflite: {model.tflite_bytes:,} bytes, ops {', '.join(model.ops)}")
     click.echo(f"arena: {model.arena_bytes:,} bytes on this 64-bit host, "
@@ -97,6 +99,18 @@ def doctor_result(result) -> None:
 def _finding(f: dict) -> None:
     click.echo(f"  {f['severity']} {f['code']}: {f.get('problem') or f['code']}: "
                f"{f['evidence']} -> try {f['remedy']}")
+
+
+def per_class_line(per_class: dict, selected: str, gallery: dict) -> str:
+    """The selected int8 model's weakest class by F1, and how many test samples it gets
+    wrong (the report shows every class and the error galleries)."""
+    m, labels = per_class["models"][selected], per_class["labels"]
+    worst = min(range(len(labels)), key=lambda i: m["f1"][i])
+    wrong = gallery.get("int8_wrong", {}).get("total")
+    return (f"per class ({TITLES.get(selected, selected)}): lowest F1 {m['f1'][worst]:.3f} for "
+            f"'{labels[worst]}' (precision {m['precision'][worst]:.3f}, recall "
+            f"{m['recall'][worst]:.3f})"
+            + (f"; {wrong} test samples wrong (plots/gallery_int8_wrong.png)" if wrong else ""))
 
 
 def threshold_line(threshold: dict, kind: str = "anomaly") -> str:
