@@ -23,7 +23,6 @@ from .gallery import plot_gallery, plot_roc_pr
 GALLERY_CAP = 16  # samples shown per gallery
 GALLERY_TITLES = {"int8_wrong": "test samples the int8 model gets wrong",
                   "disagree": "test samples where int8 and float decide differently"}
-KINDS = ("image", "spectrogram", "sensor", "waveform")
 
 
 def is_binary(task_name: str, num_classes: int) -> bool:
