@@ -109,7 +109,9 @@ def cli():
 @click.option("--threshold", metavar="auto|VALUE", default="auto", show_default=True,
               help="Anomaly detection: the score above which a sample is an anomaly; auto "
               "chooses it on the validation split (best F1, or the 99%% quantile of normal "
-              "scores) from the scores the device computes.")
+              "scores) from the scores the device computes. Binary classification: the "
+              "int8 class-1 score above which the device says class 1 (auto: best F1 on "
+              "validation).")
 @click.option("--cv", type=int, metavar="K",
               help="First cross-validate: K folds over train+val (stratified, whole groups "
               "per fold when the data has groups), each trained and scored as float, PTQ "
@@ -204,8 +206,9 @@ def convert(model, c_array, name, out, dataset, data_dir, target_name, trust_mod
               help="A .tflite from outside a run: what its output is (default classification; "
               "anomaly = autoencoder).")
 @click.option("--threshold", metavar="auto|VALUE",
-              help="Anomaly detection: the score above which the device reports an anomaly "
-              "(default: the run's; auto chooses it on --dataset's validation split).")
+              help="Anomaly detection (or binary classification: class 1): the score above "
+              "which the device reports an anomaly (class 1) (default: the run's; auto "
+              "chooses it on --dataset's validation split).")
 @click.option("--labels", help="A .tflite from outside a run: class names, comma-separated "
               "(default class_0..class_N-1).")
 @click.option("--dataset", help="A .tflite from outside a run: test data for the golden vectors "

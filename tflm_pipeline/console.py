@@ -61,7 +61,10 @@ def train_summary(result) -> None:
         mark = "  <- selected" if key == rec.selected else ""
         click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
     if rec.threshold is not None:
-        click.echo(threshold_line(rec.threshold))
+        click.echo(threshold_line(rec.threshold, "binary" if rec.task == "classification"
+                                  else "anomaly"))
+    if rec.per_class:
+        click.echo(per_class_line(rec.per_class, rec.selected, rec.error_gallery or {}))
     if rec.cross_validation:
         click.echo(cross_validation_line(rec.cross_validation))
     model = rec.model
@@ -111,15 +114,28 @@ def _finding(f: dict) -> None:
                f"{f['evidence']} -> try {f['remedy']}")
 
 
-def threshold_line(threshold: dict) -> str:
-    """An anomaly threshold, how it was chosen and what it gives on the test split."""
+def per_class_line(per_class: dict, selected: str, gallery: dict) -> str:
+    """The selected int8 model's weakest class by F1, and how many test samples it gets
+    wrong (the report shows every class and the error galleries)."""
+    m, labels = per_class["models"][selected], per_class["labels"]
+    worst = min(range(len(labels)), key=lambda i: m["f1"][i])
+    wrong = gallery.get("int8_wrong", {}).get("total")
+    return (f"per class ({TITLES.get(selected, selected)}): lowest F1 {m['f1'][worst]:.3f} for "
+            f"'{labels[worst]}' (precision {m['precision'][worst]:.3f}, recall "
+            f"{m['recall'][worst]:.3f})"
+            + (f"; {wrong} test samples wrong (plots/gallery_int8_wrong.png)" if wrong else ""))
+
+
+def threshold_line(threshold: dict, kind: str = "anomaly") -> str:
+    """An anomaly (or ``kind`` "binary": class-1) threshold, how it was chosen and what it
+    gives on the test split."""
     test = threshold.get("test") or {}
 
     def share(key):
         v = test.get(key)
         return "n/a" if v is None else f"{v:.3f}"
 
-    return (f"anomaly threshold: score > {threshold['value']:.6g} ({threshold['method']}); "
+    return (f"{kind} threshold: score > {threshold['value']:.6g} ({threshold['method']}); "
             f"test precision {share('precision')}, recall {share('recall')}, "
             f"false alarms {share('false_alarm_rate')}")
 

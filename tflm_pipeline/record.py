@@ -206,6 +206,11 @@ class RunRecord:
     diagnosis: list[dict] | None = None  # reports.diagnose findings (tflmp doctor)
     # --cv K: cv.stage.CrossValidation.to_dict(): k, groups, per-fold metrics, mean, std
     cross_validation: dict | None = None
+    # classification: per-class precision/recall/F1/support of float and the selected int8
+    # model on the test set ({"labels", "models": {key: Classification.per_class}})
+    per_class: dict | None = None
+    # classification: how many test samples the error galleries draw from and show
+    error_gallery: dict | None = None
 
     @property
     def metric(self) -> str:
@@ -225,7 +230,8 @@ class RunRecord:
                "model": self.model.to_dict(), "training": self.training.to_dict(),
                "timings_s": dict(self.timings_s)}
         for key in ("profile", "board_fit", "parity", "per_layer_error", "threshold",
-                    "data_checks", "lr_range", "diagnosis", "cross_validation"):
+                    "data_checks", "lr_range", "diagnosis", "cross_validation", "per_class",
+                    "error_gallery"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -258,7 +264,8 @@ class RunRecord:
                        per_layer_error=d.get("per_layer_error"),
                        threshold=d.get("threshold"), data_checks=d.get("data_checks"),
                        lr_range=d.get("lr_range"), diagnosis=d.get("diagnosis"),
-                       cross_validation=d.get("cross_validation"))
+                       cross_validation=d.get("cross_validation"),
+                       per_class=d.get("per_class"), error_gallery=d.get("error_gallery"))
         except (KeyError, TypeError, AttributeError) as e:
             raise TflmpError(f"{where} does not have the layout of a run record ({e}); "
                              "re-run `tflmp train`") from None

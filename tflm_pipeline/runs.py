@@ -9,6 +9,7 @@ File layout (everything later commands need is found from the folder)::
     history_qat.csv
     model_ptq_int8.tflite  model_qat_int8.tflite  model_int8.tflite
     report.json  report.md  report.html  manifest.json  plots/  tensorboard/
+    test_predictions.npz (per-sample outputs behind the galleries and ROC/PR curves)
     checkpoints/ (while training)  firmware/<target>/
     verify/<data name>/result.json, predictions.csv (verify --data)
 """
@@ -24,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 
 from . import record as record_file
-from .artifacts import read_json, sha256_file, write_json
+from .artifacts import atomic_path, read_json, sha256_file, write_json
 from .config import RunConfig
 from .errors import TflmpError
 from .firmware_project import META_FILE
@@ -63,9 +64,15 @@ class RunFolder:
     FIRMWARE = "firmware"
     NEW_DATA = "verify"  # verify --data: verify/<data name>/result.json and predictions.csv
     NEW_DATA_RESULT = "result.json"
-    PREDICTIONS = "predictions.csv"
+    NEW_DATA_PREDICTIONS = "predictions.csv"
     CV = "cv"  # --cv: folds.json and one fold-<i>.json per finished fold
     FOLDS = "cv/folds.json"
+    # per-sample test (and validation) outputs of float and the selected int8 model, and
+    # the raw samples of the error galleries: reports re-render from them
+    PREDICTIONS = "test_predictions.npz"
+    GALLERIES = {"int8_wrong": "plots/gallery_int8_wrong.png",
+                 "disagree": "plots/gallery_disagree.png"}
+    ROC_PR = "plots/roc_pr.png"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -168,6 +175,26 @@ class RunFolder:
     def new_data_results(self) -> list[Path]:
         """The ``result.json`` of every ``verify --data`` on this run, by name."""
         return sorted((self.path / self.NEW_DATA).glob(f"*/{self.NEW_DATA_RESULT}"))
+    def save_predictions(self, arrays: dict) -> Path:
+        """Write ``test_predictions.npz`` atomically (plain arrays, no pickles)."""
+        import numpy as np
+
+        with atomic_path(self.file(self.PREDICTIONS)) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        return self.file(self.PREDICTIONS)
+
+    def predictions(self) -> dict | None:
+        """The arrays of ``test_predictions.npz`` (None when the run has none)."""
+        import numpy as np
+
+        path = self.file(self.PREDICTIONS)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise TflmpError(f"{path} is unreadable ({e}); re-run `tflmp train`") from None
 
     # --- what the files hold ------------------------------------------------------------
 

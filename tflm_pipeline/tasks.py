@@ -112,8 +112,9 @@ class Classification(Task):
 
 @dataclass(frozen=True)
 class Threshold:
-    """An anomaly detector's operating point: a score above ``value`` is an anomaly.
-    ``validation`` holds what it gives on the validation split it was chosen on."""
+    """An operating point: a score above ``value`` is positive (an anomaly detector's
+    anomaly, a binary classifier's class 1).  ``validation`` holds what it gives on the
+    validation split it was chosen on."""
 
     value: float
     method: str  # how it was chosen, in words
@@ -143,6 +144,35 @@ def verdict_metrics(scores: np.ndarray, y: np.ndarray, threshold: float) -> dict
     return {"precision": precision, "recall": recall, "f1": f1,
             "accuracy": float((flagged == anomalous).mean()) if len(flagged) else None,
             "false_alarm_rate": fp / normal if normal else None, "n": int(len(flagged))}
+
+
+def best_f1_cut(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The cut ``c`` whose verdicts ``score > c`` have the best F1 against the boolean
+    labels ``positive`` (which hold both classes); cuts lie below, between and at the
+    scores, and ties go to the higher cut (fewer false alarms)."""
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    positive = np.asarray(positive, bool).reshape(-1)
+    levels = np.unique(scores)
+    cuts = np.concatenate([[np.nextafter(levels[0], -np.inf)],
+                           (levels[:-1] + levels[1:]) / 2, levels[-1:]])
+    positives, negatives = np.sort(scores[positive]), np.sort(scores[~positive])
+    tp = len(positives) - np.searchsorted(positives, cuts, "right")
+    fp = len(negatives) - np.searchsorted(negatives, cuts, "right")
+    f1 = 2 * tp / (2 * tp + fp + (len(positives) - tp))
+    return float(cuts[np.flatnonzero(f1 == f1.max())[-1]])
+
+
+def choose_positive_threshold(scores: np.ndarray, y: np.ndarray) -> Threshold:
+    """A binary classifier's operating point: class 1 when its (dequantized) class-1
+    score is above the cut with the best F1 on (scores, labels), a validation split."""
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    positive = np.asarray(y).reshape(-1) != 0
+    if not len(scores) or positive.all() or not positive.any():
+        raise TflmpError("choosing a binary classifier's threshold needs both classes in the "
+                         "validation data; give --threshold VALUE instead")
+    best = best_f1_cut(scores, positive)
+    return Threshold(best, "best F1 on the validation split (class-1 score of the int8 model)",
+                     verdict_metrics(scores, y, best))
 
 
 class AnomalyDetection(Task):
@@ -206,14 +236,7 @@ class AnomalyDetection(Task):
             raise TflmpError("choosing an anomaly threshold needs normal samples (label 0) in "
                              "the validation data; give --threshold VALUE instead")
         if anomalous.any():
-            levels = np.unique(scores)  # cut below, between and at the scores
-            cuts = np.concatenate([[np.nextafter(levels[0], -np.inf)],
-                                   (levels[:-1] + levels[1:]) / 2, levels[-1:]])
-            positives, negatives = np.sort(scores[anomalous]), np.sort(scores[~anomalous])
-            tp = len(positives) - np.searchsorted(positives, cuts, "right")
-            fp = len(negatives) - np.searchsorted(negatives, cuts, "right")
-            f1 = 2 * tp / (2 * tp + fp + (len(positives) - tp))
-            best = float(cuts[np.flatnonzero(f1 == f1.max())[-1]])  # ties: the higher cut
+            best = best_f1_cut(scores, anomalous)
             method = "best F1 on the validation split (normal and anomalous samples)"
         else:
             best = float(np.quantile(scores, self.NORMAL_QUANTILE))

@@ -26,13 +26,16 @@ def write_model_sources(model: bytes, info: ModelInfo, ident: str, out_dir: str 
                         labels: list[str] | None = None,
                         threshold: Threshold | None = None,
                         source: str = "model.tflite",
+                        positive_threshold: Threshold | None = None,
                         stream_hop: int | None = None) -> list[Path]:
     """The model's C files: data array (.h/.cc), settings header, op resolver header.
-    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's;
-    ``stream_hop`` is a sensor run's stride (streaming constants)."""
+    ``labels`` default to the preprocessing's; ``threshold`` is an anomaly detector's,
+    ``positive_threshold`` a binary classifier's; ``stream_hop`` is a sensor run's stride
+    (streaming constants)."""
     return [*write_c_array(model, ident, out_dir, source=source),
             write_settings_header(info, ident, out_dir, preprocessing=preprocessing,
                                   arena=arena, labels=labels, threshold=threshold,
-                                  source=source, stream_hop=stream_hop),
+                                  source=source, positive_threshold=positive_threshold,
+                                  stream_hop=stream_hop),
             write_op_resolver(info, ident, out_dir, ops=ops, op_sources=op_sources,
                               source=source)]

@@ -50,7 +50,9 @@ class ProjectSpec:
     vectors: GoldenVectors
     reconverted: str | None = None  # the re-converted model's TFLM accuracy, in words
     notes: list[str] = field(default_factory=list)
-    threshold: Threshold | None = None  # an anomaly detector's (output == "anomaly_score")
+    # an anomaly detector's (output == "anomaly_score"), or a binary classifier's class-1
+    # score threshold (output == "class")
+    threshold: Threshold | None = None
     audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
     stream_hop: int | None = None  # a sensor-window run's stride: the streaming helpers' hop
 
@@ -88,8 +90,9 @@ def write_firmware_project(spec: ProjectSpec) -> Project:
     files = write_model_sources(spec.model, info, ident, code_dir, ops=spec.ops,
                                 op_sources=target.op_sources, arena=spec.arena,
                                 preprocessing=spec.preprocessing, labels=spec.labels,
-                                threshold=spec.threshold, source=spec.source,
-                                stream_hop=spec.stream_hop)
+                                threshold=spec.threshold if spec.output != "class" else None,
+                                positive_threshold=spec.threshold if spec.output == "class"
+                                else None, source=spec.source, stream_hop=spec.stream_hop)
     files.append(write_golden_header(spec.vectors, info, ident, code_dir))
     if spec.audio_frontend is not None:
         files += write_audio_frontend(spec.audio_frontend, ident, code_dir)

@@ -27,11 +27,14 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                           labels: list[str] | None = None,
                           threshold: Threshold | None = None,
                           source: str = "model.tflite",
+                          positive_threshold: Threshold | None = None,
                           stream_hop: int | None = None) -> Path:
     """Write ``<ident>_model_settings.h``; ``arena`` is stated as ``<IDENT>_ARENA_BYTES``
     (the one figure a project's runner uses too); ``labels`` default to the
     preprocessing's; ``threshold`` (an anomaly detector's) as ``<ident>_anomaly_threshold``;
-    ``stream_hop`` (a sensor run's stride) enables the streaming constants (:mod:`.stream`)."""
+    ``positive_threshold`` (a binary classifier's class-1 score) as
+    ``<ident>_positive_threshold``; ``stream_hop`` (a sensor run's stride) enables the
+    streaming constants (:mod:`.stream`)."""
     file_name = f"{ident}_model_settings.h"
     tensors = ([_tensor(t, ident, "input", i, len(info.inputs)) for i, t in enumerate(info.inputs)]
                + [_tensor(t, ident, "output", i, len(info.outputs))
@@ -59,6 +62,9 @@ def write_settings_header(info: ModelInfo, ident: str, out_dir: str | Path, *,
                   preprocessing=pre,
                   anomaly=None if threshold is None else {
                       "value": c_double(threshold.value), "method": threshold.method},
+                  positive=None if positive_threshold is None else {
+                      "value": c_double(positive_threshold.value),
+                      "method": positive_threshold.method},
                   **stream_context(info, ident, preprocessing, stream_hop))
     return write_text(Path(out_dir) / file_name, text)
 

@@ -36,7 +36,8 @@ from ..quantize.int8 import representative_samples, to_int8_tflite
 from ..quantize.qat import load_qat
 from ..record import QAT_INT8
 from ..runs import resolve
-from ..tasks import AUTOENCODER, CLASSIFICATION, Task, Threshold, get_task
+from ..tasks import (AUTOENCODER, CLASSIFICATION, Task, Threshold, choose_positive_threshold,
+                     get_task)
 from ..tflite.dense_reshape import dense_outputs_2d, high_rank_dense_layers
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
 from ..tflite.quant import quantize
@@ -130,7 +131,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
             notes.append(f"offline memory plan in the model: {outcome.reason}")
     chosen = _threshold(the_task, threshold, run, model, info, dataset, reconverted)
     if chosen is not None:
-        notes.append(f"anomaly threshold {chosen.value:.6g}: {chosen.method}")
+        kind = "anomaly" if the_task.firmware_output == "anomaly_score" else "class-1"
+        notes.append(f"{kind} threshold {chosen.value:.6g}: {chosen.method}")
     audio = _AudioFrontend.of(preprocessing, info)
     ops = t.registrations(info)  # every op exists in this TFLM, or a clear error
     arena = t.arena_for(info)
@@ -276,11 +278,15 @@ def _task_and_labels(run, preprocessing, info, task: str | None, labels: list[st
 
 def _threshold(task: Task, given: float | str | None, run, model: bytes, info, dataset,
                reconverted: str | None) -> Threshold | None:
-    """The anomaly threshold the firmware states (None unless ``task`` scores anomalies)."""
+    """The anomaly threshold the firmware states (None unless ``task`` scores anomalies),
+    or a binary classifier's class-1 threshold (None without one)."""
+    if task.firmware_output == "class" and info.outputs[0].elements == 2:
+        return _positive_threshold(task, given, run, model, info, dataset, reconverted)
     if task.firmware_output != "anomaly_score":
         if given is not None:
-            raise TflmpError(f"--threshold is an anomaly detector's; a {task.name} model has "
-                             "none")
+            raise TflmpError(f"--threshold is an anomaly detector's or a binary classifier's; "
+                             f"a {task.name} model with {info.outputs[0].elements} outputs "
+                             "has none")
         return None
     if isinstance(given, (int, float)):
         return Threshold(float(given), "given with --threshold", {})
@@ -292,6 +298,27 @@ def _threshold(task: Task, given: float | str | None, run, model: bytes, info, d
                          "VALUE, or --dataset DATA to choose it on that data's validation split")
     x, y = dataset.inputs("val")
     chosen = anomaly_threshold(model, x, y, info=info)
+    why = ("re-chosen for the re-converted model: " if reconverted and given is None else "")
+    return Threshold(chosen.value, why + chosen.method, chosen.validation)
+
+
+def _positive_threshold(task: Task, given: float | str | None, run, model: bytes, info,
+                        dataset, reconverted: str | None) -> Threshold | None:
+    """A binary classifier's class-1 threshold: given, the run's, or chosen on the
+    validation split (``auto``, or the run's model re-converted); None for plain argmax."""
+    if isinstance(given, (int, float)):
+        return Threshold(float(given), "given with --threshold", {})
+    recorded = run.record().threshold if run is not None and run.has_record else None
+    if given is None and recorded is not None and not reconverted:
+        return Threshold.from_dict(recorded)
+    if dataset is None or (given is None and recorded is None):
+        if given == "auto":
+            raise TflmpError("--threshold auto chooses on validation data; give --dataset "
+                             "DATA or --threshold VALUE")
+        return None
+    x, y = dataset.inputs("val")
+    scores = evaluate(model, task, {"val": (x, y)}, 2, info=info).outputs["val"][:, 1]
+    chosen = choose_positive_threshold(scores, y)
     why = ("re-chosen for the re-converted model: " if reconverted and given is None else "")
     return Threshold(chosen.value, why + chosen.method, chosen.validation)
 

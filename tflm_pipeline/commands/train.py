@@ -34,12 +34,14 @@ from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Led
                       ModelFacts, RunRecord, TrainingFacts)
 from ..reports.diagnose import diagnose
 from ..reports.plots import plot_lr_range, plot_run_curves
+from ..reports.results import (anomaly_arrays, is_binary, per_class_record, positive_threshold,
+                               prediction_arrays)
 from ..reports.run_report import render_reports
 from ..runs import RunFolder
 from ..tasks import Task, Threshold, get_task, verdict_metrics
 from ..tf_env import load
 from ..tflite.model_info import read_model
-from ..tflm.harness import anomaly_scores, anomaly_threshold, evaluate
+from ..tflm.harness import anomaly_scores, evaluate
 from ..training.distribute import Distribution
 from ..training.fit import auto_batch_size, fit, make_optimizer
 from ..training.keras_io import load_keras_model, save_keras_model, save_weights
@@ -162,6 +164,8 @@ class _Training:
                      ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         self.stages = run.stages()
         self.timings: dict[str, float] = {}
+        self.outputs: dict[str, dict] = {}  # model key -> split -> outputs (test_predictions.npz)
+        self._check_threshold()
         self.float_layers: list[tuple[str, str]] = []
         self.reports: list[Path] = []
         self.preprocessing = self.dataset.preprocessing
@@ -210,10 +214,14 @@ class _Training:
         selected, selection = self._select(scores, candidates)
         write_bytes(self.run.selected_model, candidates[selected])
         threshold = self._timed("threshold", self._threshold, candidates[selected])
+        if threshold is None and self._binary():
+            threshold = self._positive_threshold(selected)
+        per_class, gallery = self._results(selected, threshold)
         self._plot_curves()
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
                               selection, threshold)
+        record = dataclasses.replace(record, per_class=per_class, error_gallery=gallery)
         if cross_validation is not None:
             record = dataclasses.replace(record, cross_validation=cross_validation.to_dict())
         record = self._diagnosed(record)
@@ -333,8 +341,9 @@ class _Training:
         task, classes = self.task, self.dataset.preprocessing.num_classes
         x_test, y_test = self.x("test"), self.y("test")
         float_x = self.dataset.inputs("test")[0]  # the float model keeps its own preprocessing
-        scores = {FLOAT: task.score(x_test, y_test, float_model.predict(
-            float_x, batch_size=512, verbose=0), classes)}
+        float_out = float_model.predict(float_x, batch_size=512, verbose=0)
+        scores = {FLOAT: task.score(x_test, y_test, float_out, classes)}
+        self.outputs[FLOAT] = {"test": float_out}
         if qat_model is not None:
             scores[QAT_KERAS] = task.score(x_test, y_test, qat_model.predict(
                 x_test, batch_size=512, verbose=0), classes)
@@ -345,6 +354,7 @@ class _Training:
                          workers=self.config.workers,
                          label=f"TFLM {key.split('_')[0].upper()} int8")
             arenas[key] = e.arena
+            self.outputs[key] = e.outputs
             scores[key] = {**e["test"], f"val_{task.metric}": e["val"][task.metric]}
             if task.fallback_metric and e["val"][task.metric] is None:
                 fallback = task.fallback_metric
@@ -379,17 +389,63 @@ class _Training:
         if self.task.firmware_output != "anomaly_score":
             return None
         workers = self.config.workers
+        val = anomaly_scores(model, self.x("val"), workers=workers)
         if self.config.threshold is None:
-            chosen = anomaly_threshold(model, self.x("val"), self.y("val"), workers=workers)
+            chosen = self.task.choose_threshold(val, self.y("val"))
         else:
-            val = anomaly_scores(model, self.x("val"), workers=workers)
             chosen = Threshold(self.config.threshold, "given with --threshold",
                                verdict_metrics(val, self.y("val"), self.config.threshold))
-        test = verdict_metrics(anomaly_scores(model, self.x("test"), workers=workers),
-                               self.y("test"), chosen.value)
+        test_scores = anomaly_scores(model, self.x("test"), workers=workers)
+        test = verdict_metrics(test_scores, self.y("test"), chosen.value)
+        self.run.save_predictions(anomaly_arrays(self.y("val"), val, self.y("test"), test_scores))
         log.info("anomaly threshold %.6g (%s): test precision %s, recall %s", chosen.value,
                  chosen.method, test["precision"], test["recall"])
         return {**chosen.to_dict(), "test": test}
+
+    def _binary(self) -> bool:
+        return is_binary(self.task.name, self.dataset.preprocessing.num_classes)
+
+    def _check_threshold(self) -> None:
+        """``--threshold VALUE`` fits the task (checked before training, not after)."""
+        given = self.config.threshold
+        if given is None or self.task.firmware_output == "anomaly_score":
+            return
+        if not self._binary():
+            raise TflmpError("--threshold is the operating point of an anomaly detector or a "
+                             f"binary classifier; this {self.task.name} run has "
+                             f"{self.dataset.preprocessing.num_classes} outputs: drop it")
+        if not 0.0 <= given <= 1.0:
+            raise TflmpError(f"--threshold {given:g} is outside 0..1, the range of a binary "
+                             "classifier's class-1 score; give a share or 'auto'")
+
+    def _positive_threshold(self, selected: str) -> dict:
+        """A binary classifier's threshold on the selected int8 model's class-1 score
+        (``--threshold``, or best F1 on the validation split) and its test verdicts."""
+        out = self.outputs[selected]
+        chosen = positive_threshold(out["val"][:, 1], self.y("val"), out["test"][:, 1],
+                                    self.y("test"), self.config.threshold)
+        log.info("binary threshold %.6g (%s): test precision %s, recall %s", chosen["value"],
+                 chosen["method"], chosen["test"]["precision"], chosen["test"]["recall"])
+        return chosen
+
+    def _results(self, selected: str, threshold: dict | None) -> tuple[dict | None, dict | None]:
+        """A classifier's per-class metrics (float and the selected int8 model) and its
+        error galleries, deciding as the firmware does (a binary classifier at its
+        threshold); the per-sample outputs go to test_predictions.npz."""
+        if self.task.firmware_output != "class":
+            return None, None
+        cut = threshold["value"] if threshold is not None else None
+        pre = self.dataset.preprocessing
+        float_test, int8 = self.outputs[FLOAT]["test"], self.outputs[selected]
+        y_test = self.y("test")
+        per_class = per_class_record(y_test, {FLOAT: float_test, selected: int8["test"]},
+                                     pre.num_classes, pre.labels, cut)
+        arrays, gallery = prediction_arrays(
+            selected=selected, y_test=y_test, float_test=float_test, int8_test=int8["test"],
+            y_val=self.y("val"), int8_val=int8["val"], raw_test=self.dataset.raw("test")[0],
+            input_shape=pre.input_shape, features=pre.features, threshold=cut)
+        self.run.save_predictions(arrays)
+        return per_class, gallery
 
     def _record(self, float_model, prepared, candidates, scores, arenas, selected,
                 selection, threshold) -> RunRecord:

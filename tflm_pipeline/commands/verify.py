@@ -189,7 +189,7 @@ def _new_data(run: RunFolder, model_path: Path, model: bytes, info, data, worker
     arena, outputs = predict(model, x, info=info, workers=workers, label=f"TFLM {new.name}")
     scores = task.score(x, new.y, outputs, pre.num_classes) if new.labelled else {}
     folder = run.new_data_dir(new.name)
-    predictions = write_predictions(folder / RunFolder.PREDICTIONS, new.source_kind,
+    predictions = write_predictions(folder / RunFolder.NEW_DATA_PREDICTIONS, new.source_kind,
                                     new.sources, outputs, pre.labels, classify, new.y)
     doc = {"name": new.name, "data": str(new.path.resolve()), "model": str(model_path),
            "sha256": info.sha256, "task": task.name, "samples": int(len(x)),

@@ -20,6 +20,7 @@ from .cv import cv_section
 from .data_checks import checks_section, leaks_section
 from .new_data import new_data_sections
 from .plots import plot_anomaly, plot_confusion, plot_layer_error, plot_run_curves
+from .results import anomaly_curves, results_section, verdict_table
 
 _RERUN = "re-run `tflmp train`"
 
@@ -41,6 +42,7 @@ def render_reports(run_dir: str | os.PathLike) -> tuple[Path, Path]:
         _ledger_section(rec, config),
         cv_section(rec),
         _RESULTS.get(rec.task, lambda run, rec: None)(run, rec),
+        results_section(run, rec),
         _preparation_section(rec),
         _layers_section(rows),
         _memory_section(rec),
@@ -190,6 +192,7 @@ def _anomaly_section(run: RunFolder, rec: RunRecord) -> dict:
     path = plot_anomaly({title(k): rec.scores[k] for k in keys}, run.plot("anomaly.png"))
     return d.section("anomaly", "Anomaly detection (test set)",
                      d.figures(d.figure("AUC and reconstruction MSE", path)),
+                     *anomaly_curves(run, rec),
                      d.table(["model", "AUC", "MSE, normal samples", "samples"], rows,
                              table_id="anomaly-table"),
                      d.text("The anomaly score is a sample's reconstruction mean squared "
@@ -201,17 +204,11 @@ def _threshold_blocks(threshold: dict | None) -> list[dict]:
     """The operating point the firmware uses, and what it gives on validation and test."""
     if threshold is None:
         return []
-    splits = [("validation", threshold.get("validation") or {}),
-              ("test", threshold.get("test") or {})]
-    rows = [[name, d.metric(m.get("precision")), d.metric(m.get("recall")),
-             d.metric(m.get("f1")), d.metric(m.get("false_alarm_rate")), m.get("n")]
-            for name, m in splits if m]
     return [d.text(f"Threshold: a score above {threshold['value']:.6g} is an anomaly "
                    f"({threshold['method']}); the firmware states it in its settings header "
                    "and prints a verdict with every score. Scores here are the ones the "
                    "device computes from the selected int8 model's tensors."),
-            d.table(["split", "precision", "recall", "F1", "false alarms", "samples"], rows,
-                    table_id="threshold-table")]
+            verdict_table(threshold)]
 
 
 def _regression_section(run: RunFolder, rec: RunRecord) -> dict:

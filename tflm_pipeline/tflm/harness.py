@@ -8,7 +8,7 @@ run's :class:`~tflm_pipeline.tasks.Task`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class Evaluation:
 
     arena: ArenaSize
     scores: dict[str, dict]  # split name -> the task's metrics
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # split -> dequantized outputs
 
     def __getitem__(self, split: str) -> dict:
         return self.scores[split]
@@ -42,11 +43,12 @@ def evaluate(model: bytes, task: Task, splits: dict[str, tuple[np.ndarray, np.nd
     check_model_for(info, task, num_classes)
     arena, outputs = predict(model, np.concatenate([x for x, _ in splits.values()]),
                              info=info, workers=workers, label=label)
-    scores, start = {}, 0
+    scores, per_split, start = {}, {}, 0
     for name, (x, y) in splits.items():
-        scores[name] = task.score(x, y, outputs[start:start + len(x)], num_classes)
+        per_split[name] = outputs[start:start + len(x)]
+        scores[name] = task.score(x, y, per_split[name], num_classes)
         start += len(x)
-    return Evaluation(arena, scores)
+    return Evaluation(arena, scores, per_split)
 
 
 def predict(model: bytes, x: np.ndarray, *, info: ModelInfo | None = None,
