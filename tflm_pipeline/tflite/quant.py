@@ -10,14 +10,25 @@ from .model_info import TensorInfo
 
 def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
     """Float values -> the tensor's storage type, as TFLite does: float32 division by the
-    scale, rounding half away from zero (``std::round``), zero point, saturation.  The
-    generated C helper computes the same."""
+    scale, rounding half away from zero (``std::round``), zero point (added in float32,
+    exact for any value that is not saturated), saturation.  The generated C helper
+    (``<name>_input_quantize``) computes the same bytes."""
     if not t.is_quantized:
         return np.asarray(x, dtype=t.dtype)
     info = np.iinfo(t.dtype)
     v = np.asarray(x, np.float32) / np.float32(t.scales[0])
-    q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)) + t.zero_points[0]
+    q = round_half_away(v) + np.float32(t.zero_points[0])
     return np.clip(q, info.min, info.max).astype(t.dtype)
+
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """float32 values rounded half away from zero, exactly as C's ``roundf``: the
+    fraction ``v - trunc(v)`` is exact in float32, so only a true tie rounds up (the
+    usual ``floor(|v| + 0.5)`` turns 0.49999997 into 1: the sum rounds)."""
+    v = np.asarray(v, np.float32)
+    whole = np.trunc(v)
+    up = np.abs(v - whole) >= np.float32(0.5)
+    return (whole + np.where(up, np.sign(v), np.float32(0))).astype(np.float32)
 
 
 def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
