@@ -160,6 +160,7 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         "output": spec.output, "output_elements": info.outputs[0].elements,
         "audio": spec.audio_frontend is not None,
         "raw_audio": spec.vectors.raw is not None,
+        "raw_sample": spec.vectors.raw_sample is not None,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,

@@ -347,7 +347,7 @@ class _Training:
         selected = max(candidates, key=lambda k: (self.task.rank(scores[k][key]), k == QAT_INT8))
         better = "higher" if self.task.higher_is_better else "lower"
         why = (f"{selected} has the {better} validation {self.task.metric} in TFLM: "
-               + ", ".join(f"{k} {scores[k][key]:.4f}" for k in candidates)
+               + ", ".join(f"{k} {_metric_text(scores[k][key])}" for k in candidates)
                + " (ties go to QAT)")
         return selected, why
 
@@ -458,3 +458,9 @@ class _Training:
     def _compile(self, model, lr: float) -> None:
         model.compile(optimizer=make_optimizer(self.config.optimizer, lr), loss=self.task.loss,
                       metrics=list(self.task.keras_metrics))
+
+
+def _metric_text(value) -> str:
+    """A validation metric in the selection note ("n/a": undefined, e.g. the AUC of
+    validation data without anomalies)."""
+    return "n/a" if value is None else f"{value:.4f}"

@@ -36,3 +36,13 @@ def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
     if not t.is_quantized:
         return np.asarray(q, np.float32)
     return (np.asarray(q, np.int32) - t.zero_points[0]).astype(np.float32) * np.float32(t.scales[0])
+
+
+def rounding_margin(x: np.ndarray, t: TensorInfo) -> np.ndarray:
+    """How far each float value lies from a rounding boundary of :func:`quantize`, in
+    quantization steps (0: an exact tie; 0.5: on a level); inf where it saturates."""
+    v = np.asarray(x, np.float32) / np.float32(t.scales[0])
+    info = np.iinfo(t.dtype)
+    q = round_half_away(v) + np.float32(t.zero_points[0])
+    margin = np.abs(np.abs(v - np.trunc(v)) - np.float32(0.5)).astype(np.float64)
+    return np.where((q < info.min) | (q > info.max), np.inf, margin)
