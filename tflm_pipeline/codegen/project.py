@@ -29,6 +29,7 @@ from . import write_model_sources
 from .audio_frontend import write_audio_frontend
 from .c_literals import camel_case
 from .golden import GoldenVectors, write_golden_header
+from .user_hook import user_hook
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ProjectSpec:
     notes: list[str] = field(default_factory=list)
     threshold: Threshold | None = None  # an anomaly detector's (output == "anomaly_score")
     audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
+    channel_names: list[str] | None = None  # a sensor CSV's channel columns, in input order
 
 
 @dataclass
@@ -162,6 +164,8 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         "raw_audio": spec.vectors.raw is not None,
         "raw_sample": spec.vectors.raw_sample is not None,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
+        "hook": user_hook(pre, info.inputs[0].shape, spec.channel_names,
+                          spec.audio_frontend is not None),
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,
         "threshold": None if spec.threshold is None else {

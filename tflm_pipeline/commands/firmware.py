@@ -148,7 +148,8 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         labels=class_names, ops=ops, arena=arena,
         vectors=_golden_vectors(model, info, dataset, the_task, audio, spec),
         reconverted=reconverted, notes=notes, threshold=chosen,
-        audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None))
+        audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None,
+        channel_names=dataset.channel_names if dataset is not None else None))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks, fired)
 
