@@ -27,7 +27,8 @@ def user_hook(pre: Preprocessing | None, input_shape, channel_names: list[str] |
 
 
 def _hook(pre, input_shape, channel_names, audio) -> dict:
-    shape = [int(d) for d in input_shape[1:]]
+    # the raw sample's shape (a model may take it flattened)
+    shape = [int(d) for d in (pre.input_shape if pre is not None else input_shape[1:])]
     if audio:
         f = pre.features
         return {"kind": "audio", "lines": [
