@@ -174,46 +174,57 @@ def daphnet_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def daphnet_project(daphnet_run, tmp_path_factory):
+    """The run's ESP-IDF project."""
+    from tflm_pipeline import firmware
+
+    return firmware(daphnet_run, "esp-idf", tmp_path_factory.mktemp("fw") / "fw").project
+
+
 @pytest.mark.slow
-def test_daphnet_device_inputs_equal_training_on_every_test_window(daphnet_run, tmp_path):
+def test_daphnet_device_inputs_equal_training_on_every_test_window(daphnet_run,
+                                                                   daphnet_project):
     # raw CSV rows -> the project's C (host, Cortex-M4 under QEMU) -> int8 inputs equal
     # tflmp's byte for byte; -> TFLM -> the verdict accuracy the run recorded
-    from tflm_pipeline import firmware
     from tflm_pipeline.mcu.sensor_parity import sensor_parity
 
     require_tool("gcc")
-    project = firmware(daphnet_run, "arduino-nano33ble", tmp_path / "sketch").project
+    project = daphnet_project
     platforms = ("host", "cortex-m4") if shutil.which("qemu-system-arm") else ("host",)
-    parity = sensor_parity(daphnet_run, project.out_dir, project.name, platforms=platforms)
+    parity = sensor_parity(daphnet_run, project.out_dir / "main", project.name,
+                           platforms=platforms)
     assert parity.samples >= 40 and parity.values == 32 * 9
     assert parity.exact, parity.to_dict()
     assert parity.metric == "verdict accuracy" and parity.training is not None
     assert parity.python == parity.training
     for figures in parity.platforms.values():
         assert figures["device"] == parity.training
-    sketch = _comments(next(project.out_dir.glob("*.ino")).read_text())
+    sketch = _comments((project.out_dir / "main" / "main.cc").read_text())
     assert "32 rows x 9 channels at 64 Hz (0.5 s)" in sketch
     assert "Channels, in order: ankle_horiz_fwd, ankle_vert, ankle_horiz_lateral," in sketch
 
 
 @pytest.mark.slow
-def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_offset_fails(daphnet_run, tmp_path):
+def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_scale_fails(daphnet_run,
+                                                                        daphnet_project,
+                                                                        tmp_path):
     # golden.h holds one test window's raw rows (the one nearest a rounding boundary); the
-    # self-test runs input_from_raw on them; one channel's offset moved by the fewest ulp
+    # self-test runs input_from_raw on them; one channel's scale moved by the fewest ulp
     # that change one int8 input makes it FAIL, naming the raw vector
-    from tflm_pipeline import firmware
     from tflm_pipeline.codegen.c_literals import c_float
     from tflm_shim import self_test_kit
 
     require_tool("g++")
-    project = firmware(daphnet_run, "esp-idf", tmp_path / "fw").project
+    project = daphnet_project
     code, name = project.out_dir / "main", project.name
     golden = (code / f"{name}_golden.h").read_text()
     vector = int(re.search(rf"#define {name.upper()}_GOLDEN_RAW_SAMPLE_VECTOR (\d+)",
                            golden).group(1))
+    # Daphnet's accelerometer counts are whole numbers: stored as int16_t, half a float's flash
+    assert f"static const int16_t {name}_golden_raw[288]" in golden
     body = golden.split(f"{name}_golden_raw[")[1].split("};")[0].split("{", 1)[1]
-    raw = np.array([float(v.rstrip("f")) for v in re.findall(r"-?[\d.]+(?:e[-+]?\d+)?f", body)],
-                   np.float32)
+    raw = np.array([float(v) for v in re.findall(r"-?\d+", body)], np.float32)
     assert raw.size == 32 * 9
     shim, main, fake = self_test_kit(code, name, "esp-idf", tmp_path)
 
@@ -237,7 +248,7 @@ def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_offset_fails(daphnet_
     assert "self-test PASS (4/4 vectors exact, 4/4 anomaly scores exact, raw input vector " \
            "exact)" in ok.stdout
 
-    # the value nearest a boundary, and the fewest ulp of its channel's offset that move it
+    # the value nearest a boundary, and the fewest ulp of its channel's scale that move it
     pre = Preprocessing.load(daphnet_run / "preprocessing.json")
     info = read_model((daphnet_run / "model_int8.tflite").read_bytes())
     t_in = info.inputs[0]
@@ -245,15 +256,15 @@ def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_offset_fails(daphnet_
     i = int(np.argmin(rounding_margin(x, t_in)))
     c = i % pre.channels
     want = quantize(x[i:i + 1], t_in)[0]
-    offset = np.float32(pre.offset[c])
-    scaled = np.float32(raw[i] * np.float32(pre.scale[c]))
-    for ulps in range(1, 10000):
-        moved = [offset + np.float32(d) * np.spacing(offset) for d in (ulps, -ulps)]
-        hit = [m for m in moved if quantize(np.float32([scaled + m]), t_in)[0] != want]
+    scale, offset = np.float32(pre.scale[c]), np.float32(pre.offset[c])
+    for ulps in range(1, 1000):
+        moved = [scale + np.float32(d) * np.spacing(scale) for d in (ulps, -ulps)]
+        hit = [m for m in moved
+               if quantize(np.float32([np.float32(raw[i] * m) + offset]), t_in)[0] != want]
         if hit:
             break
-    assert ulps < 10000
-    pattern = re.compile(rf"(static const float {name}_raw_offset\[{name.upper()}_RAW_CHANNELS\]"
+    assert ulps < 1000
+    pattern = re.compile(rf"(static const float {name}_raw_scale\[{name.upper()}_RAW_CHANNELS\]"
                          r" = \{ )([^}]*)( \};)")
     values = pattern.search(settings).group(2).split(", ")
     values[c] = c_float(hit[0])
@@ -263,7 +274,7 @@ def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_offset_fails(daphnet_
     assert re.search(rf"raw input vector {vector}: \d+ of 288 int8 inputs differ from "
                      "training's", bad.stdout), bad.stdout
     assert "raw input vector differs" in bad.stdout
-    print(f"offset of channel {c} moved by {ulps} ulp: {bad.stdout.splitlines()[-2]}")
+    print(f"scale of channel {c} moved by {ulps} ulp: {bad.stdout.splitlines()[-2]}")
 
 
 @pytest.mark.slow  # compile-only, but ~5 s: kept out of the fast tier's budget

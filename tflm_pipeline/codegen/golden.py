@@ -76,13 +76,24 @@ def write_golden_header(vectors: GoldenVectors, info: ModelInfo, ident: str,
                       "vector": vectors.raw_sample.vector, "source": vectors.raw_sample.source,
                       "count": int(vectors.raw_sample.values.size),
                       "margin": f"{vectors.raw_sample.margin:.3g}",
-                      "body": _indent(_float_lines(vectors.raw_sample.values))})
+                      **_raw_values(vectors.raw_sample.values)})
     return write_text(Path(out_dir) / file_name, text)
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16) -> str:
     v = [str(int(x)) for x in np.asarray(values).reshape(-1)]
     return "\n".join(", ".join(v[i:i + per_line]) + "," for i in range(0, len(v), per_line))
+
+
+def _raw_values(values: np.ndarray) -> dict:
+    """The smallest C type that holds the raw values exactly (pixels: uint8_t, integer
+    sensor counts: int16_t, else float) and the values as C lines."""
+    v = np.asarray(values, np.float32).reshape(-1)
+    for ctype, dtype in (("uint8_t", np.uint8), ("int16_t", np.int16)):
+        limits = np.iinfo(dtype)
+        if np.all(v == np.round(v)) and v.min() >= limits.min and v.max() <= limits.max:
+            return {"ctype": ctype, "body": _indent(_int_lines(v.astype(dtype)))}
+    return {"ctype": "float", "body": _indent(_float_lines(v))}
 
 
 def _float_lines(values: np.ndarray, per_line: int = 8) -> str:
