@@ -146,7 +146,9 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         target=t, ident=ident, out_dir=out, model=model, info=info, source=src.model_path.name,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
-        vectors=_golden_vectors(model, info, dataset, the_task, audio, spec),
+        vectors=_golden_vectors(model, info, dataset, the_task, audio, spec,
+                                raw_floats=dataset is not None
+                                and preprocessing == dataset.preprocessing),
         reconverted=reconverted, notes=notes, threshold=chosen,
         audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None,
         channel_names=dataset.channel_names if dataset is not None else None))
@@ -362,16 +364,18 @@ def _value(v) -> str:
 
 
 def _golden_vectors(model: bytes, info, dataset, task: Task, audio: _AudioFrontend | None = None,
-                    spec: DataSpec | None = None) -> GoldenVectors:
+                    spec: DataSpec | None = None, raw_floats: bool = False) -> GoldenVectors:
     """Test-set samples of distinct classes when a dataset is given, else seeded random
     inputs; outputs from the TFLM interpreter (and an anomaly detector's scores of them).
-    An audio model's first vector also comes as its clip's raw PCM."""
+    An audio model's first vector also comes as its clip's raw PCM; with ``raw_floats``
+    (the project's preprocessing is the dataset's) another model's test sample nearest a
+    rounding boundary of the input quantization is one vector, also as its raw values."""
     t_in = info.inputs[0]
     raw_pick = None
     if dataset is not None:
         x, y = dataset.inputs("test")
         picks = _distinct_classes(y, GOLDEN_COUNT)
-        if audio is None and len(x):  # raw values reach the board as floats
+        if raw_floats and audio is None and len(x):  # raw values reach the board as floats
             picks, raw_pick = _with_raw_pick(picks, y, x, t_in)
         inputs = quantize(x[picks].reshape((len(picks), *t_in.shape[1:])), t_in)
         labels = [int(y[i]) for i in picks]
