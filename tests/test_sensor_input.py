@@ -303,3 +303,26 @@ def test_audio_hook_wires_the_microphone_to_classify_audio(target, tmp_path):
     check = compile_board_main(project.out_dir, target, code)
     assert check.passed, check.output
     assert "(2 board and sensor variant(s))" in check.output  # microphone off and on
+
+
+@pytest.mark.slow  # no training, but g++ builds the runner: ~5 s
+def test_image_raw_vector_is_pixels_and_passes_the_self_test(tmp_path):
+    # an outside model with --dataset digits: the raw vector is the test image's pixels
+    # (uint8_t in golden.h), through the same input_from_raw as Classify()
+    from tflm_pipeline import firmware
+    from tflm_shim import self_test_kit
+
+    require_tool("g++")
+    src = tmp_path / "digits.tflite"
+    src.write_bytes(fully_connected(input_shape=(1, 64), units=10, per_channel=False))
+    project = firmware(src, "esp-idf", tmp_path / "fw", dataset="digits", name="digits").project
+    code = project.out_dir / "main"
+    golden = (code / "digits_golden.h").read_text()
+    assert "static const uint8_t digits_golden_raw[64]" in golden
+    shim, main, fake = self_test_kit(code, "digits", "esp-idf", tmp_path)
+    exe = tmp_path / "self_test"
+    subprocess.run(["g++", "-std=gnu++11", "-O2", "-DTFLMP_CHECK", "-I", str(code), "-I",
+                    str(shim), str(main), str(code / "digits_runner.cc"),
+                    str(code / "digits_model_data.cc"), str(fake), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True).stdout
+    assert "self-test PASS (4/4 vectors exact, raw input vector exact)" in out, out
