@@ -152,12 +152,13 @@ def test_golden_self_test_checks_the_score_on_the_host(detector, tmp_path):
 
     ok = self_test(golden)
     assert ok.returncode == 0, ok.stdout
-    assert "self-test PASS (4/4 vectors exact, 4/4 anomaly scores exact)" in ok.stdout
+    assert ("self-test PASS (4/4 vectors exact, 4/4 anomaly scores exact, raw input vector "
+            "exact)" in ok.stdout)
     bad = self_test(_one_score_off(golden))  # one unit in the last place of one score
     assert bad.returncode == 1, bad.stdout
     assert "golden vector 0 anomaly score" in bad.stdout
-    assert "self-test FAIL (0/4 vectors differ, by up to 0 LSB; 1/4 anomaly scores differ)" \
-        in bad.stdout
+    assert ("self-test FAIL (0/4 vectors differ, by up to 0 LSB; 1/4 anomaly scores differ; "
+            "raw input vector exact)" in bad.stdout)
 
 
 @pytest.mark.slow  # fits and converts a Keras model
@@ -194,7 +195,8 @@ def test_the_score_is_the_same_double_on_a_cortex_m4(detector, tmp_path):
 
     ok = run_m4(golden)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "self-test PASS (4/4 vectors exact, 4/4 anomaly scores exact)" in ok.stdout
+    assert ("self-test PASS (4/4 vectors exact, 4/4 anomaly scores exact, raw input vector "
+            "exact)" in ok.stdout)
     bad = run_m4(_one_score_off(golden))
     assert bad.returncode == 1 and "1/4 anomaly scores differ" in bad.stdout, bad.stdout
 

@@ -151,7 +151,9 @@ def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
         return subprocess.run([str(exe)], capture_output=True, text=True)
 
     ok = self_test(golden)
-    assert ok.returncode == 0 and "self-test PASS (4/4 vectors exact)" in ok.stdout, ok.stdout
+    # digits: the raw-input vector (test pixels through input_from_raw) is checked too
+    assert ok.returncode == 0 and ("self-test PASS (4/4 vectors exact, raw input vector exact)"
+                                   in ok.stdout), ok.stdout
     head, tail = golden.split("lenet_golden_outputs")
     first = re.search(r"0x([0-9a-f]{2})", tail)
     byte = int(first.group(1), 16)  # one output byte of vector 0, moved 1 LSB (in int8)
@@ -160,7 +162,8 @@ def test_golden_self_test_fails_on_one_lsb(projects, tmp_path, target):
                     + tail[first.end():])
     assert bad.returncode == 1, bad.stdout
     assert "golden vector 0 differs (max diff 1 LSB)" in bad.stdout
-    assert "self-test FAIL (1/4 vectors differ, by up to 1 LSB)" in bad.stdout
+    assert ("self-test FAIL (1/4 vectors differ, by up to 1 LSB; raw input vector exact)"
+            in bad.stdout)
     # a failed allocation reports no used-bytes figure (TFLM's is meaningless then)
     failed = self_test(golden, "-DFAIL_ALLOCATION")
     assert failed.returncode == 1 and "AllocateTensors() failed" in failed.stdout

@@ -59,7 +59,8 @@ def train_summary(result) -> None:
             continue
         change = "" if row.change is None else f"  ({row.change:+.2f} {unit})"
         mark = "  <- selected" if key == rec.selected else ""
-        click.echo(f"  {TITLES[key]:<17} {row.value:.4f}{change}{mark}")
+        value = "n/a" if row.value is None else f"{row.value:.4f}"  # e.g. AUC without anomalies
+        click.echo(f"  {TITLES[key]:<17} {value}{change}{mark}")
     if rec.threshold is not None:
         click.echo(threshold_line(rec.threshold, "binary" if rec.task == "classification"
                                   else "anomaly"))

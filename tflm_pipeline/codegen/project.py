@@ -30,6 +30,7 @@ from .audio_frontend import write_audio_frontend
 from .c_literals import camel_case
 from .golden import GoldenVectors, write_golden_header
 from .stream import stream_context
+from .user_hook import user_hook
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ProjectSpec:
     threshold: Threshold | None = None
     audio_frontend: dict | None = None  # Frontend.c_tables() of an audio model's features
     stream_hop: int | None = None  # a sensor-window run's stride: the streaming helpers' hop
+    channel_names: list[str] | None = None  # a sensor CSV's channel columns, in input order
 
 
 @dataclass
@@ -166,7 +168,10 @@ def _context(spec: ProjectSpec, layout: dict) -> dict:
         "output": spec.output, "output_elements": info.outputs[0].elements,
         "audio": spec.audio_frontend is not None,
         "raw_audio": spec.vectors.raw is not None,
+        "raw_sample": spec.vectors.raw_sample is not None,
         "input_elements": info.inputs[0].elements, "raw_description": raw,
+        "hook": user_hook(pre, info.inputs[0].shape, spec.channel_names,
+                          spec.audio_frontend is not None),
         "ops": [r.name for r in spec.ops],
         "reconverted": spec.reconverted,
         "threshold": None if spec.threshold is None else {

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codegen.c_literals import c_identifier
-from ..codegen.golden import GoldenVectors, RawVector
+from ..codegen.golden import GoldenVectors, RawSample, RawVector
 from ..codegen.project import Project, ProjectSpec, check_sketch_folder, write_firmware_project
 from ..data import DataSpec, load_dataset, load_run_dataset
 from ..data.audio_frontend import Frontend, frontend_for, to_pcm
@@ -40,7 +40,7 @@ from ..tasks import (AUTOENCODER, CLASSIFICATION, Task, Threshold, choose_positi
                      get_task)
 from ..tflite.dense_reshape import dense_outputs_2d, high_rank_dense_layers
 from ..tflite.model_info import per_channel_dense_layers, read_model, read_model_bytes
-from ..tflite.quant import quantize
+from ..tflite.quant import quantize, rounding_margin
 from ..tflite.requantize import per_tensor_dense
 from ..tflm import interpreter
 from ..tflm.harness import anomaly_threshold, evaluate
@@ -148,10 +148,13 @@ def firmware(source: str | Path, target: str, out_dir: str | Path | None = None,
         target=t, ident=ident, out_dir=out, model=model, info=info, source=src.model_path.name,
         preprocessing=preprocessing, output=the_task.firmware_output,
         labels=class_names, ops=ops, arena=arena,
-        vectors=_golden_vectors(model, info, dataset, the_task, audio, spec),
+        vectors=_golden_vectors(model, info, dataset, the_task, audio, spec,
+                                raw_floats=dataset is not None
+                                and preprocessing == dataset.preprocessing),
         reconverted=reconverted, notes=notes, threshold=chosen,
         audio_frontend=audio.made.c_tables(audio.levels) if audio is not None else None,
-        stream_hop=_stream_hop(run)))
+        stream_hop=_stream_hop(run),
+        channel_names=dataset.channel_names if dataset is not None else None))
     checks = check_project(project.out_dir, tree, qemu=qemu) if tree is not None else []
     return FirmwareResult(project, checks, fired)
 
@@ -396,14 +399,19 @@ def _value(v) -> str:
 
 
 def _golden_vectors(model: bytes, info, dataset, task: Task, audio: _AudioFrontend | None = None,
-                    spec: DataSpec | None = None) -> GoldenVectors:
+                    spec: DataSpec | None = None, raw_floats: bool = False) -> GoldenVectors:
     """Test-set samples of distinct classes when a dataset is given, else seeded random
     inputs; outputs from the TFLM interpreter (and an anomaly detector's scores of them).
-    An audio model's first vector also comes as its clip's raw PCM."""
+    An audio model's first vector also comes as its clip's raw PCM; with ``raw_floats``
+    (the project's preprocessing is the dataset's) another model's test sample nearest a
+    rounding boundary of the input quantization is one vector, also as its raw values."""
     t_in = info.inputs[0]
+    raw_pick = None
     if dataset is not None:
         x, y = dataset.inputs("test")
         picks = _distinct_classes(y, GOLDEN_COUNT)
+        if raw_floats and audio is None and len(x):  # raw values reach the board as floats
+            picks, raw_pick = _with_raw_pick(picks, y, x, t_in)
         inputs = quantize(x[picks].reshape((len(picks), *t_in.shape[1:])), t_in)
         labels = [int(y[i]) for i in picks]
         source = f"{dataset.name} test samples {', '.join(str(i) for i in picks)}"
@@ -422,8 +430,27 @@ def _golden_vectors(model: bytes, info, dataset, task: Task, audio: _AudioFronte
                                          (t_out.scales[0], t_out.zero_points[0]))
     raw = (audio.raw_vector(spec, dataset.preprocessing, picks[0], 0, inputs[0])
            if audio is not None and dataset is not None else None)
+    raw_sample = None
+    if raw_pick is not None:
+        vector = picks.index(raw_pick)
+        values = np.asarray(dataset.raw("test")[0][raw_pick], np.float32).reshape(-1)
+        margin = float(rounding_margin(x[raw_pick], t_in).min())
+        raw_sample = RawSample(vector, values, f"{dataset.name} test sample {raw_pick}", margin)
     return GoldenVectors(inputs, outputs, labels, source,
-                         f"tflite-micro {interpreter.tflm_version()}", scores, raw)
+                         f"tflite-micro {interpreter.tflm_version()}", scores, raw,
+                         raw_sample)
+
+
+def _with_raw_pick(picks: list[int], y: np.ndarray, x: np.ndarray, t_in) -> tuple[list[int], int]:
+    """The golden picks with the test sample whose values come nearest a rounding boundary
+    of the input quantization (the hardest raw-input vector) in place of the pick of its
+    class (or of the last pick); and that sample."""
+    margins = rounding_margin(x.reshape(len(x), -1), t_in).min(axis=1)
+    best = int(np.argmin(margins))
+    if best not in picks:
+        same = [p for p in picks if y[p] == y[best]]
+        picks = sorted([p for p in picks if p != (same[0] if same else picks[-1])] + [best])
+    return picks, best
 
 
 def _distinct_classes(y: np.ndarray, count: int) -> list[int]:

@@ -378,8 +378,7 @@ class _Training:
         selected = max(candidates, key=rank)
         better = "higher" if higher else "lower"
         why = (f"{selected} has the {better} validation {metric} in TFLM: "
-               + ", ".join(f"{k} {scores[k][key]:.4f}" if scores[k].get(key) is not None
-                           else f"{k} n/a" for k in candidates)
+               + ", ".join(f"{k} {_metric_text(scores[k].get(key))}" for k in candidates)
                + " (ties go to QAT)")
         return selected, why
 
@@ -543,3 +542,9 @@ class _Training:
     def _compile(self, model, lr: float) -> None:
         model.compile(optimizer=make_optimizer(self.config.optimizer, lr), loss=self.task.loss,
                       metrics=list(self.task.keras_metrics))
+
+
+def _metric_text(value) -> str:
+    """A validation metric in the selection note ("n/a": undefined, e.g. the AUC of
+    validation data without anomalies)."""
+    return "n/a" if value is None else f"{value:.4f}"

@@ -165,6 +165,12 @@ _MAIN_VARIANTS = {
 }
 
 
+# the USER HOOK's switches for a board's own sensor (firmware/common/user_hook_*.j2)
+# (macro, value, the board variants that have that sensor; empty: all)
+_SENSOR_SWITCHES = [("TFLMP_USE_IMU", 1, {"-DARDUINO_ARCH_MBED"}),
+                    ("TFLMP_USE_IMU", 2, {"-DARDUINO_ARCH_MBED"}), ("TFLMP_USE_MIC", 1, set())]
+
+
 def main_file(project: Path, template: str, code_dir: Path) -> Path:
     """The board project's own main: the sketch, main.cc or main.cpp."""
     if template in ("arduino", "esp32"):
@@ -183,7 +189,13 @@ def compile_board_main(project: Path, target_name: str, code_dir: Path) -> Check
     main = main_file(project, template, code_dir)
     platform = firmware_file("check/platform")
     failures = []
-    for variant in _MAIN_VARIANTS[template]:
+    variants = _MAIN_VARIANTS[template]
+    text = main.read_text()
+    # the USER HOOK's board-sensor code too (firmware/check/platform declares the libraries)
+    variants = variants + [v + [f"-D{macro}={value}"] for v in variants
+                           for macro, value, arches in _SENSOR_SWITCHES
+                           if f"#ifndef {macro}\n" in text and (not arches or set(v) & arches)]
+    for variant in variants:
         cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", "-x", "c++",
                f"-I{platform}", f"-I{code_dir}", *variant, str(main)]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -194,7 +206,7 @@ def compile_board_main(project: Path, target_name: str, code_dir: Path) -> Check
                                    r.stderr.strip()[-300:]))
     where = main.relative_to(project)
     output = "\n".join(failures) if failures else (
-        f"{where} compiles ({len(_MAIN_VARIANTS[template])} board variant(s))")
+        f"{where} compiles ({len(variants)} board and sensor variant(s))")
     return CheckResult(f"host compile of {where}", not failures, 0, None, output,
                        compile_only=True)
 

@@ -10,14 +10,25 @@ from .model_info import TensorInfo
 
 def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
     """Float values -> the tensor's storage type, as TFLite does: float32 division by the
-    scale, rounding half away from zero (``std::round``), zero point, saturation.  The
-    generated C helper computes the same."""
+    scale, rounding half away from zero (``std::round``), zero point (added in float32,
+    exact for any value that is not saturated), saturation.  The generated C helper
+    (``<name>_input_quantize``) computes the same bytes."""
     if not t.is_quantized:
         return np.asarray(x, dtype=t.dtype)
     info = np.iinfo(t.dtype)
     v = np.asarray(x, np.float32) / np.float32(t.scales[0])
-    q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)) + t.zero_points[0]
+    q = round_half_away(v) + np.float32(t.zero_points[0])
     return np.clip(q, info.min, info.max).astype(t.dtype)
+
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """float32 values rounded half away from zero, exactly as C's ``roundf``: the
+    fraction ``v - trunc(v)`` is exact in float32, so only a true tie rounds up (the
+    usual ``floor(|v| + 0.5)`` turns 0.49999997 into 1: the sum rounds)."""
+    v = np.asarray(v, np.float32)
+    whole = np.trunc(v)
+    up = np.abs(v - whole) >= np.float32(0.5)
+    return (whole + np.where(up, np.sign(v), np.float32(0))).astype(np.float32)
 
 
 def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
@@ -25,3 +36,13 @@ def dequantize(q: np.ndarray, t: TensorInfo) -> np.ndarray:
     if not t.is_quantized:
         return np.asarray(q, np.float32)
     return (np.asarray(q, np.int32) - t.zero_points[0]).astype(np.float32) * np.float32(t.scales[0])
+
+
+def rounding_margin(x: np.ndarray, t: TensorInfo) -> np.ndarray:
+    """How far each float value lies from a rounding boundary of :func:`quantize`, in
+    quantization steps (0: an exact tie; 0.5: on a level); inf where it saturates."""
+    v = np.asarray(x, np.float32) / np.float32(t.scales[0])
+    info = np.iinfo(t.dtype)
+    q = round_half_away(v) + np.float32(t.zero_points[0])
+    margin = np.abs(np.abs(v - np.trunc(v)) - np.float32(0.5)).astype(np.float64)
+    return np.where((q < info.min) | (q > info.max), np.inf, margin)
