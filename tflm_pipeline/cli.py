@@ -260,9 +260,12 @@ def flash(project, port, env, dry_run):
               help="Also run the split on this target's own TFLM build (with --tflm-dir).")
 @click.option("--tflm-dir", type=click.Path(),
               help="The TFLM tree TARGET links (as for firmware --check), built for this host.")
+@click.option("--qemu", type=int, metavar="N",
+              help="Also run N evenly spaced samples on TARGET's tree built for the "
+              "Cortex-M4 under QEMU: byte-equal share and instructions per inference.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
-           target_name, tflm_dir, out):
+           target_name, tflm_dir, qemu, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -270,7 +273,8 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
-                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir)
+                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir,
+                        qemu=qemu)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))

@@ -189,6 +189,8 @@ def verify_result(result) -> None:
                    f"{'' if a.exact else ', estimated'}; 'tflmp firmware' sizes it per target)")
     if result.target is not None:
         _target_lines(result.target)
+    if getattr(result, "qemu", None) is not None:
+        _qemu_lines(result.qemu)
     if result.parity is not None:
         _ladder(result)
     if "confusion" in m:
@@ -213,6 +215,15 @@ def _target_lines(t: dict) -> None:
                    f"{d['max_diff']} steps on {d['differing_share']:.1%} of its values")
     elif t["max_diff"]:
         click.echo("  (this tree has no preserve-all-tensors mode: no per-op comparison)")
+
+
+def _qemu_lines(t: dict) -> None:
+    """Samples on the target's Cortex-M4 build under QEMU against the pip interpreter."""
+    click.echo(f"on {t['target']}'s TFLM under QEMU ({t['platform']}; {t['build']}):")
+    click.echo(f"  outputs byte-equal with the pip interpreter on {t['bit_exact_share']:.1%} of "
+               f"{t['samples']} samples, largest difference {t['max_diff']} int8 steps; "
+               f"{t['instructions_per_inference']:,} Cortex-M4 instructions per inference "
+               "(median; profile --measured-instructions)")
 
 
 def _accuracy_line(result, m: dict) -> None:
