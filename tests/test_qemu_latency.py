@@ -71,3 +71,15 @@ def test_recorded_calibration_meets_the_goal_and_boards_yaml_matches_it():
     lo, hi = boards.get_board("arduino-nano33ble").kernels.cycles_per_instruction
     cpis = [r["published_cycles"] / r["instructions"] for r in checked]
     assert lo == pytest.approx(min(cpis), abs=0.01) and hi == pytest.approx(max(cpis), abs=0.01)
+
+
+def test_profile_measure_needs_a_board_and_a_tree():
+    from tflm_pipeline.commands.profile import profile
+
+    model = shared("models", "hello_world_int8.tflite")
+    with pytest.raises(TflmpError, match="--measure needs --board and --tflm-dir"):
+        profile(model, board="arduino-nano33ble", measure=True)
+    with pytest.raises(TflmpError, match="--measure counts the instructions itself"):
+        profile(model, board="arduino-nano33ble", measure=True, tflm_dir="x", measured_us=5.0)
+    with pytest.raises(TflmpError, match="no calibrated cycles per instruction"):
+        profile(model, board="esp32", measure=True, tflm_dir=model.parent)
