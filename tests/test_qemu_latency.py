@@ -83,3 +83,14 @@ def test_profile_measure_needs_a_board_and_a_tree():
         profile(model, board="arduino-nano33ble", measure=True, tflm_dir="x", measured_us=5.0)
     with pytest.raises(TflmpError, match="no calibrated cycles per instruction"):
         profile(model, board="esp32", measure=True, tflm_dir=model.parent)
+
+
+def test_measured_ops_line_names_the_heaviest(capsys):
+    from tflm_pipeline import console
+
+    console._measured_ops_line([{"index": 0, "op": "CONV_2D", "instructions": 600},
+                                {"index": 1, "op": "FULLY_CONNECTED", "instructions": 400}])
+    out = capsys.readouterr().out
+    assert "#0 CONV_2D 600 (60%), #1 FULLY_CONNECTED 400 (40%) of 2 ops" in out
+    console._measured_ops_line(None)  # TFLM <= 2.4: no per-op counts, no line
+    assert capsys.readouterr().out == ""

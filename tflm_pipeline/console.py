@@ -309,7 +309,19 @@ def profile_result(p) -> None:
         click.echo(b.fit.message)
         click.echo(f"latency on {b.board.name}: {b.latency.low_ms:.3g}-{b.latency.high_ms:.3g} "
                    f"ms ({b.latency.basis})")
+        _measured_ops_line(getattr(p, "measured_ops", None))
         known_issues(p.known_issues)
+
+
+def _measured_ops_line(ops: list[dict] | None) -> None:
+    """The heaviest ops of the inference profile --measure counted."""
+    if not ops:
+        return
+    total = sum(o["instructions"] for o in ops) or 1
+    top = sorted(ops, key=lambda o: -o["instructions"])[:3]
+    click.echo("  counted per op (QEMU): " + ", ".join(
+        f"#{o['index']} {o['op']} {o['instructions']:,} ({o['instructions'] / total:.0%})"
+        for o in top) + f" of {len(ops)} ops")
 
 
 def known_issues(rules) -> None:

@@ -4,6 +4,7 @@ selected model."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..mcu.boards import boards, get_board
 from ..mcu.device_profile import DeviceProfile, device_profile
 from ..mcu.build_check import find_tree
 from ..mcu.latency import Measurement
-from ..mcu.qemu_harness import build_qemu_harness, run_qemu
+from ..mcu.qemu_harness import QemuRun, build_qemu_harness, run_qemu
 from ..mcu.targets import get_target
 from ..runs import resolve
 from ..tflite.model_info import read_model, read_model_bytes
@@ -56,18 +57,21 @@ def profile(model: str | Path, *, board: str | None = None, boards_file: str | P
     data = read_model_bytes(resolve(model).model_path)
     info = read_model(data)
     host = find_arena_size(data, info=info).bytes
+    ops = None
     if measure:
-        measured_instructions = _count_instructions(resolve(model).model_path, info,
-                                                    get_board(board, boards_file), tflm_dir,
-                                                    host)
+        run = _count_instructions(resolve(model).model_path, info,
+                                  get_board(board, boards_file), tflm_dir, host)
+        measured_instructions, ops = run.median_instructions, run.op_instructions
     measured = (Measurement(measured_us, measured_macs) if measured_us is not None
                 else Measurement(instructions=measured_instructions)
                 if measured_instructions is not None else None)
-    return device_profile(info, host, board=board, boards_file=boards_file, measured=measured)
+    result = device_profile(info, host, board=board, boards_file=boards_file, measured=measured)
+    return dataclasses.replace(result, measured_ops=ops) if ops is not None else result
 
 
-def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int) -> int:
-    """Cortex-M4 instructions of one inference of an all-zero input on ``tflm_dir``."""
+def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int) -> QemuRun:
+    """Cortex-M4 instructions (total and per op) of one inference of an all-zero input on
+    ``tflm_dir``."""
     if board.kernels.cycles_per_instruction is None:
         raise TflmpError(f"{board.name}'s kernels ({board.kernels.name}) have no calibrated "
                          "cycles per instruction: --measure counts Cortex-M4 instructions of "
@@ -84,4 +88,4 @@ def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int
                           op_sources=target.op_sources)
         elf = build_qemu_harness(tree, tmp, "model", camel_case("model"), tmp,
                                  2 * host_arena + 65536)
-        return run_qemu(elf, model_path, info, x).median_instructions
+        return run_qemu(elf, model_path, info, x)

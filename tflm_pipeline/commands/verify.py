@@ -221,7 +221,7 @@ def _on_qemu(target, tree, model_path: Path, model: bytes, info, x, n: int,
             "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
             "differing_samples": [picks[i] for i in np.flatnonzero(diff)[:20]],
             "instructions_per_inference": run.median_instructions,
-            "instructions": run.instructions}
+            "instructions": run.instructions, "op_instructions": run.op_instructions}
 
 
 def _ladder(run, ds, split, model, task, tolerance, workers) -> tuple[dict, list[dict]]:

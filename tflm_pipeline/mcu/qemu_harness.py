@@ -2,7 +2,8 @@
 :mod:`target_harness` (``firmware/check/harness_main.cc.j2``), cross-compiled against the
 tree's cached Cortex-M4 library (the library ``firmware --check`` builds) and run on
 QEMU's mps2-an386 with ``-icount shift=0``.  Its files travel over semihosting; it
-prints the timer ticks of every ``Invoke()``, which are counted instructions.
+prints the timer ticks of every ``Invoke()``, which are counted instructions, and those
+of each op of the first one (TFLM's profiler interface).
 
 It serves ``tflmp verify --qemu N`` (N samples on the 32-bit target, outputs compared
 with the pip interpreter byte for byte) and the latency calibration bench (instructions
@@ -26,7 +27,7 @@ from ..firmware_files import path as firmware_file
 from ..firmware_files import render
 from ..tflite.model_info import ModelInfo
 from .build_check import (CM4_FLAGS, TICK_INSTRUCTIONS, Tree, _Toolchain, build_library,
-                          cache_root, compile_flags, qemu_command, run_step)
+                          cache_root, compile_flags, op_instructions, qemu_command, run_step)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class QemuRun:
 
     outputs: np.ndarray  # the output tensor of each input
     instructions: list[int]  # per Invoke(), resolution TICK_INSTRUCTIONS
+    # per op of the first Invoke() (index, op, instructions); None on TFLM <= 2.4
+    op_instructions: list[dict] | None = None
 
     @property
     def median_instructions(self) -> int:
@@ -132,4 +135,4 @@ def run_qemu(elf: Path, model: Path, info: ModelInfo, inputs: np.ndarray) -> Qem
     if len(outputs) != len(inputs) or len(counts) != len(inputs):
         raise TflmpError(f"the Cortex-M4 harness returned {len(outputs)} outputs and "
                          f"{len(counts)} counts for {len(inputs)} inputs")
-    return QemuRun(outputs, counts)
+    return QemuRun(outputs, counts, op_instructions(r.stdout))
