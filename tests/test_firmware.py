@@ -319,6 +319,8 @@ def test_verify_on_the_targets_own_tflm_build(digits_run):
     assert q["samples"] == 8 and q["bit_exact_share"] == 1.0, q
     assert q["sample_indices"][0] == 0 and q["sample_indices"][-1] == result.samples - 1
     assert 100_000 < q["instructions_per_inference"] < 10_000_000, q
+    ops = q["op_instructions"]  # per op of the first inference: they add up to about it
+    assert ops and abs(sum(o["instructions"] for o in ops) / q["instructions"][0] - 1) < 0.01
 
 
 def test_verify_target_needs_its_tree():
