@@ -99,6 +99,19 @@ def evaluate(rows: list[dict], calibrate: tuple[str, ...]) -> dict:
             "one_factor": single, "rows": out}
 
 
+def transfer(rows: list[dict], source: str, build: dict) -> dict:
+    """Every row predicted with the factors ``build`` fitted on its own calibration models
+    (all four are validation here)."""
+    from tflm_pipeline.mcu.cpi import predict_ms
+
+    factors = build["fits"][0]["cycles_per_instruction"]
+    return {"factors_from": source, "cycles_per_instruction": factors,
+            "rows": [{"model": r["model"],
+                      "predicted_ms": (p := predict_ms(r["instructions"], r["family"],
+                                                       factors, CLOCK_MHZ)),
+                      "error": p / r["published_ms"] - 1} for r in rows]}
+
+
 def table(label: str, build: dict) -> str:
     lines = [f"### {label}: {build['software']}", "",
              "| model | family | instructions | published ms | cycles/instruction | "
@@ -114,6 +127,10 @@ def table(label: str, build: dict) -> str:
     factors = ", ".join(f"{k} {v:.3f}" for k, v in sorted(main["cycles_per_instruction"].items()))
     lines.append(f"\nFactors (calibrated on {', '.join(main['calibrated_on'])}): {factors}; "
                  f"one factor over both: {main['one_factor']:.3f}.")
+    if "transfer" in build:
+        t = build["transfer"]
+        lines.append(f"With {t['factors_from']}'s factors: " + ", ".join(
+            f"{r['model']} {r['error']:+.1%}" for r in t["rows"]) + ".")
     return "\n".join(lines)
 
 
@@ -125,12 +142,18 @@ def main():
     ap.add_argument("--software", required=True, help="what the tree and flags are, in words")
     ap.add_argument("--flags", help="defines and flags replacing the tree's, e.g. "
                     "'-DCMSIS_NN -DTF_LITE_STATIC_MEMORY -Os'")
+    ap.add_argument("--factors-from", metavar="LABEL",
+                    help="also predict these counts with the factors another build's "
+                    "calibration fitted (does a factor carry over to other software?)")
     args = ap.parse_args()
     rows = count(args.models, args.tree, args.flags.split() if args.flags else None)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     builds = results.get("builds", {})
     builds[args.label] = {"software": args.software, "flags": args.flags, "rows": rows,
                           "fits": [evaluate(rows, CALIBRATE), evaluate(rows, SWAPPED)]}
+    if args.factors_from:
+        builds[args.label]["transfer"] = transfer(rows, args.factors_from,
+                                                  builds[args.factors_from])
     RESULTS.write_text(json.dumps({"clock_mhz": CLOCK_MHZ, "builds": builds}, indent=2) + "\n")
     for label, build in builds.items():
         print(table(label, build) + "\n")
