@@ -94,3 +94,28 @@ def test_measured_ops_line_names_the_heaviest(capsys):
     assert "#0 CONV_2D 600 (60%), #1 FULLY_CONNECTED 400 (40%) of 2 ops" in out
     console._measured_ops_line(None)  # TFLM <= 2.4: no per-op counts, no line
     assert capsys.readouterr().out == ""
+
+
+def test_find_tree_reads_a_tflm_2_4_arduino_library(tmp_path):
+    # Arduino_TensorFlowLite <= 2.4 (e.g. Harvard_TinyMLx): kernels/cmsis-nn/*.cpp replace
+    # the reference ones, CMSIS-NN's sources lie under micro/tools/make/downloads/cmsis
+    root = tmp_path / "lib" / "src"
+    micro = root / "tensorflow" / "lite" / "micro"
+    nn = micro / "tools" / "make" / "downloads" / "cmsis" / "CMSIS" / "NN" / "Source" / "FC"
+    for d in (micro / "kernels" / "cmsis-nn", nn, root / "third_party" / "flatbuffers" / "include"):
+        d.mkdir(parents=True)
+    (tmp_path / "lib" / "library.properties").write_text("name=Old_TFLM\n")
+    (micro / "micro_interpreter.h").write_text("#pragma once\n")
+    (micro / "debug_log.h").write_text("extern \"C\" void DebugLog(const char* s);\n")
+    for f in (micro / "kernels" / "conv.cpp", micro / "kernels" / "add.cpp",
+              micro / "kernels" / "cmsis-nn" / "conv.cpp", nn / "arm_fully_connected_s8.c"):
+        f.write_text("int x;\n")
+    from tflm_pipeline.mcu.build_check import find_tree
+
+    tree = find_tree(tmp_path / "lib")
+    names = {str(p.relative_to(root)) for p in tree.sources}
+    assert "tensorflow/lite/micro/kernels/cmsis-nn/conv.cpp" in names
+    assert "tensorflow/lite/micro/kernels/conv.cpp" not in names  # replaced
+    assert "tensorflow/lite/micro/kernels/add.cpp" in names
+    assert any(n.endswith("NN/Source/FC/arm_fully_connected_s8.c") for n in names)
+    assert tree.kernels.startswith("CMSIS-NN") and "DebugLog(const char* s)" in tree.debug_log
