@@ -12,6 +12,19 @@ with CMSIS-NN (an Arduino library's src/); ``--flags`` replace the tree's define
 count the build the published run used.  Each run adds the rows of one build (``--label``)
 to bench/results/latency_calibration.json and prints every build's table.
 
+The published build's software, TFLM of late 2020 with its CMSIS-NN, as an Arduino
+library (tinyMLx/arduino-library: Harvard_TinyMLx 1.2.4-Alpha, a fork of
+Arduino_TensorFlowLite 2.4.0-ALPHA), made a tree like this (its prebuilt
+src/cortex-m4/*.a is not needed; the Arduino core supplies CMSIS 5's cmsis_gcc.h):
+
+    git -C arduino-library archive HEAD -- src library.properties ':!src/cortex-m4' \
+        | tar -x -C tinymlx
+    cp Chirale_TensorFlowLite/src/third_party/cmsis/CMSIS/Core/Include/cmsis_gcc.h \
+        tinymlx/src/tensorflow/lite/micro/tools/make/downloads/cmsis/CMSIS/Core/Include/
+    python bench/latency_calibration.py --models DIR --tree tinymlx \
+        --label tflm-2.4-cmsis-nn-2020-Os --software "..." \
+        --flags "-DCMSIS_NN -DTF_LITE_STATIC_MEMORY -Os"
+
 Published latencies: the MLPerf Tiny v0.5 closed-division reference submission
 (mlcommons/tiny_results_v0.5, closed/reference/results/Nucleo-L4R5ZI/<task>/performance/
 results.txt, median throughput): NUCLEO-L4R5ZI, Cortex-M4F at 120 MHz, TFLM v2.3.1 made
