@@ -312,11 +312,18 @@ def test_verify_on_the_targets_own_tflm_build(digits_run):
     from tflm_pipeline import verify
 
     run, _ = digits_run
-    result = verify(run, target="esp-idf", tflm_dir=os.environ["TFLMP_TFLM_DIR"])
+    result = verify(run, target="esp-idf", tflm_dir=os.environ["TFLMP_TFLM_DIR"], qemu=8)
     t = result.target
     assert t["samples"] == result.samples and t["bit_exact_share"] == 1.0, t
     assert t["value"] == t["pip_value"] == result.scores["accuracy"]
     assert t["first_divergence"] is None
+    # eight samples on the same tree built for the Cortex-M4 under QEMU: byte-equal, counted
+    q = result.qemu
+    assert q["samples"] == 8 and q["bit_exact_share"] == 1.0, q
+    assert q["sample_indices"][0] == 0 and q["sample_indices"][-1] == result.samples - 1
+    assert 100_000 < q["instructions_per_inference"] < 10_000_000, q
+    ops = q["op_instructions"]  # per op of the first inference: they add up to about it
+    assert ops and abs(sum(o["instructions"] for o in ops) / q["instructions"][0] - 1) < 0.01
 
 
 def test_verify_target_needs_its_tree():

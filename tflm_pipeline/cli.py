@@ -273,9 +273,12 @@ def flash(project, port, env, dry_run):
 @click.option("--data", "new_data", type=click.Path(),
               help="Score a new file or folder (run folders) read with the run's own format "
               "options; without labels, write its predictions.")
+@click.option("--qemu", type=int, metavar="N",
+              help="Also run N evenly spaced samples on TARGET's tree built for the "
+              "Cortex-M4 under QEMU: byte-equal share and instructions per inference.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
-           target_name, tflm_dir, new_data, out):
+           target_name, tflm_dir, new_data, qemu, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -284,7 +287,7 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
                         tolerance=tolerance, target=target_name, tflm_dir=tflm_dir,
-                        data=new_data)
+                        data=new_data, qemu=qemu)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))
@@ -301,8 +304,14 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 @click.option("--measured-instructions", type=int,
               help="Cortex-M4 instructions per inference that 'firmware --check' counted "
               "under QEMU: the band becomes count x calibrated cycles per instruction.")
+@click.option("--measure", is_flag=True,
+              help="Count those instructions now: one inference on --tflm-dir built for the "
+              "Cortex-M4 under QEMU (needs --board).")
+@click.option("--tflm-dir", type=click.Path(), help="The TFLM tree --board's target links, "
+              "for --measure.")
 @click.option("--out", type=click.Path(), help="Write the profile as JSON here.")
-def profile(model, board, boards_file, measured_us, measured_macs, measured_instructions, out):
+def profile(model, board, boards_file, measured_us, measured_macs, measured_instructions,
+            measure, tflm_dir, out):
     """Per-layer MACs and memory, memory plan, flash, latency band and board fit of MODEL
     (a .tflite or a run folder).  Exits with 2 when it does not fit --board or meets a
     known kernel bug of its TFLM that firmware refuses (firmware/known_issues.yaml)."""
@@ -311,7 +320,8 @@ def profile(model, board, boards_file, measured_us, measured_macs, measured_inst
     from .commands.profile import profile as run_profile
 
     p = run_profile(model, board=board, boards_file=boards_file, measured_us=measured_us,
-                    measured_macs=measured_macs, measured_instructions=measured_instructions)
+                    measured_macs=measured_macs, measured_instructions=measured_instructions,
+                    measure=measure, tflm_dir=tflm_dir)
     console.profile_result(p)
     if out:
         console.wrote(write_json(out, p.to_dict()))

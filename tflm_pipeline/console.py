@@ -222,6 +222,8 @@ def verify_result(result) -> None:
                    f"{'' if a.exact else ', estimated'}; 'tflmp firmware' sizes it per target)")
     if result.target is not None:
         _target_lines(result.target)
+    if getattr(result, "qemu", None) is not None:
+        _qemu_lines(result.qemu)
     if result.parity is not None:
         _ladder(result)
     if "confusion" in m:
@@ -273,6 +275,15 @@ def _target_lines(t: dict) -> None:
                    f"{d['max_diff']} steps on {d['differing_share']:.1%} of its values")
     elif t["max_diff"]:
         click.echo("  (this tree has no preserve-all-tensors mode: no per-op comparison)")
+
+
+def _qemu_lines(t: dict) -> None:
+    """Samples on the target's Cortex-M4 build under QEMU against the pip interpreter."""
+    click.echo(f"on {t['target']}'s TFLM under QEMU ({t['platform']}; {t['build']}):")
+    click.echo(f"  outputs byte-equal with the pip interpreter on {t['bit_exact_share']:.1%} of "
+               f"{t['samples']} samples, largest difference {t['max_diff']} int8 steps; "
+               f"{t['instructions_per_inference']:,} Cortex-M4 instructions per inference "
+               "(median; profile --measured-instructions)")
 
 
 def _accuracy_line(result, m: dict) -> None:
@@ -358,7 +369,19 @@ def profile_result(p) -> None:
         click.echo(b.fit.message)
         click.echo(f"latency on {b.board.name}: {b.latency.low_ms:.3g}-{b.latency.high_ms:.3g} "
                    f"ms ({b.latency.basis})")
+        _measured_ops_line(getattr(p, "measured_ops", None))
         known_issues(p.known_issues)
+
+
+def _measured_ops_line(ops: list[dict] | None) -> None:
+    """The heaviest ops of the inference profile --measure counted."""
+    if not ops:
+        return
+    total = sum(o["instructions"] for o in ops) or 1
+    top = sorted(ops, key=lambda o: -o["instructions"])[:3]
+    click.echo("  counted per op (QEMU): " + ", ".join(
+        f"#{o['index']} {o['op']} {o['instructions']:,} ({o['instructions'] / total:.0%})"
+        for o in top) + f" of {len(ops)} ops")
 
 
 def known_issues(rules) -> None:

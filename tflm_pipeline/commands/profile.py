@@ -4,12 +4,21 @@ selected model."""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from ..codegen.c_literals import camel_case
+from ..codegen.op_resolver import write_op_resolver
 from ..errors import TflmpError
 from ..mcu.boards import boards, get_board
 from ..mcu.device_profile import DeviceProfile, device_profile
+from ..mcu.build_check import find_tree
 from ..mcu.latency import Measurement
+from ..mcu.qemu_harness import QemuRun, build_qemu_harness, run_qemu
+from ..mcu.targets import get_target
 from ..runs import resolve
 from ..tflite.model_info import read_model, read_model_bytes
 from ..tflm.interpreter import find_arena_size
@@ -18,12 +27,17 @@ from ..tflm.interpreter import find_arena_size
 def profile(model: str | Path, *, board: str | None = None, boards_file: str | Path | None = None,
             measured_us: float | None = None,
             measured_macs: int | None = None,
-            measured_instructions: int | None = None) -> DeviceProfile:
+            measured_instructions: int | None = None,
+            measure: bool = False, tflm_dir: str | Path | None = None) -> DeviceProfile:
     """The device profile of ``model``; ``measured_us`` (the firmware self-test's latency
     on ``board``, of this model or of one with ``measured_macs``) narrows its band.
 
     The result's ``board.fit.fits`` says whether the model fits ``board``; the CLI exits
     with 2 when it does not.
+
+    ``measure`` counts the instructions itself: one inference on the board target's TFLM
+    tree ``tflm_dir`` built for the Cortex-M4 under QEMU (as ``verify --qemu``), then
+    as ``measured_instructions``.
     """
     if measured_us is not None and not board:
         raise TflmpError("--measured-us needs --board (the clock it was measured at)")
@@ -31,13 +45,47 @@ def profile(model: str | Path, *, board: str | None = None, boards_file: str | P
         raise TflmpError("--measured-instructions needs --board (its clock and kernels)")
     if measured_instructions is not None and measured_us is not None:
         raise TflmpError("give --measured-us or --measured-instructions, not both")
+    if measure and (not board or tflm_dir is None):
+        raise TflmpError("--measure needs --board and --tflm-dir (the TFLM tree that board's "
+                         "target links): it counts Cortex-M4 instructions under QEMU")
+    if measure and (measured_us is not None or measured_instructions is not None):
+        raise TflmpError("--measure counts the instructions itself: drop --measured-us and "
+                         "--measured-instructions")
     boards(boards_file)  # a bad boards file is one clear error before any work
     if board:
         get_board(board, boards_file)
     data = read_model_bytes(resolve(model).model_path)
     info = read_model(data)
     host = find_arena_size(data, info=info).bytes
+    ops = None
+    if measure:
+        run = _count_instructions(resolve(model).model_path, info,
+                                  get_board(board, boards_file), tflm_dir, host)
+        measured_instructions, ops = run.median_instructions, run.op_instructions
     measured = (Measurement(measured_us, measured_macs) if measured_us is not None
                 else Measurement(instructions=measured_instructions)
                 if measured_instructions is not None else None)
-    return device_profile(info, host, board=board, boards_file=boards_file, measured=measured)
+    result = device_profile(info, host, board=board, boards_file=boards_file, measured=measured)
+    return dataclasses.replace(result, measured_ops=ops) if ops is not None else result
+
+
+def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int) -> QemuRun:
+    """Cortex-M4 instructions (total and per op) of one inference of an all-zero input on
+    ``tflm_dir``."""
+    if board.kernels.cycles_per_instruction is None:
+        raise TflmpError(f"{board.name}'s kernels ({board.kernels.name}) have no calibrated "
+                         "cycles per instruction: --measure counts Cortex-M4 instructions of "
+                         "CMSIS-NN builds; use --measured-us from the board instead")
+    if not board.targets:
+        raise TflmpError(f"{board.name} names no firmware target whose ops to register")
+    tree = find_tree(Path(tflm_dir))
+    target = get_target(board.targets[0])
+    t_in = info.inputs[0]
+    x = np.zeros((1, *t_in.shape[1:]), t_in.dtype)
+    with tempfile.TemporaryDirectory(prefix="tflmp-profile-measure-") as tmp:
+        tmp = Path(tmp)
+        write_op_resolver(info, "model", tmp, ops=target.registrations(info),
+                          op_sources=target.op_sources)
+        elf = build_qemu_harness(tree, tmp, "model", camel_case("model"), tmp,
+                                 2 * host_arena + 65536)
+        return run_qemu(elf, model_path, info, x)

@@ -27,6 +27,7 @@ from ..codegen.c_literals import camel_case
 from ..codegen.op_resolver import write_op_resolver
 from ..mcu.arena import ArenaEstimate, estimate
 from ..mcu.build_check import find_tree
+from ..mcu.qemu_harness import build_qemu_harness, run_qemu, sample_indices
 from ..mcu.target_harness import build_target_harness, run_outputs, run_tensors
 from ..mcu.targets import get_target
 from ..models import task_for
@@ -70,6 +71,7 @@ class VerifyResult:
     target: dict | None = None  # the split on the target's own TFLM build (TargetAgreement)
     new_data: dict | None = None  # verify --data: what verify/<name>/result.json holds
     written: list[Path] = field(default_factory=list)  # verify --data: result and predictions
+    qemu: dict | None = None  # samples on the target's Cortex-M4 build under QEMU
 
     @property
     def record_parity(self) -> dict | None:
@@ -85,6 +87,8 @@ class VerifyResult:
             extra["target"] = self.target
         if self.new_data is not None:
             extra["new_data"] = self.new_data
+        if self.qemu is not None:
+            extra["qemu"] = self.qemu
         return {**extra, "model": str(self.model), "sha256": self.sha256,
                 "tflite_bytes": self.tflite_bytes, "dataset": self.dataset, "split": self.split,
                 "samples": self.samples, "labels": self.labels, "ops": self.ops,
@@ -96,7 +100,7 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
            preprocessing: str | Path | None = None, split: str = "test",
            workers: int | None = None, ladder: bool = False, tolerance: int = 0,
            target: str | None = None, tflm_dir: str | Path | None = None,
-           data: str | Path | None = None) -> VerifyResult:
+           data: str | Path | None = None, qemu: int | None = None) -> VerifyResult:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
@@ -107,7 +111,9 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     also stored in the run's report.json and its reports re-rendered.
 
     ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
-    with that tree built for this host (cached like ``firmware --check``'s library).
+    with that tree built for this host (cached like ``firmware --check``'s library);
+    ``qemu`` N also runs N evenly spaced samples of the split on that tree's Cortex-M4
+    build under QEMU (the 32-bit proof), with the instructions per inference.
 
     ``data`` (run folders only) is a new file or folder in the run's format, read with the
     run's recorded options and preprocessing: with labels, the task's metrics and the
@@ -119,6 +125,11 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     if (target is None) != (tflm_dir is None):
         raise TflmpError("--target and --tflm-dir go together: the target names the TFLM "
                          "release and ops, the tree is the source it links")
+    if qemu is not None and tflm_dir is None:
+        raise TflmpError("--qemu N runs the target's Cortex-M4 build: add --target and "
+                         "--tflm-dir")
+    if qemu is not None and qemu < 1:
+        raise TflmpError(f"--qemu needs a number of samples >= 1, got {qemu}")
     tree = find_tree(Path(tflm_dir)) if tflm_dir is not None else None  # checked first
     the_target = get_target(target) if target is not None else None
     src = resolve(model_path)
@@ -159,6 +170,9 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     if the_target is not None:
         out.target = _on_target(the_target, tree, src.model_path, model, info, task, x, y,
                                 ds.preprocessing.num_classes, result.arena.bytes, workers)
+    if qemu is not None:
+        out.qemu = _on_qemu(the_target, tree, src.model_path, model, info, x, qemu,
+                            result.arena.bytes)
     if ladder:
         out.parity, out.per_layer_error = _ladder(run, ds, split, model, task, tolerance, workers)
         if run.has_record:
@@ -247,6 +261,32 @@ def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
             "pip_value": pip_score[task.metric], "scores": score,
             "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
             "differing_samples": differing[:20].tolist(), "first_divergence": divergence}
+
+
+def _on_qemu(target, tree, model_path: Path, model: bytes, info, x, n: int,
+             host_arena: int) -> dict:
+    """``n`` evenly spaced samples on ``target``'s tree built for the Cortex-M4 and run
+    under QEMU: outputs against the pip interpreter byte for byte, and the counted
+    instructions per inference."""
+    ops = target.registrations(info)
+    picks = sample_indices(len(x), n)
+    q = quantize(x[picks].reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
+    reference = interpreter.run(model, q, info=info, label="TFLM (pip)")[0]
+    arena = 2 * host_arena + 65536  # as on the host build: another TFLM may need more
+    with tempfile.TemporaryDirectory(prefix="tflmp-verify-qemu-") as tmp:
+        tmp = Path(tmp)
+        write_op_resolver(info, "model", tmp, ops=ops, op_sources=target.op_sources)
+        elf = build_qemu_harness(tree, tmp, "model", camel_case("model"), tmp, arena)
+        run = run_qemu(elf, model_path, info, q)
+    diff = np.abs(run.outputs.reshape(len(q), -1).astype(np.int64)
+                  - reference.reshape(len(q), -1).astype(np.int64)).max(axis=1)
+    return {"target": target.name, "platform": "qemu-cortex-m4 (32-bit)",
+            "build": f"{tree.root.name} ({tree.kernels}), built for the Cortex-M4",
+            "samples": len(picks), "sample_indices": picks,
+            "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
+            "differing_samples": [picks[i] for i in np.flatnonzero(diff)[:20]],
+            "instructions_per_inference": run.median_instructions,
+            "instructions": run.instructions, "op_instructions": run.op_instructions}
 
 
 def _ladder(run, ds, split, model, task, tolerance, workers) -> tuple[dict, list[dict]]:

@@ -225,13 +225,16 @@ def find_tree(path: Path) -> Tree:
     micro = root / "tensorflow" / "lite" / "micro"
     kernels = micro / "kernels"
     sources = [p for p in _walk(root / "tensorflow") if _portable(p, micro)]
-    optimized = kernels / "cmsis_nn"
+    # (cmsis-nn/ and CMSIS under tools/make/downloads/: Arduino libraries of TFLM <= 2.4)
+    optimized = next((d for d in (kernels / "cmsis_nn", kernels / "cmsis-nn") if d.is_dir()),
+                     kernels / "cmsis_nn")
     if arduino and optimized.is_dir():
         # The Arduino build compiles CMSIS-NN kernels in place of the reference ones.
         cmsis = [p for p in _walk(optimized)]
         replaced = {p.stem for p in cmsis}
         sources = [p for p in sources if not (p.parent == kernels and p.stem in replaced)]
         sources += cmsis + _walk(root / "third_party" / "cmsis_nn")
+        sources += _walk(micro / "tools" / "make" / "downloads" / "cmsis" / "CMSIS" / "NN")
         kernel_note = "CMSIS-NN kernels, as the Arduino library builds them"
     else:
         kernel_note = "reference kernels"

@@ -107,6 +107,8 @@ class DeviceProfile:
     boards: list[BoardRow]
     board: BoardRow | None = None  # the board asked for, latency narrowed by a measurement
     known_issues: list = field(default_factory=list)  # known_issues.FiredRule on `board`
+    # per op of one inference counted under QEMU (profile --measure): index, op, instructions
+    measured_ops: list[dict] | None = None
 
     @property
     def totals(self) -> dict:
@@ -130,6 +132,8 @@ class DeviceProfile:
             out["board"] = {**b.fit.to_dict(), "title": b.board.title,
                             "clock_mhz": b.board.clock_mhz, "latency": b.latency.to_dict()}
             out["known_issues"] = [r.to_dict() for r in self.known_issues]
+        if self.measured_ops is not None:
+            out["measured_ops"] = self.measured_ops
         return out
 
     def record_profile(self) -> dict:
