@@ -260,9 +260,12 @@ def flash(project, port, env, dry_run):
               help="Also run the split on this target's own TFLM build (with --tflm-dir).")
 @click.option("--tflm-dir", type=click.Path(),
               help="The TFLM tree TARGET links (as for firmware --check), built for this host.")
+@click.option("--kernels", type=click.Choice(["target", "reference"]), default="target",
+              show_default=True, help="With --tflm-dir: the tree's own optimized kernels "
+              "(CMSIS-NN, ESP-NN ANSI C) or its reference kernels.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
-           target_name, tflm_dir, out):
+           target_name, tflm_dir, kernels, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -270,7 +273,8 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
 
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
-                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir)
+                        tolerance=tolerance, target=target_name, tflm_dir=tflm_dir,
+                        kernels=kernels)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))

@@ -21,6 +21,7 @@ from ..codegen.c_literals import camel_case
 from ..codegen.op_resolver import write_op_resolver
 from ..mcu.arena import ArenaEstimate, estimate
 from ..mcu.build_check import find_tree
+from ..mcu.kernel_choice import ROUNDING
 from ..mcu.target_harness import build_target_harness, run_outputs, run_tensors
 from ..mcu.targets import get_target
 from ..models import task_for
@@ -83,7 +84,8 @@ class VerifyResult:
 def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
            preprocessing: str | Path | None = None, split: str = "test",
            workers: int | None = None, ladder: bool = False, tolerance: int = 0,
-           target: str | None = None, tflm_dir: str | Path | None = None) -> VerifyResult:
+           target: str | None = None, tflm_dir: str | Path | None = None,
+           kernels: str = "target") -> VerifyResult:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
@@ -94,14 +96,16 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     also stored in the run's report.json and its reports re-rendered.
 
     ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
-    with that tree built for this host (cached like ``firmware --check``'s library).
+    with that tree built for this host (cached like ``firmware --check``'s library), with
+    ``kernels`` "target" (the optimized kernels its board build links, from their portable
+    C: CMSIS-NN, ESP-NN ANSI C) or "reference".
     """
     if split not in SPLITS:
         raise TflmpError(f"--split must be train, val or test, got '{split}'")
     if (target is None) != (tflm_dir is None):
         raise TflmpError("--target and --tflm-dir go together: the target names the TFLM "
                          "release and ops, the tree is the source it links")
-    tree = find_tree(Path(tflm_dir)) if tflm_dir is not None else None  # checked first
+    tree = find_tree(Path(tflm_dir), kernels) if tflm_dir is not None else None  # checked first
     the_target = get_target(target) if target is not None else None
     src = resolve(model_path)
     run = src.run
@@ -176,7 +180,8 @@ def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
     score = task.score(x, y, dequantize(outputs, t_out), num_classes)
     pip_score = task.score(x, y, dequantize(reference, t_out), num_classes)
     return {"target": target.name, "tflm_library": target.tflm_library,
-            "build": build.description, "samples": int(n),
+            "build": build.description, "kernels": tree.kernel_choice, "rounding": ROUNDING,
+            "samples": int(n),
             "metric": task.metric, "value": score[task.metric],
             "pip_value": pip_score[task.metric], "scores": score,
             "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
