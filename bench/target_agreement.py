@@ -41,9 +41,10 @@ BUILDS = [
 ]
 
 
-def _npz(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
+def _npz(path: Path, x: np.ndarray, y: np.ndarray, classes: int) -> Path:
     """A dataset file verify reads as is (float inputs, scale 1): everything in test."""
-    np.savez(path, x_train=x[:1], y_train=y[:1], x_test=x, y_test=y)
+    np.savez(path, x_train=x[:1], y_train=y[:1], x_val=x[:1], y_val=y[:1], x_test=x,
+             y_test=y, labels=np.arange(classes).astype(str))
     return path
 
 
@@ -57,7 +58,8 @@ def _random_inputs(model: Path, n: int, work: Path, classes: int) -> Path:
     rng = np.random.default_rng(SEED)
     q = rng.integers(-128, 128, size=(n, *t_in.shape[1:]), dtype=np.int64).astype(np.int8)
     y = np.arange(n) % classes
-    return _npz(work / f"{model.stem}_random.npz", dequantize(q, t_in).astype(np.float32), y)
+    return _npz(work / f"{model.stem}_random.npz", dequantize(q, t_in).astype(np.float32), y,
+                classes)
 
 
 def _person_images(work: Path) -> Path:
@@ -67,7 +69,7 @@ def _person_images(work: Path) -> Path:
     folder = SHARED / "models" / "testdata" / "person_detection"
     x = np.stack([np.asarray(Image.open(folder / f).convert("L"), np.float32)
                   for f in ("no_person.bmp", "person.bmp")])[..., None] / 127.5 - 1.0
-    return _npz(work / "person_images.npz", x, np.array([0, 1]))  # not-a-person, person
+    return _npz(work / "person_images.npz", x, np.array([0, 1]), 2)  # not-a-person, person
 
 
 def cases(args, work: Path) -> list[dict]:
@@ -94,6 +96,21 @@ def cases(args, work: Path) -> list[dict]:
     return out
 
 
+def _merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """Earlier results with this run's rows and builds in place of theirs (runs with
+    --only / --builds add up), in the order of BUILDS."""
+    order = [b[0] for b in BUILDS]
+    by_key = {(r["model"], r["inputs"]): r for r in old}
+    for r in new:
+        key = (r["model"], r["inputs"])
+        if key in by_key:
+            kept = [b for b in by_key[key]["builds"]
+                    if b["build"] not in {n["build"] for n in r["builds"]}]
+            r = {**r, "builds": sorted(kept + r["builds"], key=lambda b: order.index(b["build"]))}
+        by_key[key] = r
+    return list(by_key.values())
+
+
 def main():
     from tflm_pipeline import verify
 
@@ -105,6 +122,7 @@ def main():
     ap.add_argument("--kws", help="MLPerf Tiny kws_ref_model.tflite (DS-CNN)")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--only", help="comma-separated parts of model names to run")
+    ap.add_argument("--builds", help="comma-separated parts of build names to run")
     ap.add_argument("--out", default=str(HERE / "results" / "target_agreement.json"))
     args = ap.parse_args()
     trees = {"chirale": args.chirale, "esp": args.esp}
@@ -116,6 +134,8 @@ def main():
             row = {k: case[k] for k in ("model", "inputs", "labels")}
             row["builds"] = []
             for name, target, tree, kernels, what in BUILDS:
+                if args.builds and not any(b in name for b in args.builds.split(",")):
+                    continue
                 start = time.monotonic()
                 r = verify(case["source"], dataset=case["dataset"], data_dir=case["data_dir"],
                            target=target, tflm_dir=trees[tree], kernels=kernels,
@@ -138,6 +158,7 @@ def main():
             rows.append(row)
     out = Path(args.out)
     out.parent.mkdir(exist_ok=True)
+    rows = _merge(json.loads(out.read_text()) if out.is_file() else [], rows)
     out.write_text(json.dumps(rows, indent=2) + "\n")
     print("| model | inputs | samples | build | accuracy | bit-exact vs pip | max diff | "
           "first differing op |")

@@ -2,12 +2,14 @@
 trees shaped like esp-tflite-micro (with ESP-NN beside it) and an Arduino CMSIS-NN library,
 the sources chosen, the cache key, a real compile, and the one-line mistakes."""
 
+import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, shared
 from tflm_pipeline.errors import TflmpError
 from tflm_pipeline.mcu.build_check import HOST_TOOLCHAIN, build_library, find_tree, library_dir
 
@@ -139,3 +141,54 @@ def test_arduino_cmsis_nn_library(tmp_path):
     with pytest.raises(TflmpError) as e:
         find_tree(root, "fast")
     assert "--kernels must be target or reference" in str(e.value)
+
+
+# --- real trees (never in CI): TFLMP_TFLM_DIR an esp-tflite-micro tree with esp-nn beside
+# it, TFLMP_CHIRALE_DIR the Chirale_TensorFlowLite library; each build is cached
+
+ESP_TREE = os.environ.get("TFLMP_TFLM_DIR")
+CHIRALE_TREE = os.environ.get("TFLMP_CHIRALE_DIR")
+
+
+@pytest.mark.slow  # builds TFLM with ESP-NN once
+@pytest.mark.skipif(not ESP_TREE, reason="needs esp-tflite-micro in TFLMP_TFLM_DIR (never in CI)")
+def test_verify_with_esp_nn_ansi_c(digits_run):
+    from tflm_pipeline import verify
+
+    run, _ = digits_run
+    result = verify(run, target="esp-idf", tflm_dir=ESP_TREE)  # --kernels target
+    t = result.target
+    assert t["kernels"] == "esp-nn-ansi" and "ESP-NN" in t["build"]
+    assert t["samples"] == result.samples
+    # ESP-NN's ANSI C computes LeNet's ops as the reference kernels do, bit for bit
+    assert t["bit_exact_share"] == 1.0 and t["value"] == t["pip_value"], t
+
+
+@pytest.mark.slow  # builds TFLM with CMSIS-NN once
+@pytest.mark.skipif(not CHIRALE_TREE, reason="needs Chirale in TFLMP_CHIRALE_DIR (never in CI)")
+def test_verify_with_cmsis_nn_portable_c(digits_run):
+    from tflm_pipeline import verify
+
+    run, _ = digits_run
+    result = verify(run, target="arduino-nano33ble", tflm_dir=CHIRALE_TREE)
+    t = result.target
+    assert t["kernels"] == "cmsis-nn" and "CMSIS-NN" in t["build"]
+    assert t["samples"] == result.samples and abs(t["value"] - t["pip_value"]) <= 0.02, t
+
+
+@pytest.mark.slow  # 50 LSTM inferences in each interpreter
+@pytest.mark.skipif(not ESP_TREE, reason="needs esp-tflite-micro in TFLMP_TFLM_DIR (never in CI)")
+def test_lstm_state_does_not_carry_from_one_sample_to_the_next(tmp_path):
+    # the harness resets the interpreter before each input, as the pip interpreter does;
+    # without it mnist_lstm's outputs differed on about 40% of the samples
+    from tflm_pipeline import verify
+    from tflm_pipeline.data import DataSpec, load_dataset
+
+    ds = load_dataset(DataSpec("mnist", str(shared("datasets", "mnist"))))
+    x, y = ds.inputs("test")
+    np.savez(tmp_path / "mnist50.npz", x_train=x[:1], y_train=y[:1], x_val=x[:1],
+             y_val=y[:1], x_test=x[:50], y_test=y[:50], labels=np.arange(10).astype(str))
+    result = verify(shared("models", "trained_lstm_int8.tflite"),
+                    dataset=str(tmp_path / "mnist50.npz"), target="esp-idf",
+                    tflm_dir=ESP_TREE, kernels="reference")
+    assert result.target["bit_exact_share"] == 1.0, result.target
