@@ -63,12 +63,19 @@ def _random_inputs(model: Path, n: int, work: Path, classes: int) -> Path:
 
 
 def _person_images(work: Path) -> Path:
-    """person_detect's two test images (96x96 grayscale) as its input range [-1, 1]."""
+    """person_detect's two test images (96x96 grayscale) as TFLM's example test feeds
+    them: the pixel bytes read as int8 (its generate_cc_arrays.py writes them so; read as
+    pixels / 127.5 - 1 the model calls both not-a-person)."""
     from PIL import Image
 
+    from tflm_pipeline.tflite.model_info import read_model
+    from tflm_pipeline.tflite.quant import dequantize
+
+    t_in = read_model((SHARED / "models" / "person_detect.tflite").read_bytes()).inputs[0]
     folder = SHARED / "models" / "testdata" / "person_detection"
-    x = np.stack([np.asarray(Image.open(folder / f).convert("L"), np.float32)
-                  for f in ("no_person.bmp", "person.bmp")])[..., None] / 127.5 - 1.0
+    q = np.stack([np.asarray(Image.open(folder / f).convert("L"), np.uint8).view(np.int8)
+                  for f in ("no_person.bmp", "person.bmp")])[..., None]
+    x = dequantize(q, t_in).astype(np.float32)
     return _npz(work / "person_images.npz", x, np.array([0, 1]), 2)  # not-a-person, person
 
 
