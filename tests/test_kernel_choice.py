@@ -58,6 +58,10 @@ def test_esp_tree_target_kernels_are_esp_nn_ansi_c(tmp_path):
     assert {"esp_nn/scale.cc", "basic_math/esp_nn_scale_ansi.c"} <= names
     assert "kernels/scale.cc" not in names and "basic_math/esp_nn_scale_opt.c" not in names
     assert {"-DESP_NN=1", "-DCONFIG_NN_ANSI_C=1"} <= set(tree.defines)
+    # ESP-NN's default NN_OPTIMIZED: its generic C beside the ANSI C, as an ESP32 links it
+    opt = find_tree(tmp_path / "esp-tflite-micro", "optimized")
+    assert opt.kernel_choice == "esp-nn-opt" and "-DCONFIG_NN_OPTIMIZED=1" in opt.defines
+    assert {"basic_math/esp_nn_scale_opt.c", "basic_math/esp_nn_scale_ansi.c"} <= _names(opt)
     # reference on request, and what firmware --check has always built
     for kernels in ("reference", None):
         ref = find_tree(tmp_path / "esp-tflite-micro", kernels)
@@ -78,7 +82,8 @@ def test_cache_key_holds_the_kernel_choice_not_the_place(tmp_path):
     here = _esp_tree(tmp_path / "a")
     esp = library_dir(HOST_TOOLCHAIN, find_tree(here, "target"), cache)
     ref = library_dir(HOST_TOOLCHAIN, find_tree(here, "reference"), cache)
-    assert esp != ref
+    opt = library_dir(HOST_TOOLCHAIN, find_tree(here, "optimized"), cache)
+    assert len({esp, ref, opt}) == 3
     shutil.copytree(tmp_path / "a", tmp_path / "b")  # tree and ESP-NN elsewhere: same key
     assert library_dir(HOST_TOOLCHAIN, find_tree(tmp_path / "b" / "esp-tflite-micro",
                                                  "target"), cache) == esp
@@ -140,7 +145,7 @@ def test_arduino_cmsis_nn_library(tmp_path):
     assert "ships no reference kernels for conv" in str(e.value)
     with pytest.raises(TflmpError) as e:
         find_tree(root, "fast")
-    assert "--kernels must be target or reference" in str(e.value)
+    assert "--kernels must be target, reference, optimized" in str(e.value)
 
 
 # --- real trees (never in CI): TFLMP_TFLM_DIR an esp-tflite-micro tree with esp-nn beside

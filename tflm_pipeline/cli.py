@@ -260,9 +260,11 @@ def flash(project, port, env, dry_run):
               help="Also run the split on this target's own TFLM build (with --tflm-dir).")
 @click.option("--tflm-dir", type=click.Path(),
               help="The TFLM tree TARGET links (as for firmware --check), built for this host.")
-@click.option("--kernels", type=click.Choice(["target", "reference"]), default="target",
-              show_default=True, help="With --tflm-dir: the tree's own optimized kernels "
-              "(CMSIS-NN, ESP-NN ANSI C) or its reference kernels.")
+@click.option("--kernels", type=click.Choice(["target", "reference", "optimized"]),
+              default="target", show_default=True,
+              help="With --tflm-dir: the tree's own optimized kernels in portable C "
+              "(CMSIS-NN, ESP-NN ANSI C), its reference kernels, or ESP-NN's default "
+              "generic optimized C.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
            target_name, tflm_dir, kernels, out):

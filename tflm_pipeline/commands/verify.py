@@ -98,7 +98,7 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
     with that tree built for this host (cached like ``firmware --check``'s library), with
     ``kernels`` "target" (the optimized kernels its board build links, from their portable
-    C: CMSIS-NN, ESP-NN ANSI C) or "reference".
+    C: CMSIS-NN, ESP-NN ANSI C), "optimized" (ESP-NN's default generic C) or "reference".
     """
     if split not in SPLITS:
         raise TflmpError(f"--split must be train, val or test, got '{split}'")

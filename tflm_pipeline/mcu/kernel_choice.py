@@ -14,7 +14,10 @@ optimized set that tree's board build links, compiled from its portable C.
   ``CONFIG_NN_ANSI_C``, ESP-NN's "ANSI C" Kconfig choice) are compiled with ``-DESP_NN``.
   ESP-NN is a separate IDF component (esp-tflite-micro 1.4 asks for ``espressif/esp-nn
   >=1.1.1``); it is looked for beside the tree, as ``esp-nn`` or, in an IDF project's
-  ``managed_components/``, ``espressif__esp-nn``.
+  ``managed_components/``, ``espressif__esp-nn``.  ``optimized`` compiles ESP-NN's default
+  ``NN_OPTIMIZED`` choice instead, which without an ESP32-S3/P4 target (assembly) is its
+  generic C (``*_opt.c`` for conv, depthwise conv and softmax): what ESP32 and ESP32-C3
+  builds link by default.
 
 Neither board build sets ``TFLITE_SINGLE_ROUNDING`` / ``CMSIS_NN_USE_SINGLE_ROUNDING``
 (an Arduino IDE build cannot pass defines; esp-tflite-micro's CMakeLists.txt does not), so
@@ -31,7 +34,7 @@ from pathlib import Path
 from ..errors import TflmpError
 from ..firmware_files import path as firmware_file
 
-KERNEL_CHOICES = ("target", "reference")
+KERNEL_CHOICES = ("target", "reference", "optimized")
 ESP_NN_DIRS = ("esp-nn", "espressif__esp-nn")
 ROUNDING = "double (TFLite default; no single-rounding define)"
 
@@ -51,11 +54,13 @@ class KernelSet:
 def select_kernels(root: Path, third: Path, sources: list[Path], kernels: str | None, *,
                    arduino: bool, walk) -> KernelSet:
     """Apply ``kernels`` to a tree's portable ``sources``: ``"target"`` the optimized set its
-    board build links (reference when it has none), ``"reference"`` the reference kernels,
+    board build links, in its most portable C (reference when it has none),
+    ``"optimized"`` the same with ESP-NN's generic optimized C in place of its ANSI C
+    (CMSIS-NN has only one C path on a host), ``"reference"`` the reference kernels,
     None what ``firmware --check`` has always built (CMSIS-NN in an Arduino library, else
     reference).  ``walk`` lists a folder's compilable sources."""
     if kernels is not None and kernels not in KERNEL_CHOICES:
-        raise TflmpError(f"--kernels must be {' or '.join(KERNEL_CHOICES)}, got '{kernels}'")
+        raise TflmpError(f"--kernels must be {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
     kernel_dir = root / "tensorflow" / "lite" / "micro" / "kernels"
     cmsis_wrappers, esp_wrappers = kernel_dir / "cmsis_nn", kernel_dir / "esp_nn"
     if kernels == "reference":
@@ -65,23 +70,31 @@ def select_kernels(root: Path, third: Path, sources: list[Path], kernels: str | 
                 f"{root} ships no reference kernels for {', '.join(missing)} (only its "
                 "CMSIS-NN ones); use --kernels target, or a TFLM tree with reference kernels")
         return KernelSet("reference", "reference kernels", sources)
-    if cmsis_wrappers.is_dir() and (arduino or kernels == "target"):
+    if cmsis_wrappers.is_dir() and (arduino or kernels in ("target", "optimized")):
         library = walk(third / "cmsis_nn") if (third / "cmsis_nn").is_dir() else []
         if not library:
             raise TflmpError(f"{root} has CMSIS-NN kernel wrappers but no CMSIS-NN library "
                              f"in {third / 'cmsis_nn'}; use --kernels reference")
         return KernelSet("cmsis-nn", "CMSIS-NN kernels, as the Arduino library builds them", _replace(sources, kernel_dir, walk(cmsis_wrappers))
                          + library)
-    if esp_wrappers.is_dir() and kernels == "target":
+    if esp_wrappers.is_dir() and kernels in ("target", "optimized"):
         esp_nn = find_esp_nn(root)
-        ansi = [p for p in walk(esp_nn / "src") if p.name.endswith("_ansi.c")]
         version = esp_nn_version(esp_nn)
+        # ANSI C, or NN_OPTIMIZED without an ESP32-S3/P4 target: ESP-NN's generic C
+        # (_opt.c for conv, depthwise conv, softmax; ANSI C for the rest), which ESP32 and
+        # ESP32-C3 builds link by default
+        ansi = kernels == "target"
+        suffixes = ("_ansi.c",) if ansi else ("_ansi.c", "_opt.c")
+        library = [p for p in walk(esp_nn / "src") if p.name.endswith(suffixes)]
         return KernelSet(
-            "esp-nn-ansi", f"ESP-NN {version} ANSI C kernels, as esp-tflite-micro links them",
-            _replace(sources, kernel_dir, walk(esp_wrappers)) + ansi,
+            "esp-nn-ansi" if ansi else "esp-nn-opt",
+            f"ESP-NN {version} {'ANSI C' if ansi else 'generic optimized C (NN_OPTIMIZED)'} "
+            "kernels, as esp-tflite-micro links them",
+            _replace(sources, kernel_dir, walk(esp_wrappers)) + library,
             includes=[esp_nn / "include", esp_nn / "src" / "common",
                       firmware_file("check/esp_host")],
-            defines=["-DESP_NN=1", "-DCONFIG_NN_ANSI_C=1"], roots=(esp_nn,))
+            defines=["-DESP_NN=1", "-DCONFIG_NN_ANSI_C=1" if ansi else "-DCONFIG_NN_OPTIMIZED=1"],
+            roots=(esp_nn,))
     return KernelSet("reference", "reference kernels", sources)
 
 
