@@ -9,7 +9,8 @@ that differs.
 
 Builds: the upstream reference kernels (the TFLM sources esp-tflite-micro 1.4 ships,
 ``--kernels reference``), Chirale's CMSIS-NN kernels (portable C paths), esp-tflite-micro's
-ESP-NN wrappers with ESP-NN's ANSI C (an ``esp-nn`` checkout beside the tree).  Models: the
+ESP-NN wrappers with ESP-NN's ANSI C (an ``esp-nn`` checkout beside the tree) and with
+its generic optimized C (``--kernels optimized``, ESP-NN's default on ESP32/ESP32-C3).  Models: the
 run (LeNet/MNIST, its test split), the TFLM example models in ../shared/models with their
 test data (mnist_lstm on the MNIST test set, person_detect on its two test images) and,
 where a model has no test data (micro_speech, the MLPerf Tiny KWS DS-CNN), int8 inputs
@@ -38,6 +39,9 @@ BUILDS = [
      "Chirale_TensorFlowLite 2.0.0, CMSIS-NN kernels, portable C paths"),
     ("esp-tflite-micro ESP-NN ANSI C", "esp-idf", "esp", "target",
      "esp-tflite-micro 1.4.0 ESP-NN wrappers + ESP-NN ANSI C"),
+    ("esp-tflite-micro ESP-NN generic C", "esp-idf", "esp", "optimized",
+     "esp-tflite-micro 1.4.0 ESP-NN wrappers + ESP-NN generic optimized C (NN_OPTIMIZED, "
+     "ESP32/ESP32-C3 default)"),
 ]
 
 
