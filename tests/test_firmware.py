@@ -312,7 +312,8 @@ def test_verify_on_the_targets_own_tflm_build(digits_run):
     from tflm_pipeline import verify
 
     run, _ = digits_run
-    result = verify(run, target="esp-idf", tflm_dir=os.environ["TFLMP_TFLM_DIR"], qemu=8)
+    result = verify(run, target="esp-idf", tflm_dir=os.environ["TFLMP_TFLM_DIR"],
+                    kernels="reference", qemu=8)
     t = result.target
     assert t["samples"] == result.samples and t["bit_exact_share"] == 1.0, t
     assert t["value"] == t["pip_value"] == result.scores["accuracy"]

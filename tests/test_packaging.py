@@ -41,6 +41,7 @@ def test_wheel_contains_zoo_and_templates(wheel):
                      "tflm_pipeline/firmware_files/check/raw_input_main.c",
                      "tflm_pipeline/firmware_files/check/platform/driver/i2s_std.h",
                      "tflm_pipeline/firmware_files/check/platform/PDM.h",
+                     "tflm_pipeline/firmware_files/check/esp_host/esp_timer.h",
                      "tflm_pipeline/firmware_files/features/tflmp_audio_frontend.c",
                      "tflm_pipeline/firmware_files/features/tflmp_audio_frontend.h",
                      "tflm_pipeline/firmware_files/features/audio_frontend.c.j2",

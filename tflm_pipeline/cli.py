@@ -276,9 +276,14 @@ def flash(project, port, env, dry_run):
 @click.option("--qemu", type=int, metavar="N",
               help="Also run N evenly spaced samples on TARGET's tree built for the "
               "Cortex-M4 under QEMU: byte-equal share and instructions per inference.")
+@click.option("--kernels", type=click.Choice(["target", "reference", "optimized"]),
+              default="target", show_default=True,
+              help="With --tflm-dir: the tree's own optimized kernels in portable C "
+              "(CMSIS-NN, ESP-NN ANSI C), its reference kernels, or ESP-NN's default "
+              "generic optimized C.")
 @click.option("--out", type=click.Path(), help="Write the results as JSON here.")
 def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tolerance,
-           target_name, tflm_dir, new_data, qemu, out):
+           target_name, tflm_dir, new_data, qemu, kernels, out):
     """Run MODEL over a dataset split in the real TFLM interpreter."""
     from . import console
     from .artifacts import write_json
@@ -287,7 +292,7 @@ def verify(model, dataset, data_dir, split, preprocessing, workers, ladder, tole
     result = run_verify(model, dataset=dataset, data_dir=data_dir, split=split,
                         preprocessing=preprocessing, workers=workers, ladder=ladder,
                         tolerance=tolerance, target=target_name, tflm_dir=tflm_dir,
-                        data=new_data, qemu=qemu)
+                        data=new_data, qemu=qemu, kernels=kernels)
     console.verify_result(result)
     if out:
         console.wrote(write_json(out, result.to_dict()))

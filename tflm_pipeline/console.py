@@ -266,6 +266,8 @@ def _target_lines(t: dict) -> None:
         return "n/a" if v is None else f"{v:.4f}"
 
     click.echo(f"on {t['target']}'s TFLM ({t['tflm_library']}; {t['build']}):")
+    if t.get("kernels"):
+        click.echo(f"  kernels {t['kernels']}, rounding {t['rounding']}")
     click.echo(f"  {t['metric']} {value(t['value'])} (pip interpreter {value(t['pip_value'])}); "
                f"outputs bit-exact with the pip interpreter on {t['bit_exact_share']:.1%} of "
                f"{t['samples']} samples, largest difference {t['max_diff']} int8 steps")

@@ -28,6 +28,7 @@ from ..codegen.op_resolver import write_op_resolver
 from ..mcu.arena import ArenaEstimate, estimate
 from ..mcu.build_check import find_tree
 from ..mcu.qemu_harness import build_qemu_harness, run_qemu, sample_indices
+from ..mcu.kernel_choice import ROUNDING
 from ..mcu.target_harness import build_target_harness, run_outputs, run_tensors
 from ..mcu.targets import get_target
 from ..models import task_for
@@ -100,7 +101,8 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
            preprocessing: str | Path | None = None, split: str = "test",
            workers: int | None = None, ladder: bool = False, tolerance: int = 0,
            target: str | None = None, tflm_dir: str | Path | None = None,
-           data: str | Path | None = None, qemu: int | None = None) -> VerifyResult:
+           data: str | Path | None = None, qemu: int | None = None,
+           kernels: str = "target") -> VerifyResult:
     """Evaluate a ``.tflite`` (or a run folder's selected model) in TFLM.
 
     Preprocessing comes from ``preprocessing``, else the ``preprocessing.json`` of the
@@ -111,7 +113,9 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
     also stored in the run's report.json and its reports re-rendered.
 
     ``target`` with ``tflm_dir`` (the TFLM tree that target links) scores the split again
-    with that tree built for this host (cached like ``firmware --check``'s library);
+    with that tree built for this host (cached like ``firmware --check``'s library), with
+    ``kernels`` "target" (the optimized kernels its board build links, from their portable
+    C: CMSIS-NN, ESP-NN ANSI C), "optimized" (ESP-NN's default generic C) or "reference".
     ``qemu`` N also runs N evenly spaced samples of the split on that tree's Cortex-M4
     build under QEMU (the 32-bit proof), with the instructions per inference.
 
@@ -130,7 +134,7 @@ def verify(model_path: str | Path, *, dataset: str | None = None, data_dir: str 
                          "--tflm-dir")
     if qemu is not None and qemu < 1:
         raise TflmpError(f"--qemu needs a number of samples >= 1, got {qemu}")
-    tree = find_tree(Path(tflm_dir)) if tflm_dir is not None else None  # checked first
+    tree = find_tree(Path(tflm_dir), kernels) if tflm_dir is not None else None  # checked first
     the_target = get_target(target) if target is not None else None
     src = resolve(model_path)
     run = src.run
@@ -256,7 +260,8 @@ def _on_target(target, tree, model_path: Path, model: bytes, info, task, x, y,
     score = task.score(x, y, dequantize(outputs, t_out), num_classes)
     pip_score = task.score(x, y, dequantize(reference, t_out), num_classes)
     return {"target": target.name, "tflm_library": target.tflm_library,
-            "build": build.description, "samples": int(n),
+            "build": build.description, "kernels": tree.kernel_choice, "rounding": ROUNDING,
+            "samples": int(n),
             "metric": task.metric, "value": score[task.metric],
             "pip_value": pip_score[task.metric], "scores": score,
             "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),

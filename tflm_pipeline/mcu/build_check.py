@@ -5,8 +5,9 @@ under QEMU.
 
 The tree is compiled the way its board build compiles it: an Arduino library's
 optimized kernels (CMSIS-NN) replace the reference ones, other trees use the reference
-kernels (ESP-NN needs the Xtensa toolchain and cannot be built here).  The static
-library is cached per tree content (sources and headers), compiler and flags
+kernels; ``verify --target`` may ask for a tree's own optimized kernels (ESP-NN's ANSI C
+too), see kernel_choice.py.  The static library is cached per tree content (sources and
+headers), kernel choice, compiler and flags
 (``~/.cache/tflmp/tflm``), since a full Cortex-M4 build takes minutes on two cores.
 TFLM source is never part of tflmp.
 """
@@ -29,6 +30,7 @@ from ..firmware_files import path as firmware_file
 from ..firmware_files import render
 from ..firmware_project import read_project
 from ..progress import Progress
+from .kernel_choice import select_kernels
 from .targets import get_target
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,8 @@ class Tree:
     defines: list[str]
     kernels: str  # description for the report
     debug_log: str | None  # DebugLog definition to add, when the tree has none
+    kernel_choice: str = "reference"  # "reference", "cmsis-nn", "esp-nn-ansi" (cache key)
+    other_roots: tuple[Path, ...] = ()  # sources built with the tree from outside it (ESP-NN)
 
 
 def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
@@ -211,8 +215,10 @@ def compile_board_main(project: Path, target_name: str, code_dir: Path) -> Check
                        compile_only=True)
 
 
-def find_tree(path: Path) -> Tree:
-    """Locate the sources of a TFLM tree (upstream, esp-tflite-micro, Arduino library)."""
+def find_tree(path: Path, kernels: str | None = None) -> Tree:
+    """Locate the sources of a TFLM tree (upstream, esp-tflite-micro, Arduino library);
+    ``kernels`` "target" or "reference" picks its kernels (see kernel_choice.py), None
+    builds what ``firmware --check`` builds (CMSIS-NN in an Arduino library, else reference)."""
     path = Path(path).resolve()  # one tree, however it is typed
     candidates = [path, path / "src"]
     root = next((c for c in candidates
@@ -223,25 +229,15 @@ def find_tree(path: Path) -> Tree:
                          "TFLM library")
     arduino = (root.parent / "library.properties").is_file() or (root / "library.properties").is_file()
     micro = root / "tensorflow" / "lite" / "micro"
-    kernels = micro / "kernels"
-    sources = [p for p in _walk(root / "tensorflow") if _portable(p, micro)]
-    # (cmsis-nn/ and CMSIS under tools/make/downloads/: Arduino libraries of TFLM <= 2.4)
-    optimized = next((d for d in (kernels / "cmsis_nn", kernels / "cmsis-nn") if d.is_dir()),
-                     kernels / "cmsis_nn")
-    if arduino and optimized.is_dir():
-        # The Arduino build compiles CMSIS-NN kernels in place of the reference ones.
-        cmsis = [p for p in _walk(optimized)]
-        replaced = {p.stem for p in cmsis}
-        sources = [p for p in sources if not (p.parent == kernels and p.stem in replaced)]
-        sources += cmsis + _walk(root / "third_party" / "cmsis_nn")
-        sources += _walk(micro / "tools" / "make" / "downloads" / "cmsis" / "CMSIS" / "NN")
-        kernel_note = "CMSIS-NN kernels, as the Arduino library builds them"
-    else:
-        kernel_note = "reference kernels"
+    third = _third_party(path, root, micro)
+    # the reference kernels, or the optimized ones the board build links (kernel_choice.py)
+    chosen = select_kernels(root, third, [p for p in _walk(root / "tensorflow")
+                                          if _portable(p, micro)], kernels,
+                            arduino=arduino, walk=_walk)
+    sources = list(chosen.sources)
     for sub in ("signal/micro/kernels", "signal/src"):  # the Signal library's audio ops
         sources += _walk(root / sub)
     includes = [root]
-    third = _third_party(path, root, micro)
     for sub in ("flatbuffers/include", "gemmlowp", "ruy", "kissfft", "cmsis_nn",
                 "cmsis_nn/Include", "cmsis/CMSIS/Core/Include", "cmsis"):
         if (third / sub).is_dir():
@@ -262,7 +258,8 @@ def find_tree(path: Path) -> Tree:
     # An Arduino IDE build cannot pass defines to a library, so TF_LITE_STATIC_MEMORY is
     # unset there (full-size TfLiteTensor); ESP-IDF and arduino-esp32 define it.
     defines = ["-DARDUINO"] if arduino else ["-DTF_LITE_STATIC_MEMORY"]
-    return Tree(root, sorted(set(sources)), includes, defines, kernel_note, debug_log)
+    return Tree(root, sorted(set(sources)), includes + chosen.includes,
+                defines + chosen.defines, chosen.note, debug_log, chosen.choice, chosen.roots)
 
 
 def _third_party(path: Path, root: Path, micro: Path) -> Path:
@@ -344,17 +341,35 @@ def tree_digest(tree: Tree) -> str:
                          if f.endswith((".h", ".hpp", ".inc")))
     digest = hashlib.sha256()
     for p in sorted(files):
-        digest.update(str(p.relative_to(tree.root)).encode() + b"\0")
+        digest.update(_inside(p, tree).encode() + b"\0")
         digest.update(hashlib.sha256(p.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
-    """Compile the tree into a static library once per tree content, compiler and flags."""
+def _inside(p: Path, tree: Tree) -> str:
+    """A file's name within the tree or the source folder beside it (ESP-NN), else its
+    own name (tflmp's host stand-in headers): never where the tree lies."""
+    for top, prefix in ((tree.root, ""), *((r, f"<{r.name}>/") for r in tree.other_roots)):
+        if p.is_relative_to(top):
+            return prefix + str(p.relative_to(top))
+    return f"<{p.parent.name}>/{p.name}"
+
+
+def library_dir(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
+    """Where the tree's library for ``tool`` is cached: keyed by the tree's content, its
+    kernel choice, the compiler and the flags (never by where the tree lies)."""
     key = hashlib.sha256()
-    flags = [f.replace(str(tree.root), "<tree>") for f in compile_flags(tool, tree, False)]
-    key.update(" ".join(flags + [tool.version(), tree_digest(tree)]).encode())
-    out = cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
+    flags = [f"-I{_inside(Path(f[2:]), tree)}" if f.startswith("-I") else f
+             for f in compile_flags(tool, tree, False)]
+    key.update(" ".join(flags + [tool.version(), tree_digest(tree),
+                                 f"kernels={tree.kernel_choice}"]).encode())
+    return cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
+
+
+def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
+    """Compile the tree into a static library once per tree content, kernel choice,
+    compiler and flags."""
+    out = library_dir(tool, tree, cache_dir)
     lib = out / "libtflm.a"
     if lib.is_file():
         return lib
