@@ -97,7 +97,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         per_sample["train"] = np.concatenate([per_sample["train"], np.repeat(
             per_sample["train"], options["copies"])])
     return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=sample_ids, groups=per_sample)
+                   sample_ids=sample_ids, groups=per_sample,
+                   standardized={"axis": None})  # one mean and std over all features
 
 
 def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
