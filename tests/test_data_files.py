@@ -272,6 +272,11 @@ def test_wav_folder_mfcc_49x10_padded_and_standardized_on_train(speech_folder):
         -train.mean() / train.std())
     x, _ = ds.inputs("train")
     assert abs(x.mean()) < 1e-5 and x.std() == pytest.approx(1, abs=1e-5)
+    # a --cv fold fits the same one-number standardization on its own training part
+    assert ds.standardized == {"axis": None}
+    part = ds.x_train[:7].astype(np.float64)
+    fold = ds.preprocessing_fitted_on(ds.x_train[:7])
+    assert fold.scale == pytest.approx(1 / part.std()) and isinstance(fold.offset, float)
 
 
 def test_wav_log_mel_and_clip_length(speech_folder):

@@ -150,3 +150,59 @@ def test_image_folder_speakers_reach_the_folds(tmp_path):
     y = np.concatenate([ds.y_train, ds.y_val]).astype(np.int64)
     for f in plan_folds(y, 2, seed=0, val_fraction=0.2, groups=groups).folds:
         assert not set(groups[f.held_out]) & set(groups[f.train])
+
+
+def test_folds_fit_the_data_standardization_on_their_training_part(tmp_path):
+    """A standardization fitted from data (.ts per channel) is fitted again on each
+    fold's training part, never on its held-out samples; a fixed one (digits /16) is
+    passed on as it is."""
+    from tflm_pipeline.cv.stage import fold_jobs
+    from tflm_pipeline.data import DataSpec, load_dataset
+    from tflm_pipeline.data.splits import standardize
+    from tflm_pipeline.runs import RunFolder
+    from tflm_pipeline.tasks import get_task
+
+    from conftest import shared
+
+    task = get_task("classification")
+    for dataset, fitted in ((str(shared("datasets", "timeseries", "basicmotions")), True),
+                            ("digits", False)):
+        config = RunConfig(dataset=dataset, subset=60 if not fitted else None, cv=3)
+        ds = load_dataset(DataSpec.of(config))
+        assert (ds.standardized is not None) == fitted
+        assert ds.preprocessing_fitted_on(ds.x_train) == ds.preprocessing  # the loader's fit
+        x = np.concatenate([ds.x_train, ds.x_val])
+        y = np.concatenate([ds.y_train, ds.y_val]).astype(np.int64)
+        plan = plan_folds(y, 3, seed=0, val_fraction=0.2)
+        jobs = fold_jobs(RunFolder(tmp_path), config, ds, task, plan, x, y, [1, 2, 3], 16, 1e-3)
+        assert [j.index for j in jobs] == [1, 2, 3]
+        for job, fold in zip(jobs, plan.folds):
+            train_x = job.parts["train"][0]
+            assert (train_x == x[fold.train]).all()
+            if not fitted:
+                assert job.preprocessing == ds.preprocessing
+                continue
+            scale, offset = standardize(x[fold.train], axis=(0, 1))
+            assert np.allclose(job.preprocessing.scale, scale)
+            assert np.allclose(job.preprocessing.offset, offset)
+            assert job.preprocessing.scale != ds.preprocessing.scale
+            inputs = job.preprocessing.apply(train_x)  # zero mean, unit std per channel
+            assert np.allclose(inputs.mean(axis=(0, 1)), 0, atol=1e-4)
+            assert np.allclose(inputs.std(axis=(0, 1)), 1, atol=1e-3)
+        assert len({str(j.preprocessing.offset) for j in jobs}) == (3 if fitted else 1)
+
+
+def test_cv_section_says_the_preprocessing_was_fitted_per_fold():
+    from types import SimpleNamespace
+
+    from tflm_pipeline.reports.cv import cv_section
+
+    row = {"fold": 1, "samples": {"train": 2, "val": 1, "held_out": 1}, "selected": "float",
+           "scores": {"float": {"accuracy": 1.0}}, "seconds": 1.0}
+    cv = {"k": 2, "method": "StratifiedKFold", "metric": "accuracy", "models": ["float"],
+          "folds": [row, {**row, "fold": 2}], "mean": {"float": {"accuracy": 1.0}},
+          "std": {"float": {"accuracy": 0.0}}, "jobs": 1, "notes": []}
+    text = str(cv_section(SimpleNamespace(cross_validation={**cv, "preprocessing": "per fold"})))
+    assert "standardization fitted on it" in text
+    assert "standardization" not in str(cv_section(SimpleNamespace(
+        cross_validation={**cv, "preprocessing": "fixed"})))

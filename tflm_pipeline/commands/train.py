@@ -16,22 +16,16 @@ from pathlib import Path
 from ..artifacts import read_json, write_bytes, write_json
 from ..config import RunConfig
 from ..data import DataSpec, load_dataset, task_hint
-from ..data.checks import check_dataset, class_weights
+from ..data.checks import check_dataset
 from ..data.folds import small_test_split
 from ..data.spec import with_absolute_paths
-from ..data.augment import image_augmenter, parse_augment_kind
 from ..errors import TflmpError
 from ..mcu.arena import estimate
 from ..mcu.arena_plan import plan_model
 from ..mcu.device_profile import device_profile
 from ..models import task_for
-from ..progress import Progress
-from ..quantize import rewrite
-from ..quantize.int8 import (ConversionJob, check_convertible, convert_contained,
-                             representative_samples, to_int8_tflite)
-from ..quantize.qat import load_qat, quantize
-from ..record import (FLOAT, PTQ_INT8, QAT_INT8, QAT_KERAS, Int8Preparation, Ledger,
-                      ModelFacts, RunRecord, TrainingFacts)
+from ..quantize.recipe import Recipe, select_int8
+from ..record import FLOAT, Int8Preparation, Ledger, ModelFacts, RunRecord, TrainingFacts
 from ..reports.diagnose import diagnose
 from ..reports.plots import plot_lr_range, plot_run_curves
 from ..reports.results import (anomaly_arrays, is_binary, per_class_record, positive_threshold,
@@ -41,13 +35,11 @@ from ..runs import RunFolder
 from ..tasks import Task, Threshold, get_task, verdict_metrics
 from ..tf_env import load
 from ..tflite.model_info import read_model
-from ..tflm.harness import anomaly_scores, evaluate
+from ..tflm.harness import anomaly_scores
 from ..training.distribute import Distribution
-from ..training.fit import auto_batch_size, fit, make_optimizer
-from ..training.keras_io import load_keras_model, save_keras_model, save_weights
+from ..training.fit import auto_batch_size
 from ..training.lr_range import LrRange, lr_range_test
-from ..training.schedule import LrSchedule
-from ..training.model_source import ModelSpec, build, declared_task, parse_model
+from ..training.model_source import ModelSpec, declared_task, parse_model
 from .verify import verify
 
 log = logging.getLogger(__name__)
@@ -147,7 +139,6 @@ class _Training:
 
     def __init__(self, run: RunFolder, config: RunConfig, spec, dist, callbacks=None):
         self.run, self.config, self.dist = run, config, dist
-        self.float_callbacks = list(callbacks or [])
         self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
         run.check_same_data(self.dataset.fingerprint())
@@ -158,15 +149,9 @@ class _Training:
         small = small_test_split(self.dataset, self.task.name)
         if small and not config.cv:
             log.warning("%s", small)
-        weights = self._class_weight()
-        if weights:
-            log.info("class weights (--class-weight auto): %s",
-                     ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
-        self.stages = run.stages()
         self.timings: dict[str, float] = {}
         self.outputs: dict[str, dict] = {}  # model key -> split -> outputs (test_predictions.npz)
         self._check_threshold()
-        self.float_layers: list[tuple[str, str]] = []
         self.reports: list[Path] = []
         self.preprocessing = self.dataset.preprocessing
         # the float Keras model keeps its own inputs if int8 preparation moves a layer out
@@ -174,12 +159,22 @@ class _Training:
         self.batch = config.batch_size or auto_batch_size(len(self.dataset.y_train))
         # --lr auto: the rate the range test chose (read back on --resume, never redone)
         self.lr_range = self._saved_lr_range() if config.lr_auto else None
-        self.lr = self.lr_range.chosen if self.lr_range is not None else config.lr
-        self.augment = None
-        if config.augment:
-            kind, options = parse_augment_kind(config.augment)
-            if kind == "image":
-                self.augment = image_augmenter(**options, seed=config.seed)
+        # the steps a cross-validation fold follows too, on the run's train and val splits
+        self.recipe = Recipe(
+            run, config, self.task, self.preprocessing,
+            {"train": self.dataset.raw("train"), "val": self.dataset.raw("val")},
+            batch=self.batch, lr=self.lr_range.chosen if self.lr_range is not None
+            else config.lr, dist=dist, callbacks=callbacks)
+        self.stages = self.recipe.stages  # one dict: the recipe records its phases in it
+        weights = self.recipe.class_weight
+        if weights:
+            log.info("class weights (--class-weight auto): %s",
+                     ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
+
+    @property
+    def lr(self):
+        """The learning rate of float training (--lr, or what --lr auto chose)."""
+        return self.recipe.lr
 
     # --- the chain ------------------------------------------------------------------
 
@@ -194,12 +189,9 @@ class _Training:
         cross_validation = (self._timed("cv", self._cross_validate) if self.config.cv
                             else None)
         float_model = self._timed("train", self._train_float)
-        prepared = rewrite.prepare(float_model, self.x("val")[:32])
-        for change in prepared.changes:
-            log.info("int8 prep: %s", change)
-        self._use_preprocessing(self.preprocessing.then(prepared.input_scale,
-                                                        prepared.input_offset))
-        qat_model = (self._timed("qat", self._train_qat, prepared.model)
+        prepared = self.recipe.prepare(float_model)
+        self._use_preprocessing(self.recipe.preprocessing)
+        qat_model = (self._timed("qat", self.recipe.train_qat, prepared.model)
                      if self.config.qat_epochs else None)
         if not self.dist.is_chief:
             import shutil
@@ -245,88 +237,15 @@ class _Training:
         return record
 
     def _train_float(self):
-        path = self.run.float_model
-        if "float" not in self.stages:
-            pre = self.dataset.preprocessing
-            c = self.config
-            with self.dist.scope():
-                model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
-                              self.task.name, reinit=c.reinit, freeze=c.freeze,
-                              trust=c.trust_model, hyper=c.model_options)
-                self._compile(model, 1e-3 if self.lr == "auto" else self.lr)
-            check_convertible(model)  # before training (and the range test), not after it
-            if c.lr_auto and self.lr_range is None:
-                with self.dist.scope():
-                    self._find_lr(model)
-                    self._compile(model, self.lr)
-            log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
-                     f"{model.count_params():,}", c.epochs)
-            self._fit("float", model, path, save_keras_model, self.config.epochs,
-                      self.config.seed, LrSchedule(self.config.schedule, self.lr),
-                      self.float_callbacks)
-        return load_keras_model(path, trust=self.config.trust_model)
-
-    def _train_qat(self, prepared_model):
-        weights = self.run.qat_weights
-        for layer in prepared_model.layers:  # QAT fine-tunes the whole model
-            layer.trainable = True
-        with self.dist.scope():
-            wrapped = quantize(prepared_model)
-        self.float_layers = wrapped.float_layers
-        for layer, reason in wrapped.float_layers:
-            log.info("QAT: layer '%s' stays float (%s)", layer, reason)
-        model = wrapped.model
-        if "qat" not in self.stages:
-            lr = self.config.qat_lr or self.lr / 10
-            with self.dist.scope():
-                self._compile(model, lr)
-            log.info("QAT: fine-tuning %d epochs at lr %g", self.config.qat_epochs, lr)
-            self._fit("qat", model, weights, save_weights, self.config.qat_epochs,
-                      self.config.seed + 1)
-        if self.dist.strategy is not None:
-            # a model bound to the strategy would evaluate through it; the chief goes on alone
-            return load_qat(self.run.float_model, weights)
-        model.load_weights(weights)
-        return model
-
-    def _fit(self, phase: str, model, best_path: Path, save_best, epochs: int, seed: int,
-             schedule: LrSchedule | None = None, callbacks: list | None = None):
-        """One training phase (float or QAT), resumable, recorded in stages.json."""
-        result = fit(model, self._fit_data("train"), self._fit_data("val"),
-                     phase_dir=self.run.checkpoints(phase), history_csv=self.run.history(phase),
-                     best_path=best_path, save_best=save_best, epochs=epochs,
-                     batch_size=self.batch, patience=self.config.patience, seed=seed,
-                     monitor=self.task.monitor, mode=self.task.monitor_mode,
-                     augment=self.augment, tensorboard_dir=self.run.tensorboard(phase),
-                     class_weight=self._class_weight(), schedule=schedule,
-                     callbacks=callbacks)
-        self.stages[phase] = result.to_dict()
-        self.run.save_stages(self.stages)
+        find_lr = self._find_lr if self.config.lr_auto and self.lr_range is None else None
+        return self.recipe.train_float(find_lr)
 
     def _convert(self, prepared_model, qat_model) -> dict[str, bytes]:
-        calibration = representative_samples(self.x("train"), self.config.calibration_samples,
-                                             self.config.seed)
-        models = {k: m for k, m in ((PTQ_INT8, prepared_model), (QAT_INT8, qat_model))
-                  if m is not None}
-        # a model tflmp did not build converts in a child process: a converter crash
-        # on it ends that process only
-        candidates = {}
-        with Progress(len(models), "converting to int8 TFLite", summary_after=2.0) as progress:
-            if parse_model(self.config.model).kind != "zoo":
-                jobs = [ConversionJob(self.run.float_model, prepare=key == PTQ_INT8,
-                                      qat_weights=self.run.qat_weights if key == QAT_INT8
-                                      else None, trust=self.config.trust_model)
-                        for key in models]
-                candidates = dict(zip(models, convert_contained(jobs, calibration)))
-            else:
-                for key, model in models.items():
-                    candidates[key] = to_int8_tflite(model, calibration)
-                    progress.update(len(candidates))
-            if self.config.offline_plan:
-                candidates = {k: self._offline_plan(k, v) for k, v in candidates.items()}
-            for key, flatbuffer in candidates.items():
-                write_bytes(self.run.candidate(key), flatbuffer)
-            progress.update(len(candidates))
+        candidates = self.recipe.convert(prepared_model, qat_model)
+        if self.config.offline_plan:
+            candidates = {k: self._offline_plan(k, v) for k, v in candidates.items()}
+        for key, flatbuffer in candidates.items():
+            write_bytes(self.run.candidate(key), flatbuffer)
         log.info("converted to int8: %s", ", ".join(f"{k.split('_')[0].upper()} {len(v):,} bytes"
                                                     for k, v in candidates.items()))
         return candidates
@@ -338,49 +257,15 @@ class _Training:
         return planned
 
     def _evaluate(self, float_model, qat_model, candidates):
-        task, classes = self.task, self.dataset.preprocessing.num_classes
-        x_test, y_test = self.x("test"), self.y("test")
-        float_x = self.dataset.inputs("test")[0]  # the float model keeps its own preprocessing
-        float_out = float_model.predict(float_x, batch_size=512, verbose=0)
-        scores = {FLOAT: task.score(x_test, y_test, float_out, classes)}
-        self.outputs[FLOAT] = {"test": float_out}
-        if qat_model is not None:
-            scores[QAT_KERAS] = task.score(x_test, y_test, qat_model.predict(
-                x_test, batch_size=512, verbose=0), classes)
-        arenas = {}
-        for key, flatbuffer in candidates.items():
-            e = evaluate(flatbuffer, task, {"val": (self.x("val"), self.y("val")),
-                                            "test": (x_test, y_test)}, classes,
-                         workers=self.config.workers,
-                         label=f"TFLM {key.split('_')[0].upper()} int8")
-            arenas[key] = e.arena
-            self.outputs[key] = e.outputs
-            scores[key] = {**e["test"], f"val_{task.metric}": e["val"][task.metric]}
-            if task.fallback_metric and e["val"][task.metric] is None:
-                fallback = task.fallback_metric
-                scores[key][f"val_{fallback}"] = e["val"][fallback]
-        return scores, arenas
+        scored = self.recipe.evaluate(
+            float_model, qat_model, candidates, self.dataset.raw("test"), "test",
+            workers=self.config.workers,
+            label=lambda key: f"TFLM {key.split('_')[0].upper()} int8")
+        self.outputs.update(scored.outputs)
+        return scored.scores, scored.arenas
 
     def _select(self, scores: dict, candidates: dict) -> tuple[str, str]:
-        """The candidate with the better validation metric in TFLM (never the test set);
-        a tie goes to QAT."""
-        metric, higher = self.task.metric, self.task.higher_is_better
-        if self.task.fallback_metric and all(scores[k].get(f"val_{metric}") is None
-                                             for k in candidates):
-            metric, higher = self.task.fallback_metric, False  # no anomalies in validation
-        key = f"val_{metric}"
-
-        def rank(k):
-            value = scores[k].get(key)
-            return (float("-inf") if value is None else value if higher else -value,
-                    k == QAT_INT8)
-
-        selected = max(candidates, key=rank)
-        better = "higher" if higher else "lower"
-        why = (f"{selected} has the {better} validation {metric} in TFLM: "
-               + ", ".join(f"{k} {_metric_text(scores[k].get(key))}" for k in candidates)
-               + " (ties go to QAT)")
-        return selected, why
+        return select_int8(self.task, scores, candidates)
 
     def _threshold(self, model: bytes) -> dict | None:
         """An anomaly detector's threshold (``--threshold``, or chosen on the validation
@@ -463,7 +348,7 @@ class _Training:
             run_dir=str(self.run.path), task=self.task.name, dataset=self.dataset.summary(),
             scores=scores, selected=selected, selection=selection,
             ledger=Ledger.of(self.task, scores),
-            int8_preparation=Int8Preparation(list(prepared.changes), list(self.float_layers)),
+            int8_preparation=Int8Preparation(list(prepared.changes), list(self.recipe.float_layers)),
             model=model,
             training=TrainingFacts(self.batch, self.config.optimizer, self.lr, phases,
                                    self.config.schedule),
@@ -489,13 +374,13 @@ class _Training:
         """Run the range test on the fresh ``model``, then put its initial weights back;
         the sweep and the choice are saved before training starts."""
         initial = model.get_weights()
-        self._compile(model, 1e-6)
-        x, y = self._fit_data("train")
+        self.recipe.compile(model, 1e-6)
+        x, y = self.recipe.fit_data("train")
         sweep = lr_range_test(model, x, y, self.batch, seed=self.config.seed)
         model.set_weights(initial)
         write_json(self.run.file(RunFolder.LR_RANGE), sweep.to_dict())
         plot_lr_range(sweep, self.run.file(RunFolder.LR_RANGE_PLOT))
-        self.lr_range, self.lr = sweep, sweep.chosen
+        self.lr_range, self.recipe.lr = sweep, sweep.chosen
 
     def _diagnosed(self, record: RunRecord) -> RunRecord:
         """``record`` with what ``tflmp doctor`` finds in this run."""
@@ -519,32 +404,9 @@ class _Training:
     def y(self, split: str):
         return self.dataset.raw(split)[1]
 
-    def _fit_data(self, split: str):
-        """(inputs, targets) for training on ``split``, as the task learns."""
-        x, y = self.x(split), self.y(split)
-        rows = self.task.training_rows(y)
-        return x[rows], self.task.targets(x[rows], y[rows])
-
-    def _class_weight(self) -> dict | None:
-        """``--class-weight auto``: train-split weights inverse to the class counts."""
-        if self.config.class_weight != "auto" or self.task.name != "classification":
-            return None
-        return class_weights(self.dataset.raw("train")[1],
-                             self.dataset.preprocessing.num_classes)
-
     def _timed(self, name, fn, *args):
         t0 = time.monotonic()
         try:
             return fn(*args)
         finally:
             self.timings[name] = time.monotonic() - t0
-
-    def _compile(self, model, lr: float) -> None:
-        model.compile(optimizer=make_optimizer(self.config.optimizer, lr), loss=self.task.loss,
-                      metrics=list(self.task.keras_metrics))
-
-
-def _metric_text(value) -> str:
-    """A validation metric in the selection note ("n/a": undefined, e.g. the AUC of
-    validation data without anomalies)."""
-    return "n/a" if value is None else f"{value:.4f}"

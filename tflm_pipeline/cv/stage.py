@@ -2,7 +2,8 @@
 
 The train+val pool is cut into K folds (:func:`~tflm_pipeline.data.folds.plan_folds`,
 written to ``cv/folds.json``); each fold trains in a child process with the run's recipe
-(:mod:`.fold`) and, once finished, is written atomically to ``cv/fold-<i>.json``, so a
+(:mod:`.fold`; a standardization fitted from data is fitted again on the fold's training
+part) and, once finished, is written atomically to ``cv/fold-<i>.json``, so a
 resumed run trains only the folds still missing.  The result is the per-fold table and
 the mean and (sample) standard deviation of every model's metrics: the spread one random
 split hides.  The run then trains its final model on all training data as usual.
@@ -56,6 +57,9 @@ class CrossValidation:
     jobs: int  # folds at once
     resumed: list[int] = field(default_factory=list)  # folds found finished on --resume
     notes: list[str] = field(default_factory=list)
+    # "per fold": the data's standardization fitted on each fold's training part;
+    # "fixed": a preprocessing that learns nothing from data (images /255)
+    preprocessing: str = "fixed"
 
     def to_dict(self) -> dict:
         return {"k": self.k, "method": self.method, "groups": self.groups,
@@ -64,7 +68,7 @@ class CrossValidation:
                 "seconds": self.seconds,
                 "fold_seconds": round(sum(f.get("seconds", 0) for f in self.folds), 1),
                 "jobs": self.jobs, "resumed": self.resumed,
-                "notes": self.notes}
+                "notes": self.notes, "preprocessing": self.preprocessing}
 
 
 def summarize(folds: list[dict]) -> tuple[dict, dict]:
@@ -126,7 +130,8 @@ def cross_validate(run: RunFolder, config: RunConfig, dataset, task, *, batch: i
     result = CrossValidation(plan.k, plan.method, groups_are,
                              task.metric, folds, mean, std,
                              round(time.monotonic() - t0, 1), jobs,
-                             sorted(i for i in done if i not in todo), list(plan.notes))
+                             sorted(i for i in done if i not in todo), list(plan.notes),
+                             "per fold" if dataset.standardized is not None else "fixed")
     for key in result.mean:
         log.info("cross-validation %s: %s %.4f +- %.4f over %d folds", model_title(key),
                  task.metric, mean[key][task.metric], std[key][task.metric], plan.k)
@@ -146,6 +151,22 @@ def _save_plan(run: RunFolder, plan: FoldPlan, dataset) -> None:
         write_json(path, content)
 
 
+def fold_jobs(run, config, dataset, task, plan, x, y, todo, batch, lr, tf_threads=None,
+              tflm_workers=None) -> list[FoldJob]:
+    """What each fold in ``todo`` trains with: its parts of the pool ``x``, ``y`` and the
+    run's preprocessing, its standardization fitted on the fold's training part when the
+    data fitted one (no held-out sample shapes the inputs its fold trains on)."""
+    jobs = []
+    for i in todo:
+        fold = plan.folds[i - 1]
+        parts = {name: (x[idx], y[idx]) for name, idx in
+                 (("train", fold.train), ("val", fold.val), ("held_out", fold.held_out))}
+        pre = dataset.preprocessing_fitted_on(parts["train"][0])
+        jobs.append(FoldJob(i, config.to_dict(), task.name, pre, parts, batch, lr,
+                            str(run.cv_scratch(i)), tf_threads, tflm_workers))
+    return jobs
+
+
 def _train_folds(run, config, dataset, task, plan, x, y, todo, jobs, batch, lr, done) -> None:
     """Run the ``todo`` folds in ``jobs`` child processes; each finished fold is written at
     once, so a failure or Ctrl-C keeps every fold finished before it."""
@@ -156,13 +177,9 @@ def _train_folds(run, config, dataset, task, plan, x, y, todo, jobs, batch, lr, 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     try:
         futures = {}
-        for i in todo:
-            fold = plan.folds[i - 1]
-            parts = {name: (x[idx], y[idx]) for name, idx in
-                     (("train", fold.train), ("val", fold.val), ("held_out", fold.held_out))}
-            job = FoldJob(i, config.to_dict(), task.name, dataset.preprocessing, parts, batch,
-                          lr, str(run.cv_scratch(i)), tf_threads, tflm_workers)
-            futures[pool.submit(run_fold, job)] = i
+        for job in fold_jobs(run, config, dataset, task, plan, x, y, todo, batch, lr,
+                             tf_threads, tflm_workers):
+            futures[pool.submit(run_fold, job)] = job.index
         pending, failure = set(futures), None
         while pending and failure is None:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

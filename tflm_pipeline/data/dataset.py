@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..preprocessing import Preprocessing
 from ..record import DatasetSummary
+from .splits import standardize
 
 SPLITS = ("train", "val", "test")
 
@@ -38,6 +40,9 @@ class Dataset:
     policy: dict | None = None  # what data.checks.apply_policies did (duplicates, subset)
     shared_rows: dict | None = None  # {"train/val": windows of val sharing rows with train}
     groups: dict | None = None  # {"train": array, "val": ..., "test": ...}: each sample's group
+    # {"axis": ...}: the preprocessing standardizes with statistics the loader fitted on the
+    # train split over that axis (splits.standardize); None: fixed preprocessing (images /255)
+    standardized: dict | None = None
 
     def raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples and labels of ``split`` (train/val/test): integer class indices,
@@ -50,6 +55,19 @@ class Dataset:
         """Preprocessed float inputs and labels of ``split`` (train/val/test)."""
         x, y = self.raw(split)
         return self.preprocessing.apply(x), y
+
+    def preprocessing_fitted_on(self, x: np.ndarray) -> Preprocessing:
+        """The preprocessing with its standardization fitted on raw samples ``x`` instead
+        of the train split (a cross-validation fold's training part); a fixed
+        preprocessing is returned as it is."""
+        if self.standardized is None:
+            return self.preprocessing
+        axis = self.standardized["axis"]
+        scale, offset = standardize(x, axis=tuple(axis) if axis is not None else None)
+        per_channel = self.preprocessing.per_channel
+        return dataclasses.replace(self.preprocessing,
+                                   scale=scale.tolist() if per_channel else float(scale),
+                                   offset=offset.tolist() if per_channel else float(offset))
 
     def summary(self) -> DatasetSummary:
         return DatasetSummary(self.name, int(len(self.y_train)), int(len(self.y_val)),

@@ -89,7 +89,8 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
     split_notes: list[str] = []
     tr, va, te = split_indices(y, seed, split, path, groups=window_groups, notes=split_notes)
     parts = (w.x[tr], y[tr], w.x[va], y[va], w.x[te], y[te])
-    scale, offset = standardize(parts[0], axis=(0, 1))
+    per_channel = (0, 1)  # standardized per channel: over samples and time steps
+    scale, offset = standardize(parts[0], axis=per_channel)
     pre = Preprocessing(path.stem, (window, len(w.channels)), "float32", scale.tolist(),
                         offset.tolist(), w.labels, sample_rate_hz=w.rate)
     what = " or ".join(["label", *([group] if group else []), *(["gap"] if w.stamps else [])])
@@ -112,7 +113,8 @@ def load_csv_windows(path: str | Path, *, window: int, stride: int, label_column
                      if split_by_group else None)
     return Dataset(path.stem, *parts, preprocessing=pre, notes=notes + split_notes,
                    sample_ids=sample_ids, channel_rows=w.raw, channel_names=list(w.channels),
-                   shared_rows=shared_rows, groups=sample_groups)
+                   shared_rows=shared_rows, groups=sample_groups,
+                   standardized={"axis": list(per_channel)})
 
 
 @dataclass

@@ -150,7 +150,8 @@ def load_ts_spec(spec: DataSpec) -> Dataset:
                                               train.y[va], train.x[te], train.y[te])
         what = f"case number in {train_path.name}"
         how = f"{train_path.name}, {split_note(spec.split, spec.seed)}"
-    scale, offset = standardize(x_tr, axis=(0, 1))
+    per_channel = (0, 1)  # standardized per channel: over cases and time steps
+    scale, offset = standardize(x_tr, axis=per_channel)
     steps, channels = x_tr.shape[1:]
     labels = ["target"] if regression else train.classes
     pre = Preprocessing(train.name, (steps, channels), "float32", scale.tolist(),
@@ -161,7 +162,8 @@ def load_ts_spec(spec: DataSpec) -> Dataset:
              *split_notes]
     return Dataset(train.name, x_tr, y_tr, x_va, y_va, x_te, y_te, preprocessing=pre,
                    notes=notes, task="regression" if regression else "classification",
-                   sample_ids=ids_of((tr, va, te), what))
+                   sample_ids=ids_of((tr, va, te), what),
+                   standardized={"axis": list(per_channel)})
 
 
 def _lines(path: Path):

@@ -67,7 +67,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
             x = np.concatenate([x, copies])
             y = np.concatenate([y, np.repeat(y, train_options["copies"])])
         arrays += [x, y]
-    scale, offset = standardize(arrays[0], axis=None)
+    over = None  # one mean and std over all features (axis None)
+    scale, offset = standardize(arrays[0], axis=over)
     feature_dict = {**params.to_dict(features), "clip_seconds": clip_seconds,
                     "clip_samples": clip, "pcm_scale": PCM_SCALE,
                     **frontend(features, params).to_dict()}
@@ -97,7 +98,8 @@ def load_wav_folder(path: PathLike, *, features: str = "mfcc", clip_seconds: flo
         per_sample["train"] = np.concatenate([per_sample["train"], np.repeat(
             per_sample["train"], options["copies"])])
     return Dataset(root.name, *arrays, preprocessing=pre, notes=notes + split_notes,
-                   sample_ids=sample_ids, groups=per_sample)
+                   sample_ids=sample_ids, groups=per_sample,
+                   standardized={"axis": over})
 
 
 def split_files(path: PathLike, *, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,

@@ -31,7 +31,9 @@ def cv_section(rec: RunRecord) -> dict | None:
     how = (f"{cv['k']} folds over train+val ({cv['method']}"
            + (", no group in both a fold's training and held-out parts" if cv.get("groups")
               else "") + "); each fold trains with this run's recipe on its training part "
-           "(validation carved from it for early stopping and the int8 choice) and is scored "
+           "(validation carved from it for early stopping and the int8 choice"
+           + ("; the data's standardization fitted on it" if cv.get("preprocessing") ==
+              "per fold" else "") + ") and is scored "
            "on its held-out part; int8 models in TFLM. The test split is not used. std is the "
            "sample standard deviation over folds. The final model below trains on all "
            "training data.")
