@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -63,6 +64,20 @@ class TrainResult:
         return {"run_dir": str(self.run_dir),
                 "record": self.record.to_dict() if self.record else None,
                 "reports": [str(p) for p in self.reports]}
+
+
+def qat_needed(float_val: float, ptq_val: float, n_val: int) -> tuple[bool, str]:
+    """Whether QAT has a loss to recover: PTQ int8's validation accuracy in TFLM more than
+    one standard error (of an accuracy measured on ``n_val`` samples) below float's; and
+    the sentence saying so for the report."""
+    se_pp = 100 * math.sqrt(max(float_val * (1 - float_val), 0.0) / max(n_val, 1))
+    drop_pp = 100 * (float_val - ptq_val)
+    facts = (f"PTQ int8 scores {ptq_val:.4f} validation accuracy in TFLM, float "
+             f"{float_val:.4f} (a drop of {drop_pp:.2f} pp); one standard error of a "
+             f"{n_val}-sample accuracy is {se_pp:.2f} pp")
+    if drop_pp > se_pp:
+        return True, f"QAT ran: {facts}: PTQ lost more than that"
+    return False, f"QAT skipped: {facts}: no loss QAT could measurably recover"
 
 
 def default_run_dir(config: RunConfig, model: ModelSpec) -> Path:
@@ -143,10 +158,16 @@ class _Training:
     """One training run's folder, settings, data and bookkeeping, shared by its steps."""
 
     def __init__(self, run: RunFolder, config: RunConfig, spec, dist, callbacks=None):
-        self.run, self.config, self.dist = run, config, dist
+        self.run, self.dist = run, dist
         self.float_callbacks = list(callbacks or [])
         self.task: Task = get_task(task_for(config))
         self.dataset = load_dataset(spec)
+        # the settings left open, decided for this data (config.FAST / CLASSIC) and saved
+        n_train = len(self.dataset.y_train)
+        self.config = config = config.resolved(n_train, auto_batch_size(n_train))
+        if run.config != with_absolute_paths(config):
+            run.save_config(with_absolute_paths(config))
+        self.qat_decision: str | None = None  # why QAT ran or not (config.qat_if_needed)
         run.check_same_data(self.dataset.fingerprint())
         run.save_splits(self.dataset.split_ids())
         self.data_checks = check_dataset(self.dataset)
@@ -189,8 +210,11 @@ class _Training:
             log.info("int8 prep: %s", change)
         self._use_preprocessing(self.preprocessing.then(prepared.input_scale,
                                                         prepared.input_offset))
-        qat_model = (self._timed("qat", self._train_qat, prepared.model)
-                     if self.config.qat_epochs else None)
+        if self._qat_if_needed():
+            candidates, scores, arenas, qat_model = self._ptq_first(float_model, prepared)
+        else:
+            qat_model = (self._timed("qat", self._train_qat, prepared.model)
+                         if self.config.qat_epochs else None)
         if not self.dist.is_chief:
             import shutil
 
@@ -198,9 +222,10 @@ class _Training:
                      "evaluates", self.dist.task_type, self.dist.task_index, self.run.path)
             shutil.rmtree(self.run.path, ignore_errors=True)
             return None
-        candidates = self._timed("convert", self._convert, prepared.model, qat_model)
-        scores, arenas = self._timed("evaluate", self._evaluate, float_model, qat_model,
-                                     candidates)
+        if not self._qat_if_needed():
+            candidates = self._timed("convert", self._convert, prepared.model, qat_model)
+            scores, arenas = self._timed("evaluate", self._evaluate, float_model, qat_model,
+                                         candidates)
         selected, selection = self._select(scores, candidates)
         write_bytes(self.run.selected_model, candidates[selected])
         threshold = self._timed("threshold", self._threshold, candidates[selected])
@@ -249,6 +274,31 @@ class _Training:
                       self.config.seed, LrSchedule(self.config.schedule, self.lr),
                       self.float_callbacks)
         return load_keras_model(path, trust=self.config.trust_model)
+
+    def _qat_if_needed(self) -> bool:
+        """Whether QAT waits for PTQ's verdict (``config.qat_if_needed``): in one process
+        only, for tasks scored by accuracy."""
+        return (self.config.qat_if_needed and bool(self.config.qat_epochs)
+                and self.dist.strategy is None and self.task.metric == "accuracy")
+
+    def _ptq_first(self, float_model, prepared):
+        """PTQ converted and checked in TFLM first; QAT trains only when PTQ loses more
+        validation accuracy than one standard error of the validation estimate."""
+        candidates = self._timed("convert", self._convert, prepared.model, None)
+        scores, arenas = self._timed("evaluate", self._evaluate, float_model, None, candidates)
+        x_val, y_val = self.dataset.inputs("val")[0], self.y("val")
+        float_val = self.task.score(x_val, y_val, float_model.predict(
+            x_val, batch_size=512, verbose=0), self.dataset.preprocessing.num_classes)
+        needed, self.qat_decision = qat_needed(float_val["accuracy"],
+                                               scores[PTQ_INT8]["val_accuracy"], len(y_val))
+        log.info("%s", self.qat_decision)
+        if not needed:
+            return candidates, scores, arenas, None
+        qat_model = self._timed("qat", self._train_qat, prepared.model)
+        qat = self._timed("convert", self._convert, None, qat_model)
+        more, more_arenas = self._timed("evaluate", self._evaluate, None, qat_model, qat)
+        return ({**candidates, **qat}, {**scores, **more}, {**arenas, **more_arenas},
+                qat_model)
 
     def _train_qat(self, prepared_model):
         weights = self.run.qat_weights
@@ -325,8 +375,8 @@ class _Training:
         task, classes = self.task, self.dataset.preprocessing.num_classes
         x_test, y_test = self.x("test"), self.y("test")
         float_x = self.dataset.inputs("test")[0]  # the float model keeps its own preprocessing
-        scores = {FLOAT: task.score(x_test, y_test, float_model.predict(
-            float_x, batch_size=512, verbose=0), classes)}
+        scores = {} if float_model is None else {FLOAT: task.score(
+            x_test, y_test, float_model.predict(float_x, batch_size=512, verbose=0), classes)}
         if qat_model is not None:
             scores[QAT_KERAS] = task.score(x_test, y_test, qat_model.predict(
                 x_test, batch_size=512, verbose=0), classes)
@@ -389,7 +439,7 @@ class _Training:
             int8_preparation=Int8Preparation(list(prepared.changes), list(self.float_layers)),
             model=model,
             training=TrainingFacts(self.batch, self.config.optimizer, self.lr, phases,
-                                   self.config.schedule),
+                                   self.config.schedule, self.config.recipe, self.qat_decision),
             lr_range=self.lr_range.summary() if self.lr_range is not None else None,
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
             profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
@@ -453,7 +503,7 @@ class _Training:
         try:
             return fn(*args)
         finally:
-            self.timings[name] = time.monotonic() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - t0
 
     def _compile(self, model, lr: float) -> None:
         model.compile(optimizer=make_optimizer(self.config.optimizer, lr), loss=self.task.loss,
