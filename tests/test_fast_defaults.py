@@ -46,6 +46,8 @@ def test_qat_runs_only_for_a_measurable_ptq_loss():
     assert not needed and why.startswith("QAT skipped") and "0.13 pp" in why
     needed, why = qat_needed(0.9900, 0.9850, 6000)
     assert needed and why.startswith("QAT ran") and "0.50 pp" in why
+    # a perfect float score on 10 samples: one sample lost (10 pp) is within the error
+    assert qat_needed(1.0, 0.95, 10)[0] is False and qat_needed(1.0, 0.7, 10)[0] is True
 
 
 @pytest.mark.slow

@@ -69,8 +69,11 @@ class TrainResult:
 def qat_needed(float_val: float, ptq_val: float, n_val: int) -> tuple[bool, str]:
     """Whether QAT has a loss to recover: PTQ int8's validation accuracy in TFLM more than
     one standard error (of an accuracy measured on ``n_val`` samples) below float's; and
-    the sentence saying so for the report."""
-    se_pp = 100 * math.sqrt(max(float_val * (1 - float_val), 0.0) / max(n_val, 1))
+    the sentence saying so for the report.  The error uses Laplace's rule of succession
+    ((k + 1) / (n + 2)), so a perfect score on a few samples does not claim no error."""
+    n = max(n_val, 1)
+    p = (float_val * n + 1) / (n + 2)
+    se_pp = 100 * math.sqrt(p * (1 - p) / n)
     drop_pp = 100 * (float_val - ptq_val)
     facts = (f"PTQ int8 scores {ptq_val:.4f} validation accuracy in TFLM, float "
              f"{float_val:.4f} (a drop of {drop_pp:.2f} pp); one standard error of a "
