@@ -55,6 +55,7 @@ def run(data_dir: str, flags: str, seed: int) -> dict:
             "batch_size": report["training"]["batch_size"],
             "schedule": report["training"].get("schedule"), "lr": report["training"]["lr"],
             "recipe": config.get("recipe"),
+            "qat_decision": report["training"].get("qat_decision"),
             "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
