@@ -118,7 +118,9 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     # Created first: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs
     # (and a bad TF_CONFIG is reported before TensorFlow loads).
     dist = Distribution(config.strategy)
+    t_import = time.monotonic()
     _, keras, _ = load()
+    t_import = time.monotonic() - t_import
     if saved is None:  # the task is decided once and kept in config.json
         config = dataclasses.replace(
             config, model=model_spec.text,
@@ -135,6 +137,7 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     keras.utils.set_random_seed(config.seed)
     try:
         training = _Training(run, config, spec, dist, callbacks)
+        training.timings = {"tensorflow_import": t_import, **training.timings}
         record = training.execute(t_start, command or sys.argv, ladder)
     except BaseException:
         # a run that failed before its first saved epoch is removed: the retry starts
@@ -164,6 +167,7 @@ class _Training:
         self.run, self.dist = run, dist
         self.float_callbacks = list(callbacks or [])
         self.task: Task = get_task(task_for(config))
+        t_data = time.monotonic()
         self.dataset = load_dataset(spec)
         # the settings left open, decided for this data (config.FAST / CLASSIC) and saved
         n_train = len(self.dataset.y_train)
@@ -181,7 +185,7 @@ class _Training:
             log.info("class weights (--class-weight auto): %s",
                      ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         self.stages = run.stages()
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {"data": time.monotonic() - t_data}
         self.float_layers: list[tuple[str, str]] = []
         self.reports: list[Path] = []
         self.preprocessing = self.dataset.preprocessing
@@ -208,7 +212,7 @@ class _Training:
                  s.name, s.train, s.val, s.test, tuple(self.preprocessing.input_shape), what,
                  self.batch, self.task.name)
         float_model = self._timed("train", self._train_float)
-        prepared = rewrite.prepare(float_model, self.x("val")[:32])
+        prepared = self._timed("int8_prep", rewrite.prepare, float_model, self.x("val")[:32])
         for change in prepared.changes:
             log.info("int8 prep: %s", change)
         self._use_preprocessing(self.preprocessing.then(prepared.input_scale,
@@ -232,7 +236,7 @@ class _Training:
         selected, selection = self._select(scores, candidates)
         write_bytes(self.run.selected_model, candidates[selected])
         threshold = self._timed("threshold", self._threshold, candidates[selected])
-        self._plot_curves()
+        self._timed("plots", self._plot_curves)
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
                               selection, threshold)
