@@ -12,8 +12,7 @@ from tflm_pipeline.config import CLASSIC, FAST, RunConfig
 
 def test_fast_recipe_fills_what_is_not_given():
     c = RunConfig(model="lenet", dataset="mnist").resolved(54_000, auto_batch=128)
-    assert (c.recipe, c.schedule, c.lr, c.batch_size) == ("fast", FAST.schedule, FAST.lr,
-                                                            128 * FAST.batch_scale)
+    assert (c.recipe, c.schedule, c.lr, c.batch_size) == ("fast", FAST.schedule, FAST.lr, 128)
     assert c.epochs == FAST.float_epochs(54_000, c.batch_size) >= FAST.min_epochs
     assert (c.qat_epochs, c.qat_if_needed) == (FAST.qat_epochs, True)
     assert c.resolved(54_000, 128) == c  # config.json resolves to itself on --resume

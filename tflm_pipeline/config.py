@@ -28,16 +28,13 @@ class Recipe:
     lr: float
     schedule: str
     qat_epochs: int
-    epochs: int | None = None  # None: sized from the data (min_steps, min/max_epochs)
     min_steps: int = 0  # float training takes at least this many optimizer steps ...
     min_epochs: int = 1  # ... in at least min_epochs and at most max_epochs epochs
     max_epochs: int = 30
-    batch_scale: int = 1  # times the automatic batch size (training.fit.auto_batch_size)
     qat_if_needed: bool = False  # QAT only when PTQ int8 loses a measurable amount
 
     def float_epochs(self, n_train: int, batch_size: int) -> int:
-        if self.epochs is not None:
-            return self.epochs
+        """Epochs of ``n_train`` samples at ``batch_size`` that take ``min_steps`` steps."""
         steps_per_epoch = max(1, math.ceil(n_train / batch_size))
         return min(max(math.ceil(self.min_steps / steps_per_epoch), self.min_epochs),
                    self.max_epochs)
@@ -166,8 +163,8 @@ class RunConfig:
         if self.epochs is not None and self.recipe is not None:
             return self
         recipe = FAST if self.epochs is None else CLASSIC
-        batch = self.batch_size or (auto_batch * recipe.batch_scale
-                                    if recipe is FAST else None)
+        # the fast recipe states its batch (its epochs depend on it); classic keeps None
+        batch = self.batch_size or (auto_batch if recipe is FAST else None)
         epochs = self.epochs or recipe.float_epochs(n_train, batch)
         return replace(self, epochs=epochs, batch_size=batch, recipe=recipe.name,
                        lr=self.lr if self.lr is not None else recipe.lr,
