@@ -52,18 +52,22 @@ def cli():
 @click.option("--dataset", default="digits", show_default=True,
               help="digits, mnist, fashion-mnist, or a path to an .npz file.")
 @click.option("--data-dir", type=click.Path(), help="Folder with the dataset's idx .gz files.")
-@click.option("--epochs", type=int, default=30, show_default=True,
-              help="Float training epochs (early stopping may end sooner).")
-@click.option("--qat-epochs", type=int, default=3, show_default=True,
-              help="Quantization-aware fine-tuning epochs; 0 = post-training quantization only.")
+@click.option("--epochs", type=int,
+              help="Float training epochs (early stopping may end sooner).  Without it the "
+              "fast recipe decides the settings not given (config.FAST, recorded in "
+              "config.json): a one-cycle schedule, a step budget, QAT only when PTQ loses "
+              "accuracy.  With it: lr 2e-3, constant schedule, 3 QAT epochs.")
+@click.option("--qat-epochs", type=int,
+              help="Quantization-aware fine-tuning epochs; 0 = post-training quantization "
+              "only (default: 3 with --epochs, else the fast recipe's, when PTQ needs it).")
 @click.option("--batch-size", type=int, help="Default: chosen from the training-set size.")
-@click.option("--lr", type=_LearningRate(), default=2e-3, show_default=True,
+@click.option("--lr", type=_LearningRate(),
               help="Learning rate, or 'auto': a learning-rate range test picks it "
-              "(plots/lr_range.png).")
+              "(plots/lr_range.png).  Default: 2e-3 with --epochs, else the fast recipe's.")
 @click.option("--schedule", type=click.Choice(["constant", "cosine", "onecycle"]),
-              default="constant", show_default=True,
               help="Float training's rate: constant (halved on a plateau), cosine or "
-              "onecycle (per batch, over --epochs).")
+              "onecycle (per batch, over --epochs).  Default: constant with --epochs, "
+              "else onecycle.")
 @click.option("--qat-lr", type=float, help="QAT learning rate (default: lr / 10).")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam",
               show_default=True)

@@ -167,16 +167,20 @@ class TrainingFacts:
     lr: float
     phases: dict[str, dict] = field(default_factory=dict)  # "float"/"qat" -> fit result
     schedule: str = "constant"  # float training's --schedule
+    recipe: str | None = None  # config.Recipe that filled the settings left open
+    qat_decision: str | None = None  # why QAT ran or was skipped (config.qat_if_needed)
 
     def to_dict(self) -> dict:
+        extra = {k: v for k, v in (("recipe", self.recipe), ("qat_decision", self.qat_decision))
+                 if v is not None}
         return {"batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
-                "schedule": self.schedule, **self.phases}
+                "schedule": self.schedule, **extra, **self.phases}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingFacts":
         return cls(d.get("batch_size", 0), d.get("optimizer", ""), d.get("lr", 0.0),
                    {k: v for k, v in d.items() if isinstance(v, dict)},
-                   d.get("schedule", "constant"))
+                   d.get("schedule", "constant"), d.get("recipe"), d.get("qat_decision"))
 
 
 @dataclass

@@ -100,6 +100,11 @@ class RunFolder:
         write_json(run.file(cls.CONFIG), config.to_dict())
         return run
 
+    def save_config(self, config: RunConfig) -> None:
+        """Rewrite ``config.json`` (a run's settings once decided for its data)."""
+        write_json(self.file(self.CONFIG), config.to_dict())
+        self.__dict__.pop("config", None)  # the cached_property reads the new file
+
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunFolder":
         """An existing run folder (one with ``config.json``)."""

@@ -24,8 +24,8 @@ from ..mcu.arena import estimate
 from ..mcu.arena_plan import plan_model
 from ..mcu.device_profile import device_profile
 from ..models import task_for
-from ..quantize.recipe import Recipe, select_int8
-from ..record import FLOAT, Int8Preparation, Ledger, ModelFacts, RunRecord, TrainingFacts
+from ..quantize.recipe import Recipe, qat_needed, select_int8
+from ..record import FLOAT, PTQ_INT8, Int8Preparation, Ledger, ModelFacts, RunRecord, TrainingFacts
 from ..reports.diagnose import diagnose
 from ..reports.plots import plot_lr_range, plot_run_curves
 from ..reports.results import (anomaly_arrays, is_binary, per_class_record, positive_threshold,
@@ -95,7 +95,9 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     # Created first: MultiWorkerMirroredStrategy must exist before any TensorFlow op runs
     # (and a bad TF_CONFIG is reported before TensorFlow loads).
     dist = Distribution(config.strategy)
+    t_import = time.monotonic()
     _, keras, _ = load()
+    t_import = time.monotonic() - t_import
     if saved is None:  # the task is decided once and kept in config.json
         config = dataclasses.replace(
             config, model=model_spec.text,
@@ -112,6 +114,7 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *,
     keras.utils.set_random_seed(config.seed)
     try:
         training = _Training(run, config, spec, dist, callbacks)
+        training.timings = {"tensorflow_import": t_import, **training.timings}
         record = training.execute(t_start, command or sys.argv, ladder)
     except BaseException:
         # a run that failed before its first saved epoch is removed: the retry starts
@@ -138,9 +141,16 @@ class _Training:
     """One training run's folder, settings, data and bookkeeping, shared by its steps."""
 
     def __init__(self, run: RunFolder, config: RunConfig, spec, dist, callbacks=None):
-        self.run, self.config, self.dist = run, config, dist
+        self.run, self.dist = run, dist
         self.task: Task = get_task(task_for(config))
+        t_data = time.monotonic()
         self.dataset = load_dataset(spec)
+        # the settings left open, decided for this data (config.FAST / CLASSIC) and saved
+        n_train = len(self.dataset.y_train)
+        self.config = config = config.resolved(n_train, auto_batch_size(n_train))
+        if run.config != with_absolute_paths(config):
+            run.save_config(with_absolute_paths(config))
+        self.qat_decision: str | None = None  # why QAT ran or not (config.qat_if_needed)
         run.check_same_data(self.dataset.fingerprint())
         run.save_splits(self.dataset.split_ids())
         self.data_checks = check_dataset(self.dataset)
@@ -149,7 +159,7 @@ class _Training:
         small = small_test_split(self.dataset, self.task.name)
         if small and not config.cv:
             log.warning("%s", small)
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {"data": time.monotonic() - t_data}
         self.outputs: dict[str, dict] = {}  # model key -> split -> outputs (test_predictions.npz)
         self._check_threshold()
         self.reports: list[Path] = []
@@ -189,10 +199,13 @@ class _Training:
         cross_validation = (self._timed("cv", self._cross_validate) if self.config.cv
                             else None)
         float_model = self._timed("train", self._train_float)
-        prepared = self.recipe.prepare(float_model)
+        prepared = self._timed("int8_prep", self.recipe.prepare, float_model)
         self._use_preprocessing(self.recipe.preprocessing)
-        qat_model = (self._timed("qat", self.recipe.train_qat, prepared.model)
-                     if self.config.qat_epochs else None)
+        if self._qat_if_needed():
+            candidates, scores, arenas, qat_model = self._ptq_first(float_model, prepared)
+        else:
+            qat_model = (self._timed("qat", self.recipe.train_qat, prepared.model)
+                         if self.config.qat_epochs else None)
         if not self.dist.is_chief:
             import shutil
 
@@ -200,16 +213,17 @@ class _Training:
                      "evaluates", self.dist.task_type, self.dist.task_index, self.run.path)
             shutil.rmtree(self.run.path, ignore_errors=True)
             return None
-        candidates = self._timed("convert", self._convert, prepared.model, qat_model)
-        scores, arenas = self._timed("evaluate", self._evaluate, float_model, qat_model,
-                                     candidates)
+        if not self._qat_if_needed():
+            candidates = self._timed("convert", self._convert, prepared.model, qat_model)
+            scores, arenas = self._timed("evaluate", self._evaluate, float_model, qat_model,
+                                         candidates)
         selected, selection = self._select(scores, candidates)
         write_bytes(self.run.selected_model, candidates[selected])
         threshold = self._timed("threshold", self._threshold, candidates[selected])
         if threshold is None and self._binary():
             threshold = self._positive_threshold(selected)
         per_class, gallery = self._results(selected, threshold)
-        self._plot_curves()
+        self._timed("plots", self._plot_curves)
         self.timings["total"] = time.monotonic() - t_start
         record = self._record(float_model, prepared, candidates, scores, arenas, selected,
                               selection, threshold)
@@ -239,6 +253,31 @@ class _Training:
     def _train_float(self):
         find_lr = self._find_lr if self.config.lr_auto and self.lr_range is None else None
         return self.recipe.train_float(find_lr)
+
+    def _qat_if_needed(self) -> bool:
+        """Whether QAT waits for PTQ's verdict (``config.qat_if_needed``): in one process
+        only, for tasks scored by accuracy."""
+        return (self.config.qat_if_needed and bool(self.config.qat_epochs)
+                and self.dist.strategy is None and self.task.metric == "accuracy")
+
+    def _ptq_first(self, float_model, prepared):
+        """PTQ converted and checked in TFLM first; QAT trains only when PTQ loses more
+        validation accuracy than one standard error of the validation estimate."""
+        candidates = self._timed("convert", self._convert, prepared.model, None)
+        scores, arenas = self._timed("evaluate", self._evaluate, float_model, None, candidates)
+        x_val, y_val = self.dataset.inputs("val")[0], self.y("val")
+        float_val = self.task.score(x_val, y_val, float_model.predict(
+            x_val, batch_size=512, verbose=0), self.dataset.preprocessing.num_classes)
+        needed, self.qat_decision = qat_needed(float_val["accuracy"],
+                                               scores[PTQ_INT8]["val_accuracy"], len(y_val))
+        log.info("%s", self.qat_decision)
+        if not needed:
+            return candidates, scores, arenas, None
+        qat_model = self._timed("qat", self.recipe.train_qat, prepared.model)
+        qat = self._timed("convert", self._convert, None, qat_model)
+        more, more_arenas = self._timed("evaluate", self._evaluate, None, qat_model, qat)
+        return ({**candidates, **qat}, {**scores, **more}, {**arenas, **more_arenas},
+                qat_model)
 
     def _convert(self, prepared_model, qat_model) -> dict[str, bytes]:
         candidates = self.recipe.convert(prepared_model, qat_model)
@@ -351,7 +390,7 @@ class _Training:
             int8_preparation=Int8Preparation(list(prepared.changes), list(self.recipe.float_layers)),
             model=model,
             training=TrainingFacts(self.batch, self.config.optimizer, self.lr, phases,
-                                   self.config.schedule),
+                                   self.config.schedule, self.config.recipe, self.qat_decision),
             lr_range=self.lr_range.summary() if self.lr_range is not None else None,
             timings_s={k: round(v, 2) for k, v in self.timings.items()},
             profile=profile.record_profile(), board_fit=[b.to_dict() for b in profile.boards],
@@ -408,5 +447,5 @@ class _Training:
         t0 = time.monotonic()
         try:
             return fn(*args)
-        finally:
-            self.timings[name] = time.monotonic() - t0
+        finally:  # a step that runs twice (convert, evaluate after PTQ-first QAT) adds up
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - t0

@@ -134,7 +134,8 @@ def tune(config: RunConfig, out: str | Path | None = None, *, trials: int = 20,
 
         get_board(limits.board, boards_file)
     task_name = config.task or task_hint(data) or declared_task(spec) or "classification"
-    config = dataclasses.replace(config, model=spec.text, task=task_name,
+    # the settings left open at their classic values: the ends of the ranges searched
+    config = dataclasses.replace(config.classic(), model=spec.text, task=task_name,
                                  max_drop=NO_DROP_LIMIT)
     task = get_task(task_name)
     data_cache = DataCache()

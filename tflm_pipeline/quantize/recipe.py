@@ -13,6 +13,7 @@ TFLM harness; ``training`` cannot import ``quantize``.
 from __future__ import annotations
 
 import contextlib
+import math
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -47,6 +48,23 @@ class Scored:
     scores: dict[str, dict]
     arenas: dict
     outputs: dict[str, dict]
+
+
+def qat_needed(float_val: float, ptq_val: float, n_val: int) -> tuple[bool, str]:
+    """Whether QAT has a loss to recover: PTQ int8's validation accuracy in TFLM more than
+    one standard error (of an accuracy measured on ``n_val`` samples) below float's; and
+    the sentence saying so for the report.  The error uses Laplace's rule of succession
+    ((k + 1) / (n + 2)), so a perfect score on a few samples does not claim no error."""
+    n = max(n_val, 1)
+    p = (float_val * n + 1) / (n + 2)
+    se_pp = 100 * math.sqrt(p * (1 - p) / n)
+    drop_pp = 100 * (float_val - ptq_val)
+    facts = (f"PTQ int8 scores {ptq_val:.4f} validation accuracy in TFLM, float "
+             f"{float_val:.4f} (a drop of {drop_pp:.2f} pp); one standard error of a "
+             f"{n_val}-sample accuracy is {se_pp:.2f} pp")
+    if drop_pp > se_pp:
+        return True, f"QAT ran: {facts}: PTQ lost more than that"
+    return False, f"QAT skipped: {facts}: no loss QAT could measurably recover"
 
 
 def select_int8(task: Task, scores: dict, candidates) -> tuple[str, str]:
@@ -192,11 +210,13 @@ class Recipe:
         task, classes = self.task, self.float_preprocessing.num_classes
         raw_x, y = held_out
         x = self.preprocessing.apply(raw_x)
-        # the float model keeps its own preprocessing
-        float_out = float_model.predict(self.float_preprocessing.apply(raw_x), batch_size=512,
-                                        verbose=0)
-        scores = {FLOAT: task.score(x, y, float_out, classes)}
-        outputs = {FLOAT: {name: float_out}}
+        scores, outputs = {}, {}
+        if float_model is not None:  # (None: float was scored already)
+            # the float model keeps its own preprocessing
+            float_out = float_model.predict(self.float_preprocessing.apply(raw_x),
+                                            batch_size=512, verbose=0)
+            scores[FLOAT] = task.score(x, y, float_out, classes)
+            outputs[FLOAT] = {name: float_out}
         if qat_model is not None:
             scores[QAT_KERAS] = task.score(x, y, qat_model.predict(
                 x, batch_size=512, verbose=0), classes)

@@ -126,7 +126,10 @@ def _training_section(run: RunFolder, rec: RunRecord, config: dict) -> dict:
                 ("QAT learning rate", config.get("qat_lr") or "lr / 10"),
                 ("epochs asked (float / QAT)",
                  f"{d.fmt(config.get('epochs'))} / {d.fmt(config.get('qat_epochs'))}"),
-                ("seed", config.get("seed"))]
+                ("seed", config.get("seed")),
+                *([("recipe", f"{t.recipe} (settings not given on the command line)")]
+                  if t.recipe else []),
+                *([("QAT", t.qat_decision)] if t.qat_decision else [])]
     lr_plot = run.file(RunFolder.LR_RANGE_PLOT)
     return d.section("training", "Training",
                      d.figures(d.figure("loss and metric per epoch", curves),

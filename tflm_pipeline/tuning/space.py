@@ -174,6 +174,7 @@ def training_space(config: RunConfig, n_train: int | None = None) -> list[Param]
     """The training knobs: lr (log), batch (at most ``n_train`` / 4 when the training set
     size is known), optimizer, epochs up to ``config.epochs``, QAT epochs up to
     ``config.qat_epochs``."""
+    config = config.classic()
     batches = tuple(b for b in BATCH_SIZES
                     if n_train is None or b <= n_train // MIN_STEPS_PER_EPOCH) or BATCH_SIZES[:1]
     space = [Param("lr", "float", *LR_RANGE, log=True),
