@@ -78,7 +78,8 @@ def _run(job: FoldJob, scratch: Path) -> dict:
     t0 = time.monotonic()
     log.info("fold %d: %s", job.index, " / ".join(
         f"{len(y)} {name}" for name, (_, y) in job.parts.items()))
-    config = RunConfig.from_dict(job.config)
+    # the run's resolved settings (a config given directly is resolved as a run would)
+    config = RunConfig.from_dict(job.config).resolved(len(job.parts["train"][1]), job.batch)
     task = get_task(job.task)
     keras.utils.set_random_seed(config.seed + job.index)
     raw = job.parts
