@@ -136,7 +136,8 @@ class Tree:
     @property
     def cortex_m4_build(self) -> str:
         """Which build the Cortex-M4 figures count, in words."""
-        return f"{self.root.name} ({self.kernels}), built for the Cortex-M4 at {self.optimize}"
+        name = self.root.parent.name if self.root.name == "src" else self.root.name
+        return f"{name} ({self.kernels}), built for the Cortex-M4 at {self.optimize}"
 
 
 def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
