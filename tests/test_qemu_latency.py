@@ -124,3 +124,19 @@ def test_find_tree_reads_a_tflm_2_4_arduino_library(tmp_path):
     assert "tensorflow/lite/micro/kernels/add.cpp" in names
     assert any(n.endswith("NN/Source/FC/arm_fully_connected_s8.c") for n in names)
     assert tree.kernels.startswith("CMSIS-NN") and "DebugLog(const char* s)" in tree.debug_log
+
+
+def test_recorded_chirale_count_is_the_arduino_targets_build_and_priced_as_profile_does():
+    # the Chirale row counts what firmware --check / profile --measure build for the
+    # Arduino target (its -Os), and its recorded band is today's boards.yaml band
+    from tflm_pipeline.mcu.targets import get_target
+
+    build = json.loads(BENCH.read_text())["builds"]["chirale-2.0.0-Os"]
+    assert build["flags"] is None and build["optimize"] is None  # the target's level
+    assert get_target("arduino-nano33ble").optimize == "-Os"
+    kernels = boards.get_board("arduino-nano33ble").kernels
+    for row, band in zip(build["rows"], build["boards_yaml"]["rows"]):
+        lo, hi = kernels.instruction_factor(row["family"]).band
+        assert band["low_ms"] == pytest.approx(row["instructions"] * lo / 120e3)
+        assert band["high_ms"] == pytest.approx(row["instructions"] * hi / 120e3)
+        assert row["outputs_equal_pip"]
