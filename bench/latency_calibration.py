@@ -9,7 +9,10 @@ DIR holds the four int8 reference models of mlcommons/tiny
 pretrainedResnet_quant.tflite, ad01_int8.tflite; the same bytes as the C arrays of the
 v0.5 reference submission); fetch them, they are not part of tflmp.  PATH is a TFLM tree
 with CMSIS-NN (an Arduino library's src/); ``--flags`` replace the tree's defines, to
-count the build the published run used.  Each run adds the rows of one build (``--label``)
+count the build the published run used; the build compiles at the Arduino target's
+optimisation level (targets.yaml, -Os) unless ``--optimize`` says otherwise.  Each run
+adds the rows of one build (``--label``), with the band ``profile`` gives from its counts
+(firmware/boards.yaml's per-family cycles per instruction),
 to bench/results/latency_calibration.json and prints every build's table.
 
 The published build's software, TFLM of late 2020 with its CMSIS-NN, as an Arduino
@@ -54,8 +57,10 @@ CALIBRATE = ("kws_ref_model", "pretrainedResnet_quant")
 SWAPPED = ("vww_96_int8", "ad01_int8")
 
 
-def count(models: Path, tree_path: Path, flags: list[str] | None) -> list[dict]:
-    """Instructions per inference of each model on the tree's Cortex-M4 build."""
+def count(models: Path, tree_path: Path, flags: list[str] | None,
+          optimize: str | None = None) -> list[dict]:
+    """Instructions per inference of each model on the tree's Cortex-M4 build, compiled
+    at ``optimize`` (default: the Arduino target's level, targets.yaml)."""
     from tflm_pipeline.codegen.op_resolver import write_op_resolver
     from tflm_pipeline.mcu.build_check import find_tree
     from tflm_pipeline.mcu.targets import get_target
@@ -65,7 +70,10 @@ def count(models: Path, tree_path: Path, flags: list[str] | None) -> list[dict]:
     from tflm_pipeline.tflite.model_info import read_model
     from tflm_pipeline.tflm import interpreter
 
-    tree = find_tree(tree_path)
+    arduino = get_target("arduino-nano33ble")
+    tree = find_tree(tree_path).for_target(arduino)  # as firmware --check builds it
+    if optimize is not None:
+        tree = dataclasses.replace(tree, optimize=optimize)
     if flags is not None:
         tree = dataclasses.replace(tree, defines=flags)
     rows = []
@@ -125,6 +133,24 @@ def transfer(rows: list[dict], source: str, build: dict) -> dict:
                       "error": p / r["published_ms"] - 1} for r in rows]}
 
 
+def boards_yaml(rows: list[dict]) -> dict:
+    """Every row's estimate as ``profile --measured-instructions`` gives it: the counted
+    instructions x the Nano 33 BLE kernels' cycles per instruction of the row's family
+    (firmware/boards.yaml), at the published board's clock."""
+    from tflm_pipeline.mcu.boards import get_board
+
+    kernels = get_board("arduino-nano33ble").kernels
+    out = []
+    for r in rows:
+        factor = kernels.instruction_factor(r["family"])
+        lo, hi = (r["instructions"] * f / (CLOCK_MHZ * 1e3) for f in factor.band)
+        mid = r["instructions"] * sum(factor.factors) / 2 / (CLOCK_MHZ * 1e3)
+        out.append({"model": r["model"], "low_ms": lo, "high_ms": hi, "mid_ms": mid,
+                    "error_mid": mid / r["published_ms"] - 1,
+                    "published_inside": lo <= r["published_ms"] <= hi})
+    return {"kernels": kernels.name, "rows": out}
+
+
 def table(label: str, build: dict) -> str:
     lines = [f"### {label}: {build['software']}", "",
              "| model | family | instructions | published ms | cycles/instruction | "
@@ -140,6 +166,12 @@ def table(label: str, build: dict) -> str:
     factors = ", ".join(f"{k} {v:.3f}" for k, v in sorted(main["cycles_per_instruction"].items()))
     lines.append(f"\nFactors (calibrated on {', '.join(main['calibrated_on'])}): {factors}; "
                  f"one factor over both: {main['one_factor']:.3f}.")
+    if "boards_yaml" in build:
+        lines.append(f"boards.yaml ({build['boards_yaml']['kernels']}) band at {CLOCK_MHZ} MHz: "
+                     + ", ".join(f"{r['model']} {r['low_ms']:.1f}-{r['high_ms']:.1f} ms "
+                                 f"(mid {r['error_mid']:+.1%}"
+                                 f"{', published inside' if r['published_inside'] else ''})"
+                                 for r in build["boards_yaml"]["rows"]) + ".")
     if "transfer" in build:
         t = build["transfer"]
         lines.append(f"With {t['factors_from']}'s factors: " + ", ".join(
@@ -155,15 +187,20 @@ def main():
     ap.add_argument("--software", required=True, help="what the tree and flags are, in words")
     ap.add_argument("--flags", help="defines and flags replacing the tree's, e.g. "
                     "'-DCMSIS_NN -DTF_LITE_STATIC_MEMORY -Os'")
+    ap.add_argument("--optimize", help="optimisation level of the Cortex-M4 build "
+                    "(default: the Arduino target's, targets.yaml; --flags may override it)")
     ap.add_argument("--factors-from", metavar="LABEL",
                     help="also predict these counts with the factors another build's "
                     "calibration fitted (does a factor carry over to other software?)")
     args = ap.parse_args()
-    rows = count(args.models, args.tree, args.flags.split() if args.flags else None)
+    rows = count(args.models, args.tree, args.flags.split() if args.flags else None,
+                 args.optimize)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     builds = results.get("builds", {})
-    builds[args.label] = {"software": args.software, "flags": args.flags, "rows": rows,
-                          "fits": [evaluate(rows, CALIBRATE), evaluate(rows, SWAPPED)]}
+    builds[args.label] = {"software": args.software, "flags": args.flags,
+                          "optimize": args.optimize, "rows": rows,
+                          "fits": [evaluate(rows, CALIBRATE), evaluate(rows, SWAPPED)],
+                          "boards_yaml": boards_yaml(rows)}
     if args.factors_from:
         builds[args.label]["transfer"] = transfer(rows, args.factors_from,
                                                   builds[args.factors_from])

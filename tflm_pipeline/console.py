@@ -369,8 +369,7 @@ def profile_result(p) -> None:
     if p.board is not None:
         b = p.board
         click.echo(b.fit.message)
-        click.echo(f"latency on {b.board.name}: {b.latency.low_ms:.3g}-{b.latency.high_ms:.3g} "
-                   f"ms ({b.latency.basis})")
+        click.echo(f"latency on {b.board.name}: {b.latency.text} ms ({b.latency.basis})")
         _measured_ops_line(getattr(p, "measured_ops", None))
         known_issues(p.known_issues)
 

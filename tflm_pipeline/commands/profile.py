@@ -57,29 +57,31 @@ def profile(model: str | Path, *, board: str | None = None, boards_file: str | P
     data = read_model_bytes(resolve(model).model_path)
     info = read_model(data)
     host = find_arena_size(data, info=info).bytes
-    ops = None
+    ops = build = None
     if measure:
-        run = _count_instructions(resolve(model).model_path, info,
-                                  get_board(board, boards_file), tflm_dir, host)
+        run, build = _count_instructions(resolve(model).model_path, info,
+                                         get_board(board, boards_file), tflm_dir, host)
         measured_instructions, ops = run.median_instructions, run.op_instructions
     measured = (Measurement(measured_us, measured_macs) if measured_us is not None
-                else Measurement(instructions=measured_instructions)
+                else Measurement(instructions=measured_instructions, build=build)
                 if measured_instructions is not None else None)
     result = device_profile(info, host, board=board, boards_file=boards_file, measured=measured)
     return dataclasses.replace(result, measured_ops=ops) if ops is not None else result
 
 
-def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int) -> QemuRun:
+def _count_instructions(model_path: Path, info, board, tflm_dir,
+                        host_arena: int) -> tuple[QemuRun, str]:
     """Cortex-M4 instructions (total and per op) of one inference of an all-zero input on
-    ``tflm_dir``."""
+    ``tflm_dir`` compiled at the optimisation level of the board's first target, and
+    which build that was."""
     if board.kernels.cycles_per_instruction is None:
         raise TflmpError(f"{board.name}'s kernels ({board.kernels.name}) have no calibrated "
                          "cycles per instruction: --measure counts Cortex-M4 instructions of "
                          "CMSIS-NN builds; use --measured-us from the board instead")
     if not board.targets:
         raise TflmpError(f"{board.name} names no firmware target whose ops to register")
-    tree = find_tree(Path(tflm_dir))
     target = get_target(board.targets[0])
+    tree = find_tree(Path(tflm_dir)).for_target(target)  # compiled as the board build is
     t_in = info.inputs[0]
     x = np.zeros((1, *t_in.shape[1:]), t_in.dtype)
     with tempfile.TemporaryDirectory(prefix="tflmp-profile-measure-") as tmp:
@@ -88,4 +90,4 @@ def _count_instructions(model_path: Path, info, board, tflm_dir, host_arena: int
                           op_sources=target.op_sources)
         elf = build_qemu_harness(tree, tmp, "model", camel_case("model"), tmp,
                                  2 * host_arena + 65536)
-        return run_qemu(elf, model_path, info, x)
+        return run_qemu(elf, model_path, info, x), tree.cortex_m4_build

@@ -278,6 +278,7 @@ def _on_qemu(target, tree, model_path: Path, model: bytes, info, x, n: int,
     q = quantize(x[picks].reshape((-1, *info.inputs[0].shape[1:])), info.inputs[0])
     reference = interpreter.run(model, q, info=info, label="TFLM (pip)")[0]
     arena = 2 * host_arena + 65536  # as on the host build: another TFLM may need more
+    tree = tree.for_target(target)  # the board build's optimisation level
     with tempfile.TemporaryDirectory(prefix="tflmp-verify-qemu-") as tmp:
         tmp = Path(tmp)
         write_op_resolver(info, "model", tmp, ops=ops, op_sources=target.op_sources)
@@ -285,8 +286,8 @@ def _on_qemu(target, tree, model_path: Path, model: bytes, info, x, n: int,
         run = run_qemu(elf, model_path, info, q)
     diff = np.abs(run.outputs.reshape(len(q), -1).astype(np.int64)
                   - reference.reshape(len(q), -1).astype(np.int64)).max(axis=1)
-    return {"target": target.name, "platform": "qemu-cortex-m4 (32-bit)",
-            "build": f"{tree.root.name} ({tree.kernels}), built for the Cortex-M4",
+    return {"target": target.name, "platform": f"qemu-cortex-m4 (32-bit, {tree.optimize})",
+            "build": tree.cortex_m4_build,
             "samples": len(picks), "sample_indices": picks,
             "bit_exact_share": float((diff == 0).mean()), "max_diff": int(diff.max()),
             "differing_samples": [picks[i] for i in np.flatnonzero(diff)[:20]],

@@ -15,6 +15,7 @@ from ..errors import TflmpError
 from ..firmware_files import table
 from ..tflite.model_info import ModelInfo
 from .arena import estimate
+from .cpi import FAMILIES
 from .releases import releases
 from .targets import targets
 
@@ -32,8 +33,39 @@ class KernelClass:
     code_sizes: str  # library in kernel_sizes.json
     sources: str
     # clock cycles per Cortex-M4 instruction counted by `firmware --check` under QEMU
-    # (-icount), calibrated on published results; None where nothing calibrates it
-    cycles_per_instruction: tuple[float, float] | None = None
+    # (-icount), by kernel family (mcu/cpi.py), calibrated on published results; None
+    # where nothing calibrates it
+    cycles_per_instruction: dict[str, "InstructionFactor"] | None = None
+
+    def instruction_factor(self, family: str) -> "InstructionFactor":
+        """The calibrated cycles per instruction of a kernel family's models."""
+        factors = self.cycles_per_instruction or {}
+        if family in factors:
+            return factors[family]
+        if ALL_FAMILIES in factors:
+            return factors[ALL_FAMILIES]
+        raise TflmpError(f"{self.name} has no calibrated cycles per instruction for {family} "
+                         f"models (calibrated: {', '.join(sorted(factors)) or 'none'}); "
+                         "use --measured-us from the board instead")
+
+
+ALL_FAMILIES = "all"  # a [low, high] cycles_per_instruction for every family
+
+
+@dataclass(frozen=True)
+class InstructionFactor:
+    """Cycles per counted instruction of one kernel family: the factors its calibration
+    fitted (one per calibration model) and the largest error predicting the family's
+    other published model."""
+
+    factors: tuple[float, float]
+    validation_error: float = 0.0
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """The factors' spread widened by the validation error."""
+        lo, hi = self.factors
+        return lo * (1 - self.validation_error), hi * (1 + self.validation_error)
 
 
 @dataclass(frozen=True)
@@ -178,12 +210,44 @@ def _check(kind: str, name: str, entry: dict, fields: dict, optional: dict, wher
 
 
 def _kernel_class(name: str, entry: dict, where) -> KernelClass:
-    e = _check("kernel class", name, entry, _KERNEL_FIELDS,
-               {"cycles_per_instruction": "range"}, where)
+    cpi = entry.get("cycles_per_instruction")
+    entry = {k: v for k, v in entry.items() if k != "cycles_per_instruction"}
+    e = _check("kernel class", name, entry, _KERNEL_FIELDS, {}, where)
+    if cpi is not None:
+        e["cycles_per_instruction"] = _instruction_factors(name, cpi, where)
     if e["code_sizes"] not in _kernel_sizes()["libraries"]:
         raise TflmpError(f"{where}: kernel class '{name}': code_sizes '{e['code_sizes']}' is "
                          f"not in kernel_sizes.json ({', '.join(_kernel_sizes()['libraries'])})")
     return KernelClass(name=name, **e)
+
+
+def _instruction_factors(name: str, value, where) -> dict[str, InstructionFactor]:
+    """``cycles_per_instruction``: [low, high] for every family, or per kernel family
+    (mcu/cpi.py) ``{factors: [low, high], validation_error: e}``."""
+    bad = f"{where}: kernel class '{name}': cycles_per_instruction"
+    if isinstance(value, list):
+        r = _check("kernel class", name, {"cycles_per_instruction": value}, {},
+                   {"cycles_per_instruction": "range"}, where)["cycles_per_instruction"]
+        return {ALL_FAMILIES: InstructionFactor(r)}
+    if not isinstance(value, dict) or not value:
+        raise TflmpError(f"{bad} must be [low, high] or map kernel families "
+                         f"({', '.join(FAMILIES)}) to factors, not {value!r}")
+    out = {}
+    for family, entry in value.items():
+        if family not in FAMILIES:
+            raise TflmpError(f"{bad}: unknown kernel family '{family}' "
+                             f"({', '.join(FAMILIES)})")
+        if not isinstance(entry, dict):
+            raise TflmpError(f"{bad}: {family} must be {{factors: [low, high], "
+                             "validation_error: e}")
+        e = _check("kernel class", f"{name}' family '{family}", entry,
+                   {"factors": "range"}, {"validation_error": float}, where)
+        error = e.get("validation_error", 0.0)
+        if not 0 <= error < 1:
+            raise TflmpError(f"{bad}: {family} validation_error must be in [0, 1), "
+                             f"not {error!r}")
+        out[family] = InstructionFactor(e["factors"], error)
+    return out
 
 
 def _board(name: str, entry: dict, kernels: dict[str, KernelClass], where) -> Board:

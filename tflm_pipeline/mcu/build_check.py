@@ -6,14 +6,18 @@ under QEMU.
 The tree is compiled the way its board build compiles it: an Arduino library's
 optimized kernels (CMSIS-NN) replace the reference ones, other trees use the reference
 kernels; ``verify --target`` may ask for a tree's own optimized kernels (ESP-NN's ANSI C
-too), see kernel_choice.py.  The static library is cached per tree content (sources and
-headers), kernel choice, compiler and flags
+too), see kernel_choice.py.  The Cortex-M4 build uses the target's optimisation level
+(``optimize`` in ``targets.yaml``: -Os for the Arduino mbed core and PlatformIO), so the
+instructions QEMU counts are those of the code the board runs; host builds stay at
+``HOST_OPTIMIZE``.  The static library is cached per tree content (sources and headers),
+kernel choice, compiler and flags (optimisation level included)
 (``~/.cache/tflmp/tflm``), since a full Cortex-M4 build takes minutes on two cores.
 TFLM source is never part of tflmp.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -36,9 +40,12 @@ from .targets import get_target
 log = logging.getLogger(__name__)
 
 CM4_FLAGS = ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mthumb"]
-COMMON_FLAGS = ["-O2", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
-                "-DTFLMP_CHECK", "-ffunction-sections", "-fdata-sections",
-                "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-w"]
+HOST_OPTIMIZE = "-O2"  # host builds (and Trees no target's level was given to)
+# every build's flags after its optimisation level
+BUILD_FLAGS = ["-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
+               "-DTFLMP_CHECK", "-ffunction-sections", "-fdata-sections",
+               "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-w"]
+COMMON_FLAGS = [HOST_OPTIMIZE, *BUILD_FLAGS]  # a host-level compile by hand
 CXX_FLAGS = ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
 C_FLAGS = ["-std=c11"]
 # Sources no board build compiles: tests, test doubles, board glue that needs Arduino.h.
@@ -122,6 +129,19 @@ class Tree:
     debug_log: str | None  # DebugLog definition to add, when the tree has none
     kernel_choice: str = "reference"  # "reference", "cmsis-nn", "esp-nn-ansi" (cache key)
     other_roots: tuple[Path, ...] = ()  # sources built with the tree from outside it (ESP-NN)
+    # the optimisation level of the board build (the target's, targets.yaml): the
+    # Cortex-M4 library and harness are compiled with it
+    optimize: str = HOST_OPTIMIZE
+
+    def for_target(self, target) -> "Tree":
+        """This tree as ``target``'s board build compiles it (its optimisation level)."""
+        return dataclasses.replace(self, optimize=target.optimize)
+
+    @property
+    def cortex_m4_build(self) -> str:
+        """Which build the Cortex-M4 figures count, in words."""
+        name = self.root.parent.name if self.root.name == "src" else self.root.name
+        return f"{name} ({self.kernels}), built for the Cortex-M4 at {self.optimize}"
 
 
 def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
@@ -134,6 +154,7 @@ def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
     project = Path(project)
     meta = read_project(project)
     tree = tflm_dir if isinstance(tflm_dir, Tree) else find_tree(Path(tflm_dir))
+    tree = tree.for_target(get_target(meta.target))  # the board's optimisation level
     code_dir = _code_dir(project, meta.name)
     cache_dir = cache_dir or cache_root()
     arena = meta.arena_bytes
@@ -326,8 +347,11 @@ def cache_root() -> Path:
 
 
 def compile_flags(tool: _Toolchain, tree: Tree, c: bool) -> list[str]:
-    return (tool.arch + COMMON_FLAGS + tree.defines + (C_FLAGS if c else CXX_FLAGS)
-            + [f"-I{p}" for p in tree.includes])
+    """Flags of one compile: cross builds at the tree's (the target's) optimisation
+    level, host builds at ``HOST_OPTIMIZE``."""
+    optimize = tree.optimize if tool.arch else HOST_OPTIMIZE
+    return (tool.arch + [optimize] + BUILD_FLAGS + tree.defines
+            + (C_FLAGS if c else CXX_FLAGS) + [f"-I{p}" for p in tree.includes])
 
 
 def tree_digest(tree: Tree) -> str:
@@ -355,15 +379,19 @@ def _inside(p: Path, tree: Tree) -> str:
     return f"<{p.parent.name}>/{p.name}"
 
 
-def library_dir(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
-    """Where the tree's library for ``tool`` is cached: keyed by the tree's content, its
-    kernel choice, the compiler and the flags (never by where the tree lies)."""
-    key = hashlib.sha256()
+def library_key(tool: _Toolchain, tree: Tree, compiler: str, digest: str) -> str:
+    """The cache folder name of a library: toolchain, flags (optimisation level included,
+    never where the tree lies), kernel choice, compiler version and tree content."""
     flags = [f"-I{_inside(Path(f[2:]), tree)}" if f.startswith("-I") else f
              for f in compile_flags(tool, tree, False)]
-    key.update(" ".join(flags + [tool.version(), tree_digest(tree),
-                                 f"kernels={tree.kernel_choice}"]).encode())
-    return cache_dir / "tflm" / f"{tool.name}-{key.hexdigest()[:16]}"
+    key = hashlib.sha256(" ".join(flags + [compiler, digest,
+                                           f"kernels={tree.kernel_choice}"]).encode())
+    return f"{tool.name}-{key.hexdigest()[:16]}"
+
+
+def library_dir(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
+    """Where the tree's library for ``tool`` is cached (:func:`library_key`)."""
+    return cache_dir / "tflm" / library_key(tool, tree, tool.version(), tree_digest(tree))
 
 
 def build_library(tool: _Toolchain, tree: Tree, cache_dir: Path) -> Path:
@@ -453,7 +481,7 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
               str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
               *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
         run_cmd = qemu_command(exe)
-        platform = "qemu-cortex-m4 (32-bit)"
+        platform = f"qemu-cortex-m4 (32-bit, {tree.optimize})"
     else:
         run_step([tool.cxx, *objects, str(lib), "-Wl,--gc-sections", "-lm", "-o", str(exe)],
              "linking for the host")

@@ -13,6 +13,7 @@ from ..errors import TflmpError
 
 DEPTHWISE = "depthwise"
 CONV_DENSE = "conv-dense"
+FAMILIES = (DEPTHWISE, CONV_DENSE)
 
 
 def kernel_family(op_names: list[str]) -> str:

@@ -1,6 +1,8 @@
 """How long one inference takes on a board: a band from the model's MACs and the cycles
 per MAC its kernels need on its core (``firmware/boards.yaml``, calibrated on published
-MLPerf Tiny and esp-tflite-micro results), narrowed by a measurement when there is one.
+MLPerf Tiny and esp-tflite-micro results), narrowed by a measurement when there is one:
+a time measured on the board, or Cortex-M4 instructions counted under QEMU priced with
+the cycles per instruction of the model's kernel family (mcu/cpi.py).
 
 Layers with MACs cost ``macs x cycles_per_mac``; layers without (pooling, softmax,
 element-wise, reshape) cost ``elements x cycles_per_element``, counting every element
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from ..errors import TflmpError
 from ..tflite.layers import LayerProfile
 from .boards import Board
+from .cpi import kernel_family
 
 # A measurement of this very model leaves clock and timer noise; one of another model
 # also its different mix of layer shapes.
@@ -28,6 +31,7 @@ class Measurement:
     # Cortex-M4 instructions per inference of this model, as `firmware --check` counts
     # them under QEMU -icount (instead of a time measured on the board)
     instructions: int | None = None
+    build: str | None = None  # which build counted them, in words (profile --measure)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,11 @@ def latency_band(layers: list[LayerProfile], board: Board,
                     f"{k.cycles_per_element[0]:g}-{k.cycles_per_element[1]:g} cycles "
                     f"({k.name}) at {board.clock_mhz:g} MHz")
     if measured.instructions is not None:
-        return _instruction_band(measured.instructions, board)
+        band = _instruction_band(measured.instructions, board,
+                                 kernel_family([r.op for r in layers]))
+        if measured.build:
+            band = Band(band.low_ms, band.high_ms, f"{band.basis}; counted on {measured.build}")
+        return band
     if measured.us <= 0 or (measured.macs is not None and measured.macs <= 0):
         raise TflmpError("a measured latency needs a time > 0 us and the measured model's "
                          "MACs > 0")
@@ -82,8 +90,9 @@ def latency_band(layers: list[LayerProfile], board: Board,
     return Band(centre * (1 - spread), centre * (1 + spread), basis)
 
 
-def _instruction_band(instructions: int, board: Board) -> Band:
-    """Counted instructions x the kernels' calibrated cycles per instruction."""
+def _instruction_band(instructions: int, board: Board, family: str) -> Band:
+    """Counted instructions x the calibrated cycles per instruction of the model's
+    kernel family (mcu/cpi.py): the calibration's spread widened by its validation error."""
     k = board.kernels
     if instructions <= 0:
         raise TflmpError("--measured-instructions must be a count > 0 (firmware --check "
@@ -92,12 +101,16 @@ def _instruction_band(instructions: int, board: Board) -> Band:
         raise TflmpError(f"{board.name}'s kernels ({k.name}) have no calibrated cycles per "
                          "instruction: counted instructions are Cortex-M4 instructions of "
                          "CMSIS-NN builds; use --measured-us from the board instead")
-    lo, hi = k.cycles_per_instruction
+    factor = k.instruction_factor(family)
+    lo, hi = factor.band
     hz = board.clock_mhz * 1e6
+    fitted = f"{factor.factors[0]:.3g}-{factor.factors[1]:.3g}"
+    if factor.validation_error:
+        fitted += f" +-{factor.validation_error:.1%} validation error"
     return Band(1e3 * instructions * lo / hz, 1e3 * instructions * hi / hz,
-                f"{instructions:,} Cortex-M4 instructions (QEMU -icount) x {lo:g}-{hi:g} "
-                f"cycles per instruction ({k.name}, calibrated on MLPerf Tiny results) at "
-                f"{board.clock_mhz:g} MHz")
+                f"{instructions:,} Cortex-M4 instructions (QEMU -icount) x {lo:.3g}-{hi:.3g} "
+                f"cycles per instruction for {family} models ({k.name}: {fitted}, "
+                f"calibrated on MLPerf Tiny results) at {board.clock_mhz:g} MHz")
 
 
 def _ms(value: float) -> str:

@@ -26,6 +26,7 @@ class Target:
     platform_include: str | None
     arena: str  # "static", "heap" or "per-board"
     build: dict
+    optimize: str  # the board build's optimisation level, e.g. "-Os"
 
     def registrations(self, info: ModelInfo) -> list[OpRegistration]:
         """The model's resolver calls; a one-line error for an op a release lacks."""
@@ -61,6 +62,20 @@ class Target:
         return "; ".join(dict.fromkeys(get_release(r).op_set_source for r in self.releases))
 
 
+# gcc's optimisation levels a board build may use
+_OPTIMIZE_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz", "-Og", "-Ofast")
+
+
+def optimize_level(name: str, entry: dict) -> str:
+    """A targets.yaml entry's ``optimize``: one gcc optimisation flag."""
+    value = entry.get("optimize")
+    if value not in _OPTIMIZE_LEVELS:
+        raise TflmpError(f"targets.yaml: target '{name}': optimize must be one of "
+                         f"{', '.join(_OPTIMIZE_LEVELS)} (the board build's level), "
+                         f"not {value!r}")
+    return value
+
+
 @lru_cache(maxsize=1)
 def targets() -> dict[str, Target]:
     """Every target of ``firmware/targets.yaml``, by name."""
@@ -68,7 +83,7 @@ def targets() -> dict[str, Target]:
                          boards=tuple(t["boards"]), tflm_library=t["tflm"]["library"],
                          releases=tuple(t["tflm"]["releases"]),
                          platform_include=t.get("platform_include"), arena=t["arena"],
-                         build=t["build"])
+                         build=t["build"], optimize=optimize_level(name, t))
             for name, t in table("targets.yaml").items()}
 
 
