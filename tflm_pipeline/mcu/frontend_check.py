@@ -9,19 +9,15 @@ features back, over semihosting under QEMU (``-M mps2-an386``, as ``firmware --c
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import TflmpError
 from ..firmware_files import path as firmware_file
-from .build_check import CM4_FLAGS
+from . import c_program
 
-PLATFORMS = ("host", "cortex-m4")
 C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wno-unused-variable",
            "-Wno-unused-function", "-ffunction-sections", "-fdata-sections"]
 
@@ -58,8 +54,7 @@ def run_frontend(code_dir: str | Path, name: str, pcm: np.ndarray, *,
     """int16 PCM (N, samples) through the project's C, compiled for ``platform`` (host or
     cortex-m4 under QEMU): the features and, when the project maps features to int8
     model inputs (``<name>_feature_to_input``), those inputs."""
-    if platform not in PLATFORMS:
-        raise TflmpError(f"unknown platform '{platform}': use {' or '.join(PLATFORMS)}")
+    c_program.check_platform(platform)
     code_dir = Path(code_dir)
     pcm = np.ascontiguousarray(np.atleast_2d(pcm), "<i2")
     with tempfile.TemporaryDirectory(prefix="tflmp-frontend-") as tmp:
@@ -67,17 +62,7 @@ def run_frontend(code_dir: str | Path, name: str, pcm: np.ndarray, *,
         exe = _build(code_dir, name, tmp, platform)
         (tmp / "frontend_in.bin").write_bytes(
             np.array(pcm.shape, "<i4").tobytes() + pcm.tobytes())
-        cmd = [str(exe)] if platform == "host" else [
-            _tool("qemu-system-arm"), "-M", "mps2-an386", "-nographic", "-monitor", "none",
-            "-serial", "none", "-semihosting-config", "enable=on,target=native",
-            "-kernel", str(exe)]
-        try:
-            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            raise TflmpError(f"the front end timed out on {platform} after 300 s") from None
-        if r.returncode != 0 or "frontend PASS" not in r.stdout:
-            raise TflmpError(f"the front end failed on {platform} (exit {r.returncode}): "
-                             f"{(r.stdout + r.stderr).strip()[-300:]}")
+        c_program.run(exe, platform, tmp, "the front end", "frontend PASS")
         data = (tmp / "frontend_out.bin").read_bytes()
         frames, values = np.frombuffer(data[:8], "<i4")
         features = np.frombuffer(data[8:], "<i2").reshape(len(pcm), frames, values).copy()
@@ -94,11 +79,9 @@ def frontend_size(code_dir: str | Path, name: str) -> FrontendSize:
     sizes = []
     with tempfile.TemporaryDirectory(prefix="tflmp-frontend-") as tmp:
         for src in (code_dir / "tflmp_audio_frontend.c", code_dir / f"{name}_audio_frontend.c"):
-            obj = Path(tmp) / (src.stem + ".o")
-            _run([_tool("arm-none-eabi-gcc"), *CM4_FLAGS, *C_FLAGS, f"-I{code_dir}", "-c",
-                  str(src), "-o", str(obj)], f"compiling {src.name} for Cortex-M4")
-            out = subprocess.run([_tool("arm-none-eabi-size"), str(obj)], capture_output=True,
-                                 text=True, check=True).stdout.splitlines()[-1].split()
+            obj = c_program.cortex_m4_object(src, [*C_FLAGS, f"-I{code_dir}"],
+                                             Path(tmp) / (src.stem + ".o"), src.name)
+            out = c_program.size(obj).splitlines()[-1].split()
             sizes.append([int(v) for v in out[:3]])  # text, data, bss
     header = (code_dir / f"{name}_model_settings.h").read_text()
     fft = int(re.search(rf"#define {name.upper()}_FEATURE_FFT_LENGTH (\d+)", header).group(1))
@@ -113,30 +96,5 @@ def _build(code_dir: Path, name: str, tmp: Path, platform: str) -> Path:
     defines = [f"-DFRONTEND_NAME={name}", f'-DFRONTEND_HEADER="{name}_audio_frontend.h"']
     if f"{name}_feature_to_input(" in (code_dir / f"{name}_audio_frontend.h").read_text():
         defines.append("-DFRONTEND_INPUTS")
-    if platform == "host":
-        exe = tmp / "frontend"
-        _run([_tool("gcc"), *C_FLAGS, *defines, f"-I{code_dir}", *map(str, sources), "-lm",
-              "-o", str(exe)], "building the front end for the host")
-        return exe
-    exe = tmp / "frontend.elf"
-    cc = _tool("arm-none-eabi-gcc")
-    _run([cc, *CM4_FLAGS, *C_FLAGS, *defines, f"-I{code_dir}", "--specs=rdimon.specs",
-          "-nostartfiles", "-T", str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections",
-          str(firmware_file("check/cm4_startup.c")), *map(str, sources), "-lm", "-o", str(exe)],
-         "building the front end for Cortex-M4")
-    return exe
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise TflmpError(f"{name} not found: apt-get install gcc gcc-arm-none-eabi "
-                         "libnewlib-arm-none-eabi qemu-system-arm")
-    return path
-
-
-def _run(cmd: list[str], what: str) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        err = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])
-        raise TflmpError(f"{what} failed: {err}")
+    return c_program.build(sources, [*C_FLAGS, *defines, f"-I{code_dir}"], tmp / "frontend",
+                           platform, "the front end")

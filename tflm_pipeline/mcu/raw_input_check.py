@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TflmpError
 from ..firmware_files import path as firmware_file
+from . import c_program
 from .build_check import CM4_FLAGS
-from .frontend_check import PLATFORMS, _run, _tool
 
 C_FLAGS = ["-std=gnu99", "-O2", "-ffp-contract=fast", "-Wall", "-Wextra",
            "-Wno-unused-function", "-ffunction-sections", "-fdata-sections"]
@@ -64,25 +63,14 @@ def run_raw_inputs(code_dir: str | Path, name: str, raw: np.ndarray, *,
                    platform: str = "host") -> RawInputRun:
     """float32 samples (N, values) through the project's C, compiled for ``platform``
     (host, or cortex-m4 under QEMU)."""
-    if platform not in PLATFORMS:
-        raise TflmpError(f"unknown platform '{platform}': use {' or '.join(PLATFORMS)}")
+    c_program.check_platform(platform)
     code_dir = Path(code_dir)
     raw = np.ascontiguousarray(np.asarray(raw, np.float32).reshape(len(raw), -1), "<f4")
     with tempfile.TemporaryDirectory(prefix="tflmp-raw-") as tmp:
         tmp = Path(tmp)
         exe = _build(code_dir, name, tmp, platform)
         (tmp / "raw_in.bin").write_bytes(np.array(raw.shape, "<i4").tobytes() + raw.tobytes())
-        cmd = [str(exe)] if platform == "host" else [
-            _tool("qemu-system-arm"), "-M", "mps2-an386", "-nographic", "-monitor", "none",
-            "-serial", "none", "-semihosting-config", "enable=on,target=native",
-            "-kernel", str(exe)]
-        try:
-            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            raise TflmpError(f"the raw-input code timed out on {platform} after 300 s") from None
-        if r.returncode != 0 or "raw-input PASS" not in r.stdout:
-            raise TflmpError(f"the raw-input code failed on {platform} (exit {r.returncode}): "
-                             f"{(r.stdout + r.stderr).strip()[-300:]}")
+        c_program.run(exe, platform, tmp, "the raw-input code", "raw-input PASS")
         out = np.fromfile(tmp / "raw_out.bin", np.int8).reshape(len(raw), 2, raw.shape[1])
     return RawInputRun(out[:, 0].copy(), out[:, 1].copy())
 
@@ -94,9 +82,8 @@ def raw_input_size(code_dir: str | Path, name: str) -> RawInputSize:
         src = Path(tmp) / "probe.c"
         src.write_text(_SIZE_PROBE.format(header=f"{name}_model_settings.h", name=name,
                                           macro=name.upper()))
-        obj = src.with_suffix(".o")
-        _run([_tool("arm-none-eabi-gcc"), *CM4_FLAGS, *C_FLAGS, f"-I{code_dir}", "-c", str(src),
-              "-o", str(obj)], "compiling the raw-input code for Cortex-M4")
+        obj = c_program.cortex_m4_object(src, [*C_FLAGS, f"-I{code_dir}"],
+                                         src.with_suffix(".o"), "the raw-input code")
         sections = _section_sizes(obj)
     code = sum(v for k, v in sections.items() if k.startswith(".text"))
     constants = sum(v for k, v in sections.items() if k.startswith(".rodata"))
@@ -105,8 +92,7 @@ def raw_input_size(code_dir: str | Path, name: str) -> RawInputSize:
 
 
 def _section_sizes(obj: Path) -> dict[str, int]:
-    out = subprocess.run([_tool("arm-none-eabi-size"), "-A", str(obj)], capture_output=True,
-                         text=True, check=True).stdout
+    out = c_program.size(obj, "-A")
     sizes = {}
     for line in out.splitlines():
         parts = line.split()
@@ -117,10 +103,10 @@ def _section_sizes(obj: Path) -> dict[str, int]:
 
 def _libm_symbol_size(symbol: str) -> int:
     """Size of a function in the newlib libm the Cortex-M4F (hard float) links."""
-    gcc = _tool("arm-none-eabi-gcc")
+    gcc = c_program.tool("arm-none-eabi-gcc")
     libm = subprocess.run([gcc, *CM4_FLAGS, "-print-file-name=libm.a"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    out = subprocess.run([_tool("arm-none-eabi-nm"), "-S", "--defined-only", libm],
+    out = subprocess.run([c_program.tool("arm-none-eabi-nm"), "-S", "--defined-only", libm],
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
         parts = line.split()
@@ -130,17 +116,7 @@ def _libm_symbol_size(symbol: str) -> int:
 
 
 def _build(code_dir: Path, name: str, tmp: Path, platform: str) -> Path:
-    sources = [str(firmware_file("check/raw_input_main.c"))]
     defines = [f"-DRAW_NAME={name}", f'-DRAW_HEADER="{name}_model_settings.h"']
-    if platform == "host":
-        exe = tmp / "raw_input"
-        _run([_tool("gcc"), *C_FLAGS, *defines, f"-I{code_dir}", *sources, "-lm", "-o",
-              str(exe)], "building the raw-input code for the host")
-        return exe
-    exe = tmp / "raw_input.elf"
-    _run([_tool("arm-none-eabi-gcc"), *CM4_FLAGS, *C_FLAGS, *defines, f"-I{code_dir}",
-          "--specs=rdimon.specs", "-nostartfiles", "-T",
-          str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections",
-          str(firmware_file("check/cm4_startup.c")), *sources, "-lm", "-o", str(exe)],
-         "building the raw-input code for Cortex-M4")
-    return exe
+    return c_program.build([firmware_file("check/raw_input_main.c")],
+                           [*C_FLAGS, *defines, f"-I{code_dir}"], tmp / "raw_input", platform,
+                           "the raw-input code")

@@ -20,7 +20,8 @@ from ..tasks import AUTOENCODER, verdict_metrics
 from ..tflite.model_info import read_model_bytes, read_model
 from ..tflite.quant import quantize, rounding_margin
 from ..tflm import interpreter
-from .raw_input_check import PLATFORMS, run_raw_inputs
+from .c_program import PLATFORMS
+from .raw_input_check import run_raw_inputs
 
 
 @dataclass
