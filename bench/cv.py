@@ -15,6 +15,7 @@ Writes bench/results/cv.json and prints Markdown for docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -39,13 +40,13 @@ def main() -> None:
     ap.add_argument("--keep", help="keep the run folders here")
     args = ap.parse_args()
 
-    from tflm_pipeline import RunConfig, train
+    from tflm_pipeline import train
     from tflm_pipeline.console import install_logging
 
     install_logging()
-    data = Path(args.shared) / "datasets" / "timeseries" / "basicmotions"
-    base = RunConfig(model="cnn1d", dataset=str(data), epochs=args.epochs, qat_epochs=3,
-                     val_split=0.25, seed=0)
+    from tune import basicmotions_recipe  # bench/tune.py: the same run, one definition
+
+    base = basicmotions_recipe(args.shared, args.epochs)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tflmp-bench-cv-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +58,8 @@ def main() -> None:
 
     single, single_s, single_load = timed("single", base)
     out = {"date": time.strftime("%Y-%m-%d"), "dataset": "BasicMotions", "model": "cnn1d",
-           "recipe": {"epochs": args.epochs, "qat_epochs": 3, "val_split": 0.25, "seed": 0},
+           "recipe": {"epochs": base.epochs, "qat_epochs": base.qat_epochs,
+                      "val_split": base.val_split, "seed": base.seed},
            "cpus": os.cpu_count(),
            "single": {"seconds": single_s, "load_average_at_start": single_load,
                       "selected": single.selected,
@@ -66,8 +68,7 @@ def main() -> None:
                       "val_accuracy": single.scores[single.selected]["val_accuracy"]},
            "cv": []}
     for jobs in args.jobs:
-        config = RunConfig(**{**base.to_dict(), "split": tuple(base.split), "cv": args.k,
-                              "cv_jobs": jobs})
+        config = dataclasses.replace(base, cv=args.k, cv_jobs=jobs)
         rec, seconds, load = timed(f"cv{args.k}-jobs{jobs}", config)
         cv = rec.cross_validation
         out["cv"].append({

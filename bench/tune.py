@@ -43,6 +43,16 @@ def _trial(row, work: Path) -> dict:
     return d
 
 
+def basicmotions_recipe(shared: str, epochs: int):
+    """The BasicMotions run this bench and bench/cv.py measure: the zoo's cnn1d, ``epochs``
+    + 3 QAT epochs, a quarter of the training cases for validation, seed 0."""
+    from tflm_pipeline import RunConfig
+
+    data = Path(shared) / "datasets" / "timeseries" / "basicmotions"
+    return RunConfig(model="cnn1d", dataset=str(data), epochs=epochs, qat_epochs=3,
+                     val_split=0.25, seed=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(HERE.parent.parent / "shared"))
@@ -51,16 +61,14 @@ def main() -> None:
     ap.add_argument("--keep", help="keep the run and tune folders here")
     args = ap.parse_args()
 
-    from tflm_pipeline import Limits, RunConfig, train, tune
+    from tflm_pipeline import Limits, train, tune
     from tflm_pipeline.console import install_logging
     from tflm_pipeline.runs import RunFolder
     from tflm_pipeline.tflite.model_info import read_model, read_model_bytes
     from tflm_pipeline.tuning.feasibility import footprint
 
     install_logging()
-    data = Path(args.shared) / "datasets" / "timeseries" / "basicmotions"
-    base = RunConfig(model="cnn1d", dataset=str(data), epochs=args.epochs, qat_epochs=3,
-                     val_split=0.25, seed=0)
+    base = basicmotions_recipe(args.shared, args.epochs)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tflmp-bench-tune-"))
     work.mkdir(parents=True, exist_ok=True)
 
