@@ -20,7 +20,7 @@ from tflm_pipeline.mcu.build_check import (CM4_FLAGS, COMMON_FLAGS, CXX_FLAGS,
 from tflm_pipeline.mcu.targets import targets
 from tflm_pipeline.tasks import AUTOENCODER
 from tflm_pipeline.tflm.harness import anomaly_scores, anomaly_threshold
-from tflm_shim import self_test_kit
+from tflm_shim import host_self_test, self_test_kit
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
@@ -136,19 +136,15 @@ def test_golden_self_test_checks_the_score_on_the_host(detector, tmp_path):
     tflite, npz, _ = detector
     project = firmware(tflite, "esp-idf", tmp_path / "idf", name="ae", task="anomaly",
                        dataset=str(npz)).project
-    shim, (main, runner, model, fake) = _self_test_sources(project, tmp_path)
-    golden = (_code(project) / "ae_golden.h").read_text()
+    code = _code(project)
+    kit = self_test_kit(code, "ae", project.target, tmp_path)
+    golden = (code / "ae_golden.h").read_text()
     expected = [float(v) for v in re.findall(r"^\s+(\S+),$", golden.split(
         "ae_golden_scores")[1], re.MULTILINE)]
     assert len(expected) == 4 and all(v > 0 for v in expected)
 
     def self_test(golden_text):
-        code = _golden_with(project, tmp_path, golden_text)
-        exe = tmp_path / "self_test"
-        subprocess.run(["g++", "-std=c++11", "-O2", "-DTFLMP_CHECK", "-I", str(code), "-I",
-                        str(shim), str(main), str(code / runner.name), str(code / model.name),
-                        str(fake), "-o", str(exe)], check=True)
-        return subprocess.run([str(exe)], capture_output=True, text=True)
+        return host_self_test(code, "ae", kit, tmp_path, replace={"ae_golden.h": golden_text})
 
     ok = self_test(golden)
     assert ok.returncode == 0, ok.stdout

@@ -257,7 +257,7 @@ def test_self_test_starts_from_raw_pcm(keyword_run, tmp_path):
     # golden vector 0 also comes as its clip's PCM: on the board the front end must give
     # training's features and the vector's int8 input; a wrong feature constant fails it
     from tflm_pipeline import firmware
-    from tflm_shim import self_test_kit
+    from tflm_shim import host_self_test, self_test_kit
 
     require_tool("g++")
     project = firmware(keyword_run, "esp-idf", tmp_path / "fw").project
@@ -266,27 +266,12 @@ def test_self_test_starts_from_raw_pcm(keyword_run, tmp_path):
     assert "#define MLP_GOLDEN_RAW_VECTOR 0" in golden and "mlp_golden_pcm[16000]" in golden
     runner = (code / "mlp_runner.h").read_text()
     assert "int ClassifyAudio(const int16_t* pcm, int* score_permille);" in runner
-    shim, main, fake = self_test_kit(code, "mlp", "esp-idf", tmp_path)
+    kit = self_test_kit(code, "mlp", "esp-idf", tmp_path)
 
     def self_test(settings_text: str) -> subprocess.CompletedProcess:
-        work = tmp_path / "code"
-        work.mkdir(exist_ok=True)
-        for f in code.iterdir():
-            if f.is_file():
-                (work / f.name).write_bytes(f.read_bytes())
-        (work / "mlp_model_settings.h").write_text(settings_text)
-        objects = []
-        for c in ("mlp_audio_frontend.c", "tflmp_audio_frontend.c"):
-            obj = tmp_path / (c + ".o")
-            subprocess.run(["gcc", "-O2", "-c", "-I", str(work), str(work / c), "-o", str(obj)],
-                           check=True)
-            objects.append(str(obj))
-        exe = tmp_path / "self_test"
-        subprocess.run(["g++", "-std=c++11", "-O2", "-DTFLMP_CHECK", "-I", str(work), "-I",
-                        str(shim), str(main), str(work / "mlp_runner.cc"),
-                        str(work / "mlp_model_data.cc"), str(fake), *objects, "-o", str(exe)],
-                       check=True)
-        return subprocess.run([str(exe)], capture_output=True, text=True)
+        return host_self_test(code, "mlp", kit, tmp_path,
+                              replace={"mlp_model_settings.h": settings_text},
+                              c_sources=("mlp_audio_frontend.c", "tflmp_audio_frontend.c"))
 
     settings = (code / "mlp_model_settings.h").read_text()
     ok = self_test(settings)

@@ -213,7 +213,7 @@ def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_scale_fails(daphnet_r
     # self-test runs input_from_raw on them; one channel's scale moved by the fewest ulp
     # that change one int8 input makes it FAIL, naming the raw vector
     from tflm_pipeline.codegen.c_literals import c_float
-    from tflm_shim import self_test_kit
+    from tflm_shim import host_self_test, self_test_kit
 
     require_tool("g++")
     project = daphnet_project
@@ -226,21 +226,13 @@ def test_self_test_starts_from_raw_sensor_rows_and_a_wrong_scale_fails(daphnet_r
     body = golden.split(f"{name}_golden_raw[")[1].split("};")[0].split("{", 1)[1]
     raw = np.array([float(v) for v in re.findall(r"-?\d+", body)], np.float32)
     assert raw.size == 32 * 9
-    shim, main, fake = self_test_kit(code, name, "esp-idf", tmp_path)
+    kit = self_test_kit(code, name, "esp-idf", tmp_path)
 
     def self_test(settings_text: str) -> subprocess.CompletedProcess:
-        work = tmp_path / "code"
-        work.mkdir(exist_ok=True)
-        for f in code.iterdir():
-            if f.is_file():
-                (work / f.name).write_bytes(f.read_bytes())
-        (work / f"{name}_model_settings.h").write_text(settings_text)
-        exe = tmp_path / "self_test"
-        subprocess.run(["g++", "-std=gnu++11", "-O2", "-DTFLMP_CHECK", "-I", str(work), "-I",
-                        str(shim), str(main), str(work / f"{name}_runner.cc"),
-                        str(work / f"{name}_model_data.cc"), str(fake), "-o", str(exe)],
-                       check=True)
-        return subprocess.run([str(exe)], capture_output=True, text=True)
+        # GNU C++: the compiler may fuse multiply-add, as board builds do
+        return host_self_test(code, name, kit, tmp_path,
+                              replace={f"{name}_model_settings.h": settings_text},
+                              std="gnu++11")
 
     settings = (code / f"{name}_model_settings.h").read_text()
     ok = self_test(settings)
@@ -310,7 +302,7 @@ def test_image_raw_vector_is_pixels_and_passes_the_self_test(tmp_path):
     # an outside model with --dataset digits: the raw vector is the test image's pixels
     # (uint8_t in golden.h), through the same input_from_raw as Classify()
     from tflm_pipeline import firmware
-    from tflm_shim import self_test_kit
+    from tflm_shim import host_self_test, self_test_kit
 
     require_tool("g++")
     src = tmp_path / "digits.tflite"
@@ -319,10 +311,6 @@ def test_image_raw_vector_is_pixels_and_passes_the_self_test(tmp_path):
     code = project.out_dir / "main"
     golden = (code / "digits_golden.h").read_text()
     assert "static const uint8_t digits_golden_raw[64]" in golden
-    shim, main, fake = self_test_kit(code, "digits", "esp-idf", tmp_path)
-    exe = tmp_path / "self_test"
-    subprocess.run(["g++", "-std=gnu++11", "-O2", "-DTFLMP_CHECK", "-I", str(code), "-I",
-                    str(shim), str(main), str(code / "digits_runner.cc"),
-                    str(code / "digits_model_data.cc"), str(fake), "-o", str(exe)], check=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True).stdout
+    kit = self_test_kit(code, "digits", "esp-idf", tmp_path)
+    out = host_self_test(code, "digits", kit, tmp_path, std="gnu++11").stdout
     assert "self-test PASS (4/4 vectors exact, raw input vector exact)" in out, out

@@ -7,6 +7,7 @@ Linking and running against a real tree is `tflmp firmware --check --tflm-dir`.
 """
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,31 @@ def self_test_kit(code: Path, name: str, target: str, tmp: Path) -> tuple[Path, 
     main = tmp / "check_main.cc"
     main.write_text(render("check/check_main.cc.j2", name=name))
     return shim, main, fake
+
+
+def host_self_test(code: Path, name: str, kit: tuple[Path, Path, Path], tmp: Path, *,
+                   replace: dict[str, str] | None = None, c_sources: tuple[str, ...] = (),
+                   std: str = "c++11") -> subprocess.CompletedProcess:
+    """Build a generated project's boot self-test for this host against ``kit``
+    (:func:`self_test_kit`) and run it: a copy of ``code`` with the files in ``replace``
+    (name -> text) swapped in, plus the project's C sources ``c_sources``."""
+    shim, main, fake = kit
+    work = tmp / "code"
+    work.mkdir(exist_ok=True)
+    for f in code.iterdir():
+        if f.is_file():
+            (work / f.name).write_bytes(f.read_bytes())
+    for file_name, text in (replace or {}).items():
+        (work / file_name).write_text(text)
+    objects = []
+    for c in c_sources:
+        obj = tmp / (c + ".o")
+        subprocess.run(["gcc", "-O2", "-c", "-I", str(work), str(work / c), "-o", str(obj)],
+                       check=True)
+        objects.append(str(obj))
+    exe = tmp / "self_test"
+    subprocess.run(["g++", f"-std={std}", "-O2", "-DTFLMP_CHECK", "-I", str(work), "-I",
+                    str(shim), str(main), str(work / f"{name}_runner.cc"),
+                    str(work / f"{name}_model_data.cc"), str(fake), *objects, "-o", str(exe)],
+                   check=True)
+    return subprocess.run([str(exe)], capture_output=True, text=True)
