@@ -169,14 +169,9 @@ def check_project(project: str | Path, tflm_dir: "str | Path | Tree", *,
         want_qemu = qemu if qemu is not None else bool(
             shutil.which("arm-none-eabi-g++") and shutil.which("qemu-system-arm"))
         if want_qemu:
-            for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
-                if shutil.which(tool) is None:
-                    raise TflmpError(f"{tool} not found: apt-get install gcc-arm-none-eabi "
-                                     "libstdc++-arm-none-eabi-newlib qemu-system-arm")
-            cm4 = _Toolchain("cortex-m4", "arm-none-eabi-gcc", "arm-none-eabi-g++",
-                             "arm-none-eabi-ar", CM4_FLAGS)
-            results.append(_build_and_run(cm4, tree, code_dir, meta.name, main, tmp, arena,
-                                          cache_dir))
+            require_cortex_m4_tools()
+            results.append(_build_and_run(CORTEX_M4_TOOLCHAIN, tree, code_dir, meta.name, main,
+                                          tmp, arena, cache_dir))
     return results
 
 
@@ -339,6 +334,32 @@ class _Toolchain:
 
 
 HOST_TOOLCHAIN = _Toolchain("host", "gcc", "g++", "ar", [])
+CORTEX_M4_TOOLCHAIN = _Toolchain("cortex-m4", "arm-none-eabi-gcc", "arm-none-eabi-g++",
+                                 "arm-none-eabi-ar", CM4_FLAGS)
+
+
+def require_cortex_m4_tools() -> None:
+    """The cross-compiler and QEMU a Cortex-M4 run needs, or a one-line error."""
+    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            raise TflmpError(f"{tool} not found: apt-get install gcc-arm-none-eabi "
+                             "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+
+
+def qemu_link_flags() -> list[str]:
+    """Link flags of a program for QEMU's mps2-an386: its memory map, newlib with
+    semihosting for files and output; the start-up code is :func:`cortex_m4_startup`."""
+    return ["--specs=rdimon.specs", "-nostartfiles", "-T",
+            str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections"]
+
+
+def cortex_m4_startup(work: Path) -> Path:
+    """The check programs' Cortex-M4 start-up code, compiled into ``work``."""
+    startup = work / "startup.o"
+    run_step([CORTEX_M4_TOOLCHAIN.cc, *CM4_FLAGS, "-O2", "-c",
+              str(firmware_file("check/cm4_startup.c")), "-o", str(startup)],
+             "compiling the Cortex-M4 start-up code")
+    return startup
 
 
 def cache_root() -> Path:
@@ -474,12 +495,8 @@ def _build_and_run(tool: _Toolchain, tree: Tree, code_dir: Path, name: str, main
         objects.append(str(o))
     exe = work / ("check.elf" if tool.arch else "check")
     if tool.arch:
-        startup = work / "startup.o"
-        run_step([tool.cc, *tool.arch, "-O2", "-c", str(firmware_file("check/cm4_startup.c")),
-              "-o", str(startup)], "compiling the Cortex-M4 start-up code")
-        run_step([tool.cxx, *tool.arch, "--specs=rdimon.specs", "-nostartfiles", "-T",
-              str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
-              *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
+        run_step([tool.cxx, *tool.arch, *qemu_link_flags(), str(cortex_m4_startup(work)),
+                  *objects, str(lib), "-lm", "-o", str(exe)], "linking for Cortex-M4")
         run_cmd = qemu_command(exe)
         platform = f"qemu-cortex-m4 (32-bit, {tree.optimize})"
     else:

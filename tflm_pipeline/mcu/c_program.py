@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import TflmpError
 from ..firmware_files import path as firmware_file
-from .build_check import CM4_FLAGS, qemu_command, run_step
+from .build_check import CM4_FLAGS, qemu_command, qemu_link_flags, run_step
 
 PLATFORMS = ("host", "cortex-m4")
 
@@ -38,10 +38,9 @@ def build(sources: list[Path], flags: list[str], out: Path, platform: str, what:
                  f"building {what} for the host")
         return out
     elf = out.with_suffix(".elf")
-    run_step([tool("arm-none-eabi-gcc"), *CM4_FLAGS, *flags, "--specs=rdimon.specs",
-              "-nostartfiles", "-T", str(firmware_file("check/mps2_an386.ld")),
-              "-Wl,--gc-sections", str(firmware_file("check/cm4_startup.c")),
-              *map(str, sources), "-lm", "-o", str(elf)], f"building {what} for Cortex-M4")
+    run_step([tool("arm-none-eabi-gcc"), *CM4_FLAGS, *flags, *qemu_link_flags(),
+              str(firmware_file("check/cm4_startup.c")), *map(str, sources), "-lm", "-o",
+              str(elf)], f"building {what} for Cortex-M4")
     return elf
 
 

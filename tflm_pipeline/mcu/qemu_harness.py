@@ -23,16 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TflmpError
-from ..firmware_files import path as firmware_file
 from ..firmware_files import render
 from ..tflite.model_info import ModelInfo
-from .build_check import (CM4_FLAGS, TICK_INSTRUCTIONS, Tree, _Toolchain, build_library,
-                          cache_root, compile_flags, op_instructions, qemu_command, run_step)
+from .build_check import (CORTEX_M4_TOOLCHAIN as CORTEX_M4, TICK_INSTRUCTIONS, Tree,
+                          build_library, cache_root, compile_flags, cortex_m4_startup,
+                          op_instructions, qemu_command, qemu_link_flags,
+                          require_cortex_m4_tools, run_step)
 
 log = logging.getLogger(__name__)
 
-CORTEX_M4 = _Toolchain("cortex-m4", "arm-none-eabi-gcc", "arm-none-eabi-g++",
-                       "arm-none-eabi-ar", CM4_FLAGS)
 QEMU_TIMEOUT_S = 600
 # Tried in order: the generated resolver on today's API, then every op with the
 # ErrorReporter-taking constructor of TFLM <= 2.4 (whose resolver API the generated one
@@ -78,17 +77,11 @@ def build_qemu_harness(tree: Tree, code_dir: Path | None, name: str, camel: str,
     """The harness ELF for the Cortex-M4: the model's resolver from ``code_dir`` (or every
     op, on trees older than its API), ``arena_bytes`` of arena, linked with the tree's
     Cortex-M4 library (built once, cached)."""
-    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
-        if shutil.which(tool) is None:
-            raise TflmpError(f"{tool} not found: apt-get install gcc-arm-none-eabi "
-                             "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+    require_cortex_m4_tools()
     lib = build_library(CORTEX_M4, tree, cache_dir or cache_root())
     main = work / "qemu_harness_main.cc"
     main.write_text(render("check/harness_main.cc.j2", name=name, camel=camel))
-    startup = work / "startup.o"
-    run_step([CORTEX_M4.cc, *CORTEX_M4.arch, "-O2", "-c",
-              str(firmware_file("check/cm4_startup.c")), "-o", str(startup)],
-             "compiling the Cortex-M4 start-up code")
+    startup = cortex_m4_startup(work)
     extra = []
     if tree.debug_log:
         extra = [work / "debug_log_qemu.cc"]
@@ -99,8 +92,7 @@ def build_qemu_harness(tree: Tree, code_dir: Path | None, name: str, camel: str,
     for variant in variants:
         cmd = [CORTEX_M4.cxx, *compile_flags(CORTEX_M4, tree, False), *includes,
                "-DTFLMP_FIXED_ARGS", f"-DTFLMP_FIXED_ARENA={arena_bytes}", *variant,
-               "--specs=rdimon.specs", "-nostartfiles", "-T",
-               str(firmware_file("check/mps2_an386.ld")), "-Wl,--gc-sections", str(startup),
+               *qemu_link_flags(), str(startup),
                str(main), *map(str, extra), str(lib), "-lm", "-o", str(elf)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
