@@ -294,23 +294,38 @@ def test_lr_auto_resumes_without_a_new_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_resumed_schedule_continues_on_its_curve():
-    """Keras starting at epoch 2 (as --resume does) gets the rate of global step 2 x steps."""
+def test_a_resumed_schedule_continues_on_its_curve(tmp_path):
+    """fit() stopped after 2 of 4 epochs and resumed from its checkpoint (as --resume
+    does) trains the last 2 epochs at the rates of global steps 8-15; the history's lr
+    column is the rate of each epoch's last step."""
     import numpy as np
 
     from tflm_pipeline.tf_env import load
-    from tflm_pipeline.training.schedule import LrSchedule, schedule_callback
+    from tflm_pipeline.training.fit import fit, read_history
+    from tflm_pipeline.training.keras_io import save_weights
+    from tflm_pipeline.training.schedule import LrSchedule
 
     _, keras, _ = load()
-    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.Adam(1.0), "mse")
     schedule, seen = LrSchedule("onecycle", 1e-2), []
 
     class Record(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
+        def on_train_batch_end(self, batch, logs=None):  # the rate the step just used
             seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
 
-    x = np.zeros((64, 4), np.float32)
-    model.fit(x, np.zeros((64, 2), np.float32), batch_size=16, epochs=4, initial_epoch=2,
-              verbose=0, callbacks=[schedule_callback(schedule, 4, 4), Record()])
-    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-6)
+    def train(epochs):
+        model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.Adam(schedule.keras_rate(16)), "mse")
+        rng = np.random.default_rng(0)
+        data = (rng.random((64, 4), np.float32), rng.random((64, 2), np.float32))
+        fit(model, data, data, phase_dir=tmp_path / "ckpt", history_csv=tmp_path / "h.csv",
+            best_path=tmp_path / "best.h5", save_best=save_weights, epochs=epochs,
+            batch_size=16, patience=10, seed=0, monitor="val_loss", mode="min",
+            schedule=schedule, callbacks=[Record()])
+
+    train(2)
+    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8)], rel=1e-5)
+    seen.clear()
+    train(4)  # a fresh model and optimizer: the step count comes from the checkpoint
+    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-5)
+    lrs = [row["lr"] for row in read_history(tmp_path / "h.csv")]
+    assert lrs == pytest.approx([schedule.lr(4 * e + 3, 16) for e in range(4)], rel=1e-5)

@@ -35,9 +35,13 @@ class Recipe:
 
     def float_epochs(self, n_train: int, batch_size: int) -> int:
         """Epochs of ``n_train`` samples at ``batch_size`` that take ``min_steps`` steps."""
-        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
-        return min(max(math.ceil(self.min_steps / steps_per_epoch), self.min_epochs),
-                   self.max_epochs)
+        steps = max(1, steps_per_epoch(n_train, batch_size))
+        return min(max(math.ceil(self.min_steps / steps), self.min_epochs), self.max_epochs)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over ``n_train`` samples (the last batch partial)."""
+    return math.ceil(n_train / batch_size)
 
 
 # With --epochs: today's settings (a constant rate halved on plateaus, 3 QAT epochs).

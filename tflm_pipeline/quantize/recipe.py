@@ -18,7 +18,9 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import RunConfig
+import numpy as np
+
+from ..config import RunConfig, steps_per_epoch
 from ..data.augment import image_augmenter, parse_augment_kind
 from ..data.checks import class_weights
 from ..preprocessing import Preprocessing
@@ -132,16 +134,18 @@ class Recipe:
                 model = build(parse_model(c.model), pre.input_shape, pre.num_classes,
                               self.task.name, reinit=c.reinit, freeze=c.freeze,
                               trust=c.trust_model, hyper=c.model_options)
-                self.compile(model, 1e-3 if self.lr == "auto" else self.lr)
             check_convertible(model)  # before training (and the range test), not after it
             if find_lr is not None:
                 with self.scope():
                     find_lr(model)
-                    self.compile(model, self.lr)
+            schedule = LrSchedule(c.schedule, self.lr)
+            with self.scope():
+                self.compile(model, schedule.keras_rate(c.epochs * self._steps_per_epoch())
+                             if schedule.per_step else self.lr)
             log.info("model: %s, %s parameters; training %d epochs", parse_model(c.model).name,
                      f"{model.count_params():,}", c.epochs)
             self._fit("float", model, self.folder.float_model, save_keras_model, c.epochs,
-                      c.seed, LrSchedule(c.schedule, self.lr), self.callbacks)
+                      c.seed, schedule, self.callbacks)
         return load_keras_model(self.folder.float_model, trust=c.trust_model)
 
     def prepare(self, float_model):
@@ -247,6 +251,10 @@ class Recipe:
         x, y = self.x(split), self.y(split)
         rows = self.task.training_rows(y)
         return x[rows], self.task.targets(x[rows], y[rows])
+
+    def _steps_per_epoch(self) -> int:
+        rows = np.count_nonzero(self.task.training_rows(self.y("train")))
+        return steps_per_epoch(int(rows), self.batch)
 
     def scope(self):
         return self.dist.scope() if self.dist is not None else contextlib.nullcontext()

@@ -36,8 +36,8 @@ def auto_batch_size(n_train: int) -> int:
     return 16
 
 
-def make_optimizer(name: str, lr: float):
-    """A Keras optimizer by its ``--optimizer`` name."""
+def make_optimizer(name: str, lr):
+    """A Keras optimizer by its ``--optimizer`` name; ``lr`` a rate or a Keras schedule."""
     _, keras, _ = load()
     if name == "adam":
         return keras.optimizers.Adam(lr)
@@ -77,8 +77,9 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     training batches (never validation data, never inside the model).  ``callbacks``
     are extra Keras callbacks, run after tflmp's own.  ``class_weight`` ({class: weight})
     weights the training loss per class.  ``schedule`` (a
-    :class:`~tflm_pipeline.training.schedule.LrSchedule`) sets the rate per batch over
-    ``epochs``; without one (or "constant") the rate halves on a validation plateau.
+    :class:`~tflm_pipeline.training.schedule.LrSchedule`) is the one the model's
+    optimizer was compiled with (:meth:`~.LrSchedule.keras_rate`); without one (or
+    "constant") the rate halves on a validation plateau.
     """
     tf, keras, _ = load()
     phase_dir.mkdir(parents=True, exist_ok=True)
@@ -109,15 +110,17 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                 patience=max(2, patience // 2),
                                                 min_lr=1e-6, verbose=1)
-    scheduled = schedule is not None and schedule.kind != "constant"
-    own = [keras.callbacks.TerminateOnNaN(),
-           keras.callbacks.CSVLogger(str(history_csv), append=state is not None),
+    scheduled = schedule is not None and schedule.per_step
+    # No callback here has a per-batch hook: one makes Keras wait for every batch's
+    # result (a fifth of an epoch of LeNet on MNIST).  A NaN loss ends training at the
+    # end of its epoch (RunCheckpoint), a schedule runs inside the optimizer.
+    own = [keras.callbacks.CSVLogger(str(history_csv), append=state is not None),
            early, plateau]
     if scheduled:  # first, so the CSV logger sees the rate it adds to the logs
-        from .schedule import schedule_callback
+        from .schedule import rate_logger
 
-        own[2:] = [early]
-        own.insert(0, schedule_callback(schedule, epochs, math.ceil(len(x) / batch_size)))
+        own[1:] = [early]
+        own.insert(0, rate_logger())
     if tensorboard_dir is not None:
         own.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
                                                profile_batch=0))
@@ -196,6 +199,7 @@ def _run_checkpoint(ckpt, phase_dir: Path, best_path: Path, save_best, tracked, 
             logs = logs or {}
             if not math.isfinite(float(logs.get("loss", math.nan))):
                 self.nan_epoch = epoch  # weights are garbage: keep the last good state
+                self.model.stop_training = True
                 return
             value = sign * float(logs.get(monitor, -sign * math.inf))
             if value > self.best:
