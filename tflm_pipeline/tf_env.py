@@ -49,7 +49,11 @@ def quiet_native_stderr():
 
 
 def load():
-    """Return ``(tf, keras, tfmot)`` with Keras 2; raise if Keras 3 is already active."""
+    """Return ``(tf, keras, tfmot)`` with Keras 2; raise if Keras 3 is already active.
+
+    ``tfmot`` is imported on its first use (about 1.5 s): a run whose PTQ model needs no
+    QAT never pays for it.
+    """
     global _loaded
     if _loaded is not None:
         return _loaded
@@ -60,16 +64,28 @@ def load():
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with quiet_native_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TFMOT's distutils use
+    with quiet_native_stderr():
         import tensorflow as tf
         import tf_keras as keras
-        import tensorflow_model_optimization as tfmot
 
         tf.config.list_physical_devices()  # probes CUDA now, while its complaints are caught
     tf.get_logger().setLevel("ERROR")
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
-    _loaded = (tf, keras, tfmot)
+    _loaded = (tf, keras, _LazyTfmot())
     return _loaded
+
+
+class _LazyTfmot:
+    """``tensorflow_model_optimization``, imported when an attribute is first read."""
+
+    _module = None
+
+    def __getattr__(self, name: str):
+        if _LazyTfmot._module is None:
+            with quiet_native_stderr(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TFMOT's distutils use
+                import tensorflow_model_optimization as tfmot
+            _LazyTfmot._module = tfmot
+        return getattr(_LazyTfmot._module, name)
