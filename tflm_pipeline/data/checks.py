@@ -45,6 +45,7 @@ OUTLIER_Z = 3.5
 EXAMPLES = 5  # examples (sample ids) kept per finding
 _PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 _CHUNK = 256  # query rows per matrix product
+_REF_CHUNK = 2048  # reference rows per matrix product
 _VIEW_CHUNK = 1024  # samples per coarse-view computation (bounds memory: 96x96x3 -> 113 MB)
 
 
@@ -308,20 +309,37 @@ def near_duplicates(ref: np.ndarray, query: np.ndarray, image: bool,
         return []
     if not image:  # windows compare by shape: channel means removed, channels equally scaled
         ref, query = _window_shapes(ref, query)
-    r, q = coarse_view(ref, image), coarse_view(query, image)
-    pairs = []
-    for start in range(0, len(q), _CHUNK):
-        sims = q[start:start + _CHUNK] @ r.T
-        best = sims.argmax(axis=1)
-        value = sims[np.arange(len(best)), best]
-        for off in np.flatnonzero(value >= COARSE_MIN):
-            if exclude is None or not exclude[start + off]:
-                pairs.append((int(best[off]), start + int(off)))
-    if not pairs:
+    best, value = _nearest(coarse_view(query, image), coarse_view(ref, image))
+    keep = value >= COARSE_MIN
+    if exclude is not None:
+        keep &= ~exclude
+    j = np.flatnonzero(keep)
+    if not len(j):
         return []
-    i, j = np.array(pairs).T
-    corr = _correlations(ref[i], query[j])
+    i = best[j]
+    corr = _correlations(ref, query, i, j)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, corr) if c >= NEAR_MIN]
+
+
+def _nearest(q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``q``, the first row of ``r`` with the largest dot product, and
+    that product.  Tiles of ``_CHUNK`` x ``_REF_CHUNK`` keep each product block in the
+    cache (half the CPU time of whole rows of ``r`` on MNIST's 16k x 54k)."""
+    r_t = np.ascontiguousarray(r.T)
+    best = np.zeros(len(q), np.int64)
+    value = np.full(len(q), -np.inf, np.float32)
+    block = np.empty((_CHUNK, _REF_CHUNK), np.float32)
+    for start in range(0, len(q), _CHUNK):
+        rows = q[start:start + _CHUNK]
+        b, v = best[start:start + _CHUNK], value[start:start + _CHUNK]  # views
+        for first in range(0, r_t.shape[1], _REF_CHUNK):
+            cols = r_t[:, first:first + _REF_CHUNK]
+            sims = np.matmul(rows, cols, out=block[:len(rows), :cols.shape[1]])
+            arg = sims.argmax(axis=1)
+            top = sims[np.arange(len(arg)), arg]
+            better = top > v  # strictly: on a tie the earlier row of r stays
+            v[better], b[better] = top[better], arg[better] + first
+    return best, value
 
 
 def _window_shapes(ref, query):
@@ -338,13 +356,20 @@ def _window_shapes(ref, query):
     return ref / std, query / std
 
 
-def _correlations(a, b) -> np.ndarray:
-    """Pearson correlation of each row pair of ``a`` and ``b`` (N, ...)."""
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
-    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
+def _correlations(a, b, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rows ``a[i[k]]`` and ``b[j[k]]`` of (N, ...) arrays, in
+    float64, a cache-sized block of pairs at a time."""
+    out = np.zeros(len(i))
+    for start in range(0, len(i), _CHUNK):
+        rows, cols = i[start:start + _CHUNK], j[start:start + _CHUNK]
+        x = np.asarray(a[rows], np.float64).reshape(len(rows), -1)
+        y = np.asarray(b[cols], np.float64).reshape(len(rows), -1)
+        x -= x.mean(axis=1, keepdims=True)
+        y -= y.mean(axis=1, keepdims=True)
+        den = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
+        num = np.einsum("ij,ij->i", x, y)
+        out[start:start + len(x)] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return out
 
 
 def _block_mean(x: np.ndarray, axis: int, bins: int) -> np.ndarray:
