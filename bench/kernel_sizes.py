@@ -54,7 +54,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from tflm_pipeline.mcu.build_check import (  # noqa: E402
-    CM4_FLAGS, Tree, _flags, _Toolchain, build_library, find_tree)
+    CM4_FLAGS, Tree, _Toolchain, build_library, compile_flags, find_tree)
 
 ARCH = {
     "cortex-m4": CM4_FLAGS,
@@ -220,7 +220,7 @@ class Linker:
 
     def __init__(self, tool: _Toolchain, tree: Tree, lib: Path, ops: dict[str, str], work: Path):
         self.tool, self.lib, self.work, self.ops = tool, lib, work, ops
-        cxx = [f for f in _flags(tool, tree, False)]
+        cxx = [f for f in compile_flags(tool, tree, False)]
         cc = tool.arch + ["-Os", "-ffunction-sections", "-fdata-sections"]
         (work / "ops.cc").write_text(RESOLVER_H + "".join(
             f'extern "C" void tflmp_add_{op}(void* r) {{ static_cast<Resolver*>(r)->{m}(); }}\n'
@@ -438,7 +438,7 @@ def main():
                                 "error_pct": round(100 * (est - linked) / linked, 1)}
         checked = {k: v for k, v in checks.items() if "linked" in v}
         worst = max((abs(v["error_pct"]) for v in checked.values()), default=0.0)
-        flags = " ".join(a for a in _flags(tool, tree, False) if not a.startswith("-I")
+        flags = " ".join(a for a in compile_flags(tool, tree, False) if not a.startswith("-I")
                          and not (a == "-O2" and args.opt != "-O2"))
         entry["basis"] = (
             f"measured on {notes.get(library) or describe(path)} ({tree.kernels}"
