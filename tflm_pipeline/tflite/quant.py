@@ -7,6 +7,8 @@ import numpy as np
 
 from .model_info import TensorInfo
 
+_BLOCK = 1 << 16  # values quantized at a time
+
 
 def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
     """Float values -> the tensor's storage type, as TFLite does: float32 division by the
@@ -16,9 +18,16 @@ def quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
     if not t.is_quantized:
         return np.asarray(x, dtype=t.dtype)
     info = np.iinfo(t.dtype)
-    v = np.asarray(x, np.float32) / np.float32(t.scales[0])
-    q = round_half_away(v) + np.float32(t.zero_points[0])
-    return np.clip(q, info.min, info.max).astype(t.dtype)
+    x = np.asarray(x)
+    out = np.empty(x.shape, t.dtype)
+    values, stored = x.reshape(-1), out.reshape(-1)
+    # a cache-sized block at a time: the temporaries of a whole test set (16,000 MNIST
+    # images) cost 1 s of page faults, blocks 0.07 s
+    for start in range(0, values.size, _BLOCK):
+        v = np.asarray(values[start:start + _BLOCK], np.float32) / np.float32(t.scales[0])
+        q = round_half_away(v) + np.float32(t.zero_points[0])
+        stored[start:start + _BLOCK] = np.clip(q, info.min, info.max)
+    return out
 
 
 def round_half_away(v: np.ndarray) -> np.ndarray:
