@@ -64,8 +64,10 @@ class Preprocessing:
             raise TflmpError(f"samples of shape {list(raw.shape[1:])} do not fit the input "
                              f"shape {list(self.input_shape)} of this preprocessing "
                              f"({self.dataset}); use the data the model was trained on")
-        x = raw.reshape((-1, *self.input_shape)).astype(np.float32)
-        return x * np.asarray(self.scale, np.float32) + np.asarray(self.offset, np.float32)
+        x = raw.reshape((-1, *self.input_shape)).astype(np.float32)  # a copy, changed in place
+        x *= np.asarray(self.scale, np.float32)
+        x += np.asarray(self.offset, np.float32)
+        return x
 
     def then(self, scale, offset) -> "Preprocessing":
         """This preprocessing followed by ``x * scale + offset`` (numbers or per-channel)."""
