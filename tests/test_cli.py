@@ -197,15 +197,21 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path):
+def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path, capsys):
+    # the entry point in this process: two child processes spent ~10 s importing TensorFlow
+    from tflm_pipeline.cli import main
+
     # the model cannot take the data: the run fails before its first epoch
     run = tmp_path / "run"
-    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    argv = ["train", "--model", "cnn1d", "--epochs", "1", "--out", str(run)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot take inputs of shape" in err and err.strip().count("\n") == 0, err
     assert not run.exists()  # so a retry meets the same state: no "already holds a run"
     run.mkdir()  # a folder the user made stays, empty, and the retry says the same
-    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot take inputs of shape" in err and err.strip().count("\n") == 0, err
     assert run.is_dir() and not list(run.iterdir())
 
 
