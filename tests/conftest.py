@@ -7,11 +7,13 @@ the fast tier for the edit loop; CI runs everything.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +72,40 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+@contextmanager
+def _once_per_session(tmp_path_factory, name: str):
+    """A folder for ``name`` that every pytest-xdist worker of this session shares (the
+    workers' common base folder), held under a file lock: the first worker to get here
+    makes its contents, the others wait and find them made. Without xdist: a fresh folder
+    of this process."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name)
+        return
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp().parent / name  # pytest-N/, above popen-gwK/
+    folder.mkdir(exist_ok=True)
+    with open(folder.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
-    """A real `tflmp train` run on digits (float + 1 QAT epoch)."""
-    run = tmp_path_factory.mktemp("runs") / "lenet-digits"
-    p = run_cli("train", "--epochs", "4", "--qat-epochs", "1", "--out", run)
-    assert p.returncode == 0, p.stderr
+    """A real `tflmp train` run on digits (float + 1 QAT epoch), trained once per test
+    session and shared by the xdist workers: tests only read it (one that writes into a
+    run copies it first)."""
+    with _once_per_session(tmp_path_factory, "runs") as runs:
+        run, outcome = runs / "lenet-digits", runs / "lenet-digits.json"
+        if not outcome.is_file():  # not made by another worker yet
+            p = run_cli("train", "--epochs", "4", "--qat-epochs", "1", "--out", run)
+            assert p.returncode == 0, p.stderr
+            outcome.write_text(json.dumps({"args": p.args, "returncode": p.returncode,
+                                           "stdout": p.stdout, "stderr": p.stderr}))
+        p = subprocess.CompletedProcess(**json.loads(outcome.read_text()))
     return run, p
 
 

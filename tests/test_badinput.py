@@ -1,5 +1,5 @@
 """Bad models never crash tflmp: the generated corpus gives one clear line each, and
-1,000 mutated models go through convert and verify without a crash or a hang."""
+400 mutated models go through convert and verify without a crash or a hang."""
 
 import importlib.util
 import json
@@ -19,7 +19,11 @@ _spec = importlib.util.spec_from_file_location("make_corpus",
 make_corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_corpus)
 
-FUZZ_CASES = 1000
+# 100 mutants of each of the 4 kinds (_mutants); with seed 1234 they are the first 400 of
+# the 1,000 once run here and already reach every outcome (refused by validation, ran in
+# TFLM after bit flips, a byte run and a mix, refused by TFLM's allocation), which the
+# test asserts; the other 600 (~40 of them through TFLM) only repeated those.
+FUZZ_CASES = 400
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,7 @@ def _mutants(model: bytes, n: int, rng):
         yield bytes(b)
 
 
-@pytest.mark.slow  # 1,000 mutants through convert and TFLM
+@pytest.mark.slow  # 400 mutants through convert and TFLM
 def test_fuzz_convert_and_verify_never_crash_or_hang(hello_world_int8, tmp_path):
     """Every mutant is either refused with a TflmpError or converted and run in TFLM,
     where a crash stays inside the child process."""
@@ -107,6 +111,7 @@ def test_fuzz_convert_and_verify_never_crash_or_hang(hello_world_int8, tmp_path)
             outcomes["tflm_refused"] += 1
         assert time.monotonic() - t0 < 2 * interpreter.STALL_SECONDS
     assert sum(outcomes.values()) == FUZZ_CASES
+    assert min(outcomes.values()) > 0, outcomes  # every path taken, TFLM's included
     print(f"fuzz outcomes over {FUZZ_CASES} mutants: {outcomes}")
 
 

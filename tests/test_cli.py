@@ -63,10 +63,13 @@ def test_convert_and_verify_a_run(digits_run, tmp_path):
     assert "TFLM accuracy on digits test" in p.stdout
 
 
-def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path):
+def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path, capfd):
+    # in this process, which loads TensorFlow once (a child spent ~5 s importing it)
+    from tflm_pipeline.cli import main
+
     run, _ = digits_run
-    p = run_cli("convert", run / "float_best.h5", "--c-array", "--out", tmp_path)
-    assert p.returncode == 0, p.stderr
+    assert main(["convert", str(run / "float_best.h5"), "--c-array", "--out",
+                 str(tmp_path)]) == 0, capfd.readouterr().err
     from tflm_pipeline.tflite.model_info import read_model
 
     info = read_model(tmp_path / "lenet_int8.tflite")
@@ -76,7 +79,10 @@ def test_convert_keras_h5_calibrates_on_the_runs_data(digits_run, tmp_path):
 
 @pytest.mark.slow  # converts two Keras models with the real converter
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
-def test_keras_model_with_lambda_needs_trust(tmp_path, suffix):
+def test_keras_model_with_lambda_needs_trust(tmp_path, suffix, capfd):
+    # the entry point in this process, which has TensorFlow loaded already (two child
+    # processes spent ~10 s importing it); the conversion still runs in its own child
+    from tflm_pipeline.cli import main
     from tflm_pipeline.tf_env import load
 
     _, keras, _ = load()
@@ -84,12 +90,15 @@ def test_keras_model_with_lambda_needs_trust(tmp_path, suffix):
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
     x = keras.layers.Flatten()(x)
     keras.Model(inputs, keras.layers.Dense(10)(x)).save(tmp_path / f"m{suffix}")
-    p = run_cli("convert", tmp_path / f"m{suffix}", "--dataset", "digits", "--out", tmp_path / "o")
-    assert p.returncode == 2 and "Lambda 'double'" in p.stderr and "--trust-model" in p.stderr
-    assert p.stderr.strip().count("\n") == 0 and not (tmp_path / "o").exists()
-    p = run_cli("convert", tmp_path / f"m{suffix}", "--dataset", "digits", "--out", tmp_path / "o",
-                "--trust-model")
-    assert p.returncode == 0, p.stderr
+    capfd.readouterr()
+    code = main(["convert", str(tmp_path / f"m{suffix}"), "--dataset", "digits", "--out",
+                 str(tmp_path / "o")])
+    err = capfd.readouterr().err
+    assert code == 2 and "Lambda 'double'" in err and "--trust-model" in err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "o").exists()
+    code = main(["convert", str(tmp_path / f"m{suffix}"), "--dataset", "digits", "--out",
+                 str(tmp_path / "o"), "--trust-model"])
+    assert code == 0, capfd.readouterr().err
     assert (tmp_path / "o" / "m_int8.tflite").is_file()
 
 
@@ -124,11 +133,16 @@ def test_corrupt_models_give_one_line(tmp_path, hello_world_int8, content):
     (["train", "--model", "cnn1d", "--epochs", "1"], "'cnn1d' (1-D CNN for time series and "
      "sensor windows) cannot take inputs of shape (8, 8, 1)"),
 ])
-def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
-    p = run_cli(*args, cwd=tmp_path)
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == [p.stderr.strip()]
-    assert message in p.stderr
+def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message, capfd, monkeypatch):
+    # in this process: the cnn1d case spent ~8 s importing TensorFlow in a child
+    from tflm_pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    assert err.strip().splitlines() == [err.strip()]
+    assert message in err
 
 
 @pytest.mark.slow
@@ -191,15 +205,21 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path):
+def test_a_run_that_fails_before_training_blocks_no_retry(tmp_path, capfd):
+    # the entry point in this process: two child processes spent ~10 s importing TensorFlow
+    from tflm_pipeline.cli import main
+
     # the model cannot take the data: the run fails before its first epoch
     run = tmp_path / "run"
-    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    argv = ["train", "--model", "cnn1d", "--epochs", "1", "--out", str(run)]
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert "cannot take inputs of shape" in err and err.strip().count("\n") == 0, err
     assert not run.exists()  # so a retry meets the same state: no "already holds a run"
     run.mkdir()  # a folder the user made stays, empty, and the retry says the same
-    p = run_cli("train", "--model", "cnn1d", "--epochs", "1", "--out", run)
-    assert p.returncode == 2 and "cannot take inputs of shape" in p.stderr, p.stderr
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert "cannot take inputs of shape" in err and err.strip().count("\n") == 0, err
     assert run.is_dir() and not list(run.iterdir())
 
 

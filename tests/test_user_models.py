@@ -24,6 +24,17 @@ def _train(tmp_path, *args, name="run"):
     return run, json.loads((run / "report.json").read_text()), p
 
 
+def _cli_in_process(capfd, *args) -> tuple[int, str]:
+    """The entry point python -m tflm_pipeline.cli runs, called in this process (which
+    has TensorFlow loaded once, instead of each child process importing it): exit code
+    and stderr."""
+    from tflm_pipeline.cli import main
+
+    capfd.readouterr()
+    code = main([str(a) for a in args])
+    return code, capfd.readouterr().err
+
+
 def _firmware_compiles(run, tmp_path, target="esp-idf"):
     """The run's firmware project with every source compiled: main against the board's
     API, runner and model against the TFLM API of the target's release."""
@@ -82,7 +93,7 @@ def test_lstm_reaches_tflm_as_a_sequence_lstm_op(tmp_path):
 
 
 @pytest.mark.slow
-def test_keras3_files_rebuilt_or_post_trained(tmp_path):
+def test_keras3_files_rebuilt_or_post_trained(tmp_path, capfd):
     subprocess.run([sys.executable, MODELS / "make_keras3.py", tmp_path], check=True,
                    capture_output=True)
     run, report, p = _train(tmp_path, "--model", tmp_path / "keras3_cnn.keras", "--epochs", "2",
@@ -91,22 +102,24 @@ def test_keras3_files_rebuilt_or_post_trained(tmp_path):
     assert report["metrics"]["qat_int8_tflm"]["accuracy"] > 0.8  # QAT ran on the rebuild
     _firmware_compiles(run, tmp_path, "platformio")
     # a layer tf_keras lacks: one line with the route that works, which works
-    bad = run_cli("train", "--model", tmp_path / "keras3_rms.keras", "--out", tmp_path / "x")
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
-    assert "RMSNormalization" in bad.stderr and "tflmp convert" in bad.stderr
+    code, err = _cli_in_process(capfd, "train", "--model", tmp_path / "keras3_rms.keras",
+                                "--out", tmp_path / "x")
+    assert code == 2 and err.strip().count("\n") == 0, err
+    assert "RMSNormalization" in err and "tflmp convert" in err
     assert not (tmp_path / "x").exists()
     out = tmp_path / "rms"
-    p = run_cli("convert", tmp_path / "keras3_rms.keras", "--dataset", "digits", "--out", out)
-    assert p.returncode == 0, p.stderr
+    code, err = _cli_in_process(capfd, "convert", tmp_path / "keras3_rms.keras", "--dataset",
+                                "digits", "--out", out)
+    assert code == 0, err
     v = run_cli("verify", out / "keras3_rms_int8.tflite", "--dataset", "digits")
     assert v.returncode == 0 and float(v.stdout.split("test: ")[1].split()[0]) > 0.7
 
 
-def test_gru_is_one_line_before_training(tmp_path):
-    p = run_cli("train", "--model", f"{MODELS / 'rnn.py'}:gru", "--epochs", "1",
-                "--out", tmp_path / "run")
-    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
-    assert "layer 'gru' (GRU)" in p.stderr and "unroll=True" in p.stderr
+def test_gru_is_one_line_before_training(tmp_path, capfd):
+    code, err = _cli_in_process(capfd, "train", "--model", f"{MODELS / 'rnn.py'}:gru",
+                                "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2 and err.strip().count("\n") == 0, err
+    assert "layer 'gru' (GRU)" in err and "unroll=True" in err
     assert not (tmp_path / "run").exists()
 
 
@@ -116,9 +129,10 @@ def test_gru_is_one_line_before_training(tmp_path):
     ("weights.npz", "is not a model tflmp can train"),
     ("resnet99", "unknown model 'resnet99'"),
 ])
-def test_model_mistakes_are_one_line(tmp_path, model, message):
+def test_model_mistakes_are_one_line(tmp_path, model, message, capfd, monkeypatch):
     (tmp_path / "weights.npz").write_bytes(b"")
-    p = run_cli("train", "--model", model, "--epochs", "1", "--out", tmp_path / "run",
-                cwd=tmp_path)
-    assert p.returncode == 2 and message in p.stderr, p.stderr
-    assert p.stderr.strip().count("\n") == 0
+    monkeypatch.chdir(tmp_path)  # relative model paths, as a user types them
+    code, err = _cli_in_process(capfd, "train", "--model", model, "--epochs", "1",
+                                "--out", tmp_path / "run")
+    assert code == 2 and message in err, err
+    assert err.strip().count("\n") == 0
