@@ -329,3 +329,44 @@ def test_a_resumed_schedule_continues_on_its_curve(tmp_path):
     assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-5)
     lrs = [row["lr"] for row in read_history(tmp_path / "h.csv")]
     assert lrs == pytest.approx([schedule.lr(4 * e + 3, 16) for e in range(4)], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_the_rate_variable_resumes_and_a_foreign_one_is_one_line(tmp_path):
+    """A checkpoint from before the schedule moved into the optimizer (a plain rate
+    variable, no current-rate variable) resumes on the curve; one of another model is a
+    TflmpError naming the folder to delete."""
+    import numpy as np
+
+    from tflm_pipeline.errors import TflmpError
+    from tflm_pipeline.tf_env import load
+    from tflm_pipeline.training.fit import fit
+    from tflm_pipeline.training.keras_io import save_weights
+    from tflm_pipeline.training.schedule import LrSchedule
+
+    _, keras, _ = load()
+    schedule, seen = LrSchedule("onecycle", 1e-2), []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
+
+    def train(epochs, rate, units=2, folder="ckpt"):
+        model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(units),
+                                  keras.layers.Dense(2)])
+        model.compile(keras.optimizers.Adam(rate), "mse")
+        rng = np.random.default_rng(0)
+        data = (rng.random((64, 4), np.float32), rng.random((64, 2), np.float32))
+        fit(model, data, data, phase_dir=tmp_path / folder, history_csv=tmp_path / "h.csv",
+            best_path=tmp_path / "best.h5", save_best=save_weights, epochs=epochs,
+            batch_size=16, patience=10, seed=0, monitor="val_loss", mode="min",
+            schedule=schedule, callbacks=[Record()])
+
+    train(2, 1e-3)  # the old way: a rate variable the schedule callback used to set
+    seen.clear()
+    train(4, schedule.keras_rate(16))
+    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-5)
+
+    train(1, schedule.keras_rate(16), folder="other")
+    with pytest.raises(TflmpError, match=r"does not match this model and optimizer.*delete"):
+        train(4, schedule.keras_rate(16), units=3, folder="other")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..artifacts import atomic_path, read_json, write_json
 from ..config import OPTIMIZERS
-from ..errors import TflmpError
+from ..errors import TflmpError, first_line
 from ..tf_env import load
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     if state is not None:
         model.optimizer.build(model.trainable_variables)
-        ckpt.read(str(phase_dir / state["checkpoint"])).assert_existing_objects_matched()
+        _restore(ckpt, phase_dir, state["checkpoint"])
         initial_epoch = state["epoch"] + 1
         _truncate_history(history_csv, initial_epoch)
         log.info("resuming at epoch %d/%d from %s", initial_epoch + 1, epochs, phase_dir)
@@ -146,6 +146,25 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
 def sign_of(mode: str) -> float:
     """+1 when larger values of the monitored metric are better, else -1."""
     return 1.0 if mode == "max" else -1.0
+
+
+def _restore(ckpt, phase_dir: Path, name: str) -> None:
+    """Read the phase's last checkpoint into the model and its optimizer.  One made before
+    the schedule moved into the optimizer lacks the optimizer's current-rate variable,
+    which the optimizer recomputes from its step count before every update: that one may
+    be missing; anything else that does not match is a one-line error."""
+    try:
+        ckpt.read(str(phase_dir / name)).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:  # unmatched objects; a shape that differs
+        text = str(e)
+        if ("Found 1 Python objects" in text and "'current_learning_rate:0'" in text
+                and isinstance(e, AssertionError)):
+            log.info("checkpoint %s has no current-rate variable: the schedule recomputes it",
+                     name)
+            return
+        raise TflmpError(f"the checkpoint in {phase_dir} does not match this model and "
+                         f"optimizer ({first_line(e)[:160]}); delete {phase_dir} to restart "
+                         "this phase") from None
 
 
 def _load_state(phase_dir: Path) -> dict | None:
