@@ -26,6 +26,7 @@ from conftest import run_cli
 from tflm_pipeline.reports.diagnose import (EXPLODE_OVER_CHANCE, OVERFIT_GAP, Finding,
                                             diagnose)
 from tflm_pipeline.runs import RunFolder
+from tflm_pipeline.training.schedule import LrSchedule
 
 HEALTHY = Path(__file__).parent / "doctor" / "healthy"
 
@@ -216,7 +217,6 @@ def test_range_test_chooses_a_tenth_of_the_minimum():
 
 
 def test_schedules():
-    from tflm_pipeline.training.schedule import LrSchedule
 
     total = 100
     one = [LrSchedule("onecycle", 1e-2).lr(s, total) for s in range(total)]
@@ -293,42 +293,52 @@ def test_lr_auto_resumes_without_a_new_sweep(tmp_path):
     assert not [f for f in rec["diagnosis"] if f["severity"] != "info"], rec["diagnosis"]
 
 
-@pytest.mark.slow
-def test_a_resumed_schedule_continues_on_its_curve(tmp_path):
-    """fit() stopped after 2 of 4 epochs and resumed from its checkpoint (as --resume
-    does) trains the last 2 epochs at the rates of global steps 8-15; the history's lr
-    column is the rate of each epoch's last step."""
+ONECYCLE = LrSchedule("onecycle", 1e-2)
+
+
+def _fit_tiny(folder, rate, epochs, seen, *, units=2):
+    """fit() of a two-Dense model on 64 fixed samples (4 steps an epoch) under a one-cycle
+    schedule of 16 steps, its checkpoints in ``folder / "ckpt"``; the optimizer's rate at
+    every step is appended to ``seen``."""
     import numpy as np
 
     from tflm_pipeline.tf_env import load
-    from tflm_pipeline.training.fit import fit, read_history
+    from tflm_pipeline.training.fit import fit
     from tflm_pipeline.training.keras_io import save_weights
-    from tflm_pipeline.training.schedule import LrSchedule
 
     _, keras, _ = load()
-    schedule, seen = LrSchedule("onecycle", 1e-2), []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):  # the rate the step just used
             seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
 
-    def train(epochs):
-        model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
-        model.compile(keras.optimizers.Adam(schedule.keras_rate(16)), "mse")
-        rng = np.random.default_rng(0)
-        data = (rng.random((64, 4), np.float32), rng.random((64, 2), np.float32))
-        fit(model, data, data, phase_dir=tmp_path / "ckpt", history_csv=tmp_path / "h.csv",
-            best_path=tmp_path / "best.h5", save_best=save_weights, epochs=epochs,
-            batch_size=16, patience=10, seed=0, monitor="val_loss", mode="min",
-            schedule=schedule, callbacks=[Record()])
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(units),
+                              keras.layers.Dense(2)])
+    model.compile(keras.optimizers.Adam(rate), "mse")
+    rng = np.random.default_rng(0)
+    data = (rng.random((64, 4), np.float32), rng.random((64, 2), np.float32))
+    fit(model, data, data, phase_dir=folder / "ckpt", history_csv=folder / "h.csv",
+        best_path=folder / "best.h5", save_best=save_weights, epochs=epochs, batch_size=16,
+        patience=10, seed=0, monitor="val_loss", mode="min", schedule=ONECYCLE,
+        callbacks=[Record()])
 
-    train(2)
-    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8)], rel=1e-5)
+
+@pytest.mark.slow
+def test_a_resumed_schedule_continues_on_its_curve(tmp_path):
+    """fit() stopped after 2 of 4 epochs and resumed from its checkpoint (as --resume
+    does) trains the last 2 epochs at the rates of global steps 8-15; the history's lr
+    column is the rate of each epoch's last step."""
+    from tflm_pipeline.training.fit import read_history
+
+    seen = []
+    _fit_tiny(tmp_path, ONECYCLE.keras_rate(16), 2, seen)
+    assert seen == pytest.approx([ONECYCLE.lr(step, 16) for step in range(8)], rel=1e-5)
     seen.clear()
-    train(4)  # a fresh model and optimizer: the step count comes from the checkpoint
-    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-5)
+    # a fresh model and optimizer: the step count comes from the checkpoint
+    _fit_tiny(tmp_path, ONECYCLE.keras_rate(16), 4, seen)
+    assert seen == pytest.approx([ONECYCLE.lr(step, 16) for step in range(8, 16)], rel=1e-5)
     lrs = [row["lr"] for row in read_history(tmp_path / "h.csv")]
-    assert lrs == pytest.approx([schedule.lr(4 * e + 3, 16) for e in range(4)], rel=1e-5)
+    assert lrs == pytest.approx([ONECYCLE.lr(4 * e + 3, 16) for e in range(4)], rel=1e-5)
 
 
 @pytest.mark.slow
@@ -336,37 +346,15 @@ def test_a_checkpoint_without_the_rate_variable_resumes_and_a_foreign_one_is_one
     """A checkpoint from before the schedule moved into the optimizer (a plain rate
     variable, no current-rate variable) resumes on the curve; one of another model is a
     TflmpError naming the folder to delete."""
-    import numpy as np
-
     from tflm_pipeline.errors import TflmpError
-    from tflm_pipeline.tf_env import load
-    from tflm_pipeline.training.fit import fit
-    from tflm_pipeline.training.keras_io import save_weights
-    from tflm_pipeline.training.schedule import LrSchedule
 
-    _, keras, _ = load()
-    schedule, seen = LrSchedule("onecycle", 1e-2), []
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
-
-    def train(epochs, rate, units=2, folder="ckpt"):
-        model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(units),
-                                  keras.layers.Dense(2)])
-        model.compile(keras.optimizers.Adam(rate), "mse")
-        rng = np.random.default_rng(0)
-        data = (rng.random((64, 4), np.float32), rng.random((64, 2), np.float32))
-        fit(model, data, data, phase_dir=tmp_path / folder, history_csv=tmp_path / "h.csv",
-            best_path=tmp_path / "best.h5", save_best=save_weights, epochs=epochs,
-            batch_size=16, patience=10, seed=0, monitor="val_loss", mode="min",
-            schedule=schedule, callbacks=[Record()])
-
-    train(2, 1e-3)  # the old way: a rate variable the schedule callback used to set
+    seen = []
+    _fit_tiny(tmp_path, 1e-3, 2, seen)  # the old way: a rate variable a callback used to set
     seen.clear()
-    train(4, schedule.keras_rate(16))
-    assert seen == pytest.approx([schedule.lr(step, 16) for step in range(8, 16)], rel=1e-5)
+    _fit_tiny(tmp_path, ONECYCLE.keras_rate(16), 4, seen)
+    assert seen == pytest.approx([ONECYCLE.lr(step, 16) for step in range(8, 16)], rel=1e-5)
 
-    train(1, schedule.keras_rate(16), folder="other")
+    other = tmp_path / "other"
+    _fit_tiny(other, ONECYCLE.keras_rate(16), 1, seen)
     with pytest.raises(TflmpError, match=r"does not match this model and optimizer.*delete"):
-        train(4, schedule.keras_rate(16), units=3, folder="other")
+        _fit_tiny(other, ONECYCLE.keras_rate(16), 4, seen, units=3)
