@@ -217,7 +217,6 @@ def test_range_test_chooses_a_tenth_of_the_minimum():
 
 
 def test_schedules():
-
     total = 100
     one = [LrSchedule("onecycle", 1e-2).lr(s, total) for s in range(total)]
     assert one[0] == pytest.approx(1e-2 / 25) and max(one) == pytest.approx(1e-2, rel=0.02)
